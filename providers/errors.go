@@ -1,0 +1,72 @@
+package providers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrorKind classifies a failure so that tools can tell an agent what to do about it.
+type ErrorKind string
+
+const (
+	KindAuth        ErrorKind = "auth"         // credentials missing, wrong or expired
+	KindNotFound    ErrorKind = "not_found"    // no such instance, offer or image
+	KindInvalid     ErrorKind = "invalid"      // bad argument
+	KindConflict    ErrorKind = "conflict"     // not allowed in the current state
+	KindUnsupported ErrorKind = "unsupported"  // the vendor's API cannot do it
+	KindRateLimited ErrorKind = "rate_limited" // too many requests; see RetryAfter
+	KindUnavailable ErrorKind = "unavailable"  // vendor down, timing out or answering garbage
+	KindRejected    ErrorKind = "rejected"     // the vendor refused for a business reason (balance, sold out)
+	KindUnknown     ErrorKind = "unknown_outcome"
+)
+
+// Error is the one error type adapters return.
+type Error struct {
+	Kind       ErrorKind
+	Provider   string
+	Op         string        // what was being done, e.g. "stop gpu-105b"
+	Message    string        // what went wrong, in the vendor's words where it gave any
+	Remedy     string        // what the user or agent can do
+	RetryAfter time.Duration // for KindRateLimited, when the vendor said
+	Status     int           // HTTP status, when there was one
+	Err        error         // underlying cause
+}
+
+func (e *Error) Error() string {
+	s := e.Provider
+	if e.Op != "" {
+		s += ": " + e.Op
+	}
+	s += ": " + e.Message
+	if e.Kind == KindRateLimited && e.RetryAfter > 0 {
+		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter.Round(time.Second))
+	}
+	if e.Remedy != "" {
+		s += ". " + e.Remedy
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error of the given kind.
+func Errorf(kind ErrorKind, provider, op, remedy, format string, args ...any) *Error {
+	return &Error{Kind: kind, Provider: provider, Op: op, Remedy: remedy, Message: fmt.Sprintf(format, args...)}
+}
+
+// KindOf returns the kind of err, or "" when err is not an *Error.
+func KindOf(err error) ErrorKind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return ""
+}
+
+// Unsupported is the error for an action a vendor's API lacks.
+func Unsupported(provider string, a Action, why string) *Error {
+	return &Error{Kind: KindUnsupported, Provider: provider, Op: string(a),
+		Message: fmt.Sprintf("%s is unsupported by %s: %s", a, provider, why),
+		Remedy:  "use the vendor's console for this, or choose another provider"}
+}

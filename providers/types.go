@@ -1,0 +1,282 @@
+// Package providers holds the seam between the MCP tools and the GPU clouds: the Provider
+// interface, the normalized model every vendor adapter maps into, typed errors and the
+// registry that resolves provider-qualified identifiers.
+package providers
+
+import (
+	"context"
+	"time"
+)
+
+// BillingMode is how an instance is paid for.
+type BillingMode string
+
+const (
+	BillingHourly  BillingMode = "hourly"
+	BillingDaily   BillingMode = "daily"
+	BillingWeekly  BillingMode = "weekly"
+	BillingMonthly BillingMode = "monthly"
+)
+
+// BillingModes lists every mode, in the order of their period length.
+var BillingModes = []BillingMode{BillingHourly, BillingDaily, BillingWeekly, BillingMonthly}
+
+// Valid reports whether m is one of BillingModes.
+func (m BillingMode) Valid() bool {
+	for _, b := range BillingModes {
+		if m == b {
+			return true
+		}
+	}
+	return false
+}
+
+// State is the normalized life-cycle state of an instance.
+type State string
+
+const (
+	StatePending    State = "pending"    // ordered or being created
+	StateStarting   State = "starting"   // booting
+	StateRunning    State = "running"    // up and billing
+	StateRestarting State = "restarting" // rebooting
+	StateStopping   State = "stopping"   // shutting down
+	StateStopped    State = "stopped"    // off; disk kept
+	StateSaving     State = "saving"     // saving an image
+	StateDeleting   State = "deleting"   // being destroyed
+	StateError      State = "error"      // the vendor reports a failure
+	StateUnknown    State = "unknown"    // a vendor state this program does not know; see RawState
+)
+
+// Transitional reports whether s is on its way to another state.
+func (s State) Transitional() bool {
+	switch s {
+	case StatePending, StateStarting, StateRestarting, StateStopping, StateSaving, StateDeleting:
+		return true
+	}
+	return false
+}
+
+// Price is what one GPU costs for one billing period, in CNY.
+type Price struct {
+	Billing BillingMode `json:"billing" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly,description=billing period this price is for"`
+	CNY     float64     `json:"cny" jsonschema:"minimum=0,description=price in CNY of one GPU for one such period"`
+}
+
+// Offer is a machine type that can be launched.
+type Offer struct {
+	ID              string        `json:"id" jsonschema:"description=provider-qualified offer id to pass to launch_instance as offer_id"`
+	Provider        string        `json:"provider" jsonschema:"description=provider name"`
+	GPUModel        string        `json:"gpu_model" jsonschema:"description=GPU model as the vendor names it"`
+	GPUCounts       []int         `json:"gpu_counts" jsonschema:"description=GPU counts one instance of this offer can have"`
+	VRAMGB          int           `json:"vram_gb,omitempty" jsonschema:"description=memory per GPU in GB (0 when the vendor does not say)"`
+	VCPUs           int           `json:"vcpus,omitempty" jsonschema:"description=virtual CPUs (0 when the vendor does not say)"`
+	RAMGB           int           `json:"ram_gb,omitempty" jsonschema:"description=RAM in GB (0 when the vendor does not say)"`
+	SystemDiskGB    int           `json:"system_disk_gb,omitempty" jsonschema:"description=system disk in GB"`
+	DataDiskGB      int           `json:"data_disk_gb,omitempty" jsonschema:"description=data disk in GB"`
+	Region          string        `json:"region,omitempty" jsonschema:"description=region or zone"`
+	PricePerGPUHour *float64      `json:"price_per_gpu_hour,omitempty" jsonschema:"description=CNY per GPU per hour; absent when the vendor publishes no price"`
+	Prices          []Price       `json:"prices,omitempty" jsonschema:"description=per-GPU prices for each billing period the vendor lists"`
+	Billing         []BillingMode `json:"billing" jsonschema:"description=billing modes launch_instance accepts for this offer"`
+	Available       bool          `json:"available" jsonschema:"description=whether the vendor reports capacity now"`
+	AvailableGPUs   *int          `json:"available_gpus,omitempty" jsonschema:"description=GPUs the vendor reports free for this offer, when it says"`
+	Notes           string        `json:"notes,omitempty" jsonschema:"description=vendor-specific remarks"`
+}
+
+// HourlyPrice is the price in CNY per hour of one instance of this offer with gpus GPUs,
+// and false when the vendor publishes no hourly price.
+func (o Offer) HourlyPrice(gpus int) (float64, bool) {
+	if o.PricePerGPUHour == nil {
+		return 0, false
+	}
+	if gpus < 1 {
+		gpus = 1
+	}
+	return *o.PricePerGPUHour * float64(gpus), true
+}
+
+// PeriodPrice is the per-GPU price of one period of billing mode m, if the vendor lists it.
+func (o Offer) PeriodPrice(m BillingMode) (float64, bool) {
+	for _, p := range o.Prices {
+		if p.Billing == m {
+			return p.CNY, true
+		}
+	}
+	if m == BillingHourly && o.PricePerGPUHour != nil {
+		return *o.PricePerGPUHour, true
+	}
+	return 0, false
+}
+
+// WebURL is a web endpoint of an instance (Jupyter, TensorBoard, an app).
+type WebURL struct {
+	Name string `json:"name" jsonschema:"description=what the endpoint serves"`
+	URL  string `json:"url" jsonschema:"description=address; may embed an access token"`
+}
+
+// Connection holds what an agent needs to log into an instance.
+type Connection struct {
+	SSHHost     string   `json:"ssh_host,omitempty" jsonschema:"description=SSH host"`
+	SSHPort     int      `json:"ssh_port,omitempty" jsonschema:"description=SSH port"`
+	SSHUser     string   `json:"ssh_user,omitempty" jsonschema:"description=SSH user"`
+	SSHPassword string   `json:"ssh_password,omitempty" jsonschema:"description=SECRET: SSH password; show it to the user only when asked"`
+	SSHCommand  string   `json:"ssh_command,omitempty" jsonschema:"description=ready-to-run ssh command"`
+	WebURLs     []WebURL `json:"web_urls,omitempty" jsonschema:"description=web endpoints"`
+}
+
+// Empty reports whether c holds nothing.
+func (c Connection) Empty() bool {
+	return c.SSHHost == "" && c.SSHCommand == "" && len(c.WebURLs) == 0
+}
+
+// Instance is a machine on a provider.
+type Instance struct {
+	ID              string      `json:"id" jsonschema:"description=provider-qualified instance id"`
+	Provider        string      `json:"provider"`
+	Name            string      `json:"name,omitempty"`
+	State           State       `json:"state" jsonschema:"enum=pending,enum=starting,enum=running,enum=restarting,enum=stopping,enum=stopped,enum=saving,enum=deleting,enum=error,enum=unknown,description=normalized state"`
+	RawState        string      `json:"raw_state" jsonschema:"description=the state exactly as the vendor reports it"`
+	GPUModel        string      `json:"gpu_model,omitempty"`
+	GPUCount        int         `json:"gpu_count,omitempty"`
+	VCPUs           int         `json:"vcpus,omitempty"`
+	RAMGB           int         `json:"ram_gb,omitempty"`
+	Image           string      `json:"image,omitempty" jsonschema:"description=image name or reference"`
+	Region          string      `json:"region,omitempty"`
+	Billing         BillingMode `json:"billing,omitempty" jsonschema:"description=billing mode, when the vendor says"`
+	PricePerHour    *float64    `json:"price_per_hour,omitempty" jsonschema:"description=CNY per hour of the whole instance, when known"`
+	CreatedAt       *time.Time  `json:"created_at,omitempty"`
+	ExpiresAt       *time.Time  `json:"expires_at,omitempty" jsonschema:"description=end of a prepaid lease"`
+	StopsAt         *time.Time  `json:"stops_at,omitempty" jsonschema:"description=scheduled automatic stop"`
+	ImageSaveStatus string      `json:"image_save_status,omitempty" jsonschema:"description=progress of the last save_image: saving, saved or failed"`
+	Connection      *Connection `json:"connection,omitempty"`
+	OrderID         string      `json:"order_id,omitempty" jsonschema:"description=vendor order that created the instance"`
+}
+
+// ImageKind tells where an image comes from.
+type ImageKind string
+
+const (
+	ImagePublic  ImageKind = "public"  // the vendor's images
+	ImagePrivate ImageKind = "private" // the account's own saved images
+	ImageApp     ImageKind = "app"     // an application template (one-click app, pod)
+)
+
+// Image is something an instance can be launched from.
+type Image struct {
+	ID          string     `json:"id" jsonschema:"description=provider-qualified image id to pass to launch_instance as image_id"`
+	Provider    string     `json:"provider"`
+	Name        string     `json:"name"`
+	Kind        ImageKind  `json:"kind" jsonschema:"enum=public,enum=private,enum=app"`
+	Description string     `json:"description,omitempty"`
+	Region      string     `json:"region,omitempty"`
+	SizeGB      float64    `json:"size_gb,omitempty"`
+	Status      string     `json:"status,omitempty" jsonschema:"description=for saved images: saving, ready or failed"`
+	CreatedAt   *time.Time `json:"created_at,omitempty"`
+}
+
+// ImageQuery narrows ListImages. Both fields hold vendor-local values.
+type ImageQuery struct {
+	OfferID string // images usable with this offer
+	Region  string // images in this region
+}
+
+// LaunchSpec is a request to create an instance. IDs are vendor-local (the prefix removed).
+type LaunchSpec struct {
+	OfferID  string
+	ImageID  string
+	GPUCount int
+	Billing  BillingMode
+	Periods  int // prepaid periods to buy; 0 means 1 for prepaid modes
+	Name     string
+}
+
+// LaunchResult tells what a launch created. InstanceID is vendor-local and may be empty
+// when the vendor answered with an order only and the instance is not yet visible.
+type LaunchResult struct {
+	InstanceID string
+	OrderID    string
+	Instance   *Instance
+}
+
+// Action names a change a tool can make to an instance.
+type Action string
+
+const (
+	ActionLaunch    Action = "launch"
+	ActionStart     Action = "start"
+	ActionStop      Action = "stop"
+	ActionRestart   Action = "restart"
+	ActionSaveImage Action = "save_image"
+	ActionRenew     Action = "renew"
+	ActionDestroy   Action = "destroy"
+)
+
+// Capabilities says what a provider can do, so that list_providers can tell an agent in advance.
+type Capabilities struct {
+	// Unsupported maps an action the vendor's API lacks to the reason.
+	Unsupported map[Action]string `json:"unsupported,omitempty"`
+	// Billing lists the billing modes a launch may ask for.
+	Billing []BillingMode `json:"billing"`
+	// Notes are short, vendor-specific rules an agent should know (e.g. destroy preconditions).
+	Notes []string `json:"notes,omitempty"`
+	// SaveImageStops is true when saving an image stops the instance.
+	SaveImageStops bool `json:"save_image_stops_instance"`
+	// PublishesPrices is false for vendors whose API has no prices.
+	PublishesPrices bool `json:"publishes_prices"`
+}
+
+// Supports reports whether a is available, and if not, why.
+func (c Capabilities) Supports(a Action) (bool, string) {
+	why, missing := c.Unsupported[a]
+	return !missing, why
+}
+
+// ActionRequest is what Precheck inspects before a guarded action is planned.
+type ActionRequest struct {
+	Action    Action
+	Instance  Instance // current state, from GetInstance
+	Periods   int      // renew
+	ImageName string   // save_image
+}
+
+// Provider is one GPU cloud. IDs passed in and returned are vendor-local; the tools layer adds
+// and removes the provider prefix. Errors are *Error values.
+type Provider interface {
+	Name() string
+	Capabilities() Capabilities
+
+	ListOffers(ctx context.Context) ([]Offer, error)
+	ListImages(ctx context.Context, q ImageQuery) ([]Image, error)
+	ListInstances(ctx context.Context) ([]Instance, error)
+	GetInstance(ctx context.Context, id string) (Instance, error)
+
+	// Precheck refuses an action the vendor would refuse in the instance's current state
+	// (e.g. destroying a running instance), before any confirmation is asked for. It also
+	// returns warnings for the plan: what the action interrupts or loses.
+	Precheck(req ActionRequest) (warnings []string, err error)
+
+	Launch(ctx context.Context, spec LaunchSpec) (LaunchResult, error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string) error
+	Restart(ctx context.Context, id string) error
+	// SaveImage returns the id or reference of the image being saved, when known.
+	SaveImage(ctx context.Context, id, name string) (string, error)
+	Renew(ctx context.Context, id string, periods int) error
+	Destroy(ctx context.Context, id string) error
+}
+
+// Balance is an account's remaining money, for vendors that report it.
+type Balance struct {
+	CNY       float64 `json:"cny" jsonschema:"description=cash balance in CNY"`
+	CreditCNY float64 `json:"credit_cny,omitempty" jsonschema:"description=prepaid card or voucher balance in CNY"`
+}
+
+// BalanceReporter is implemented by providers whose API reports the account balance.
+type BalanceReporter interface {
+	Balance(ctx context.Context) (Balance, error)
+}
+
+// StopScheduler is implemented by providers whose API can stop an instance at a set time.
+type StopScheduler interface {
+	// ScheduleStop asks the vendor to stop id at the given time; a zero time cancels.
+	ScheduleStop(ctx context.Context, id string, at time.Time) error
+}
