@@ -1,0 +1,55 @@
+package main
+
+import (
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/tools"
+)
+
+// App is the wired program: providers, tools and the MCP server.
+type App struct {
+	Deps    *tools.Deps
+	Server  *server.MCPServer
+	Log     zerolog.Logger
+	closers []func()
+}
+
+// newApp builds the providers the configuration enables (or the demo emulators) and the server.
+func newApp(cfg Config, log zerolog.Logger) (*App, error) {
+	app := &App{Log: log}
+	var ps []providers.Provider
+	if cfg.Demo {
+		demo, closeDemo := startDemo(cfg, log)
+		app.closers = append(app.closers, closeDemo)
+		ps = demo
+	} else {
+		ps = configuredProviders(cfg, log)
+	}
+	reg, err := providers.NewRegistry(ps...)
+	if err != nil {
+		app.Close()
+		return nil, err
+	}
+	if reg.Len() == 0 {
+		log.Warn().Msg("no provider is configured: " + providers.ConfigureHint)
+	}
+	app.Deps = &tools.Deps{
+		Providers:     reg,
+		Demo:          cfg.Demo,
+		Confirmer:     tools.NewConfirmer(cfg.ConfirmSecret, cfg.ConfirmTTL),
+		Log:           log,
+		VendorTimeout: cfg.VendorTimeout,
+	}
+	app.Server = tools.NewServer(app.Deps, version)
+	return app, nil
+}
+
+// Close stops the demo emulators, if any.
+func (a *App) Close() {
+	for _, c := range a.closers {
+		c()
+	}
+	a.closers = nil
+}

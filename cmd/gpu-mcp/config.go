@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is gpu-mcp's configuration: environment first, flags on top.
+type Config struct {
+	Transport string `env:"GPU_MCP_TRANSPORT" envDefault:"stdio"`
+	Addr      string `env:"GPU_MCP_ADDR" envDefault:"127.0.0.1:8080"`
+	Demo      bool   `env:"GPU_MCP_DEMO"`
+	LogLevel  string `env:"GPU_MCP_LOG_LEVEL" envDefault:"info"`
+
+	HuiXingYunToken   string `env:"HUIXINGYUN_TOKEN"`
+	HuiXingYunBaseURL string `env:"HUIXINGYUN_BASE_URL"`
+	DatenfabToken     string `env:"DATENFAB_TOKEN"`
+	DatenfabNamespace string `env:"DATENFAB_NAMESPACE"`
+	DatenfabBaseURL   string `env:"DATENFAB_BASE_URL"`
+	ChenyuAPIKey      string `env:"CHENYU_API_KEY"`
+	ChenyuBaseURL     string `env:"CHENYU_BASE_URL"`
+
+	ConfirmSecret string        `env:"GPU_MCP_CONFIRM_SECRET"`
+	ConfirmTTL    time.Duration `env:"GPU_MCP_CONFIRM_TTL" envDefault:"5m"`
+	VendorTimeout time.Duration `env:"GPU_MCP_VENDOR_TIMEOUT" envDefault:"30s"`
+	// DemoStepDelay is how long each transitional state of a demo instance lasts.
+	DemoStepDelay time.Duration `env:"GPU_MCP_DEMO_STEP_DELAY" envDefault:"2s"`
+}
+
+// loadConfig reads the environment, then the flags in args; it returns the remaining
+// arguments (the subcommand and its operands).
+func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Config, []string, error) {
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
+		return cfg, nil, fmt.Errorf("configuration: %w", err)
+	}
+	fs := flag.NewFlagSet("gpu-mcp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "stdio, http (streamable HTTP at /mcp) or sse (at /sse) [GPU_MCP_TRANSPORT]")
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address for http and sse [GPU_MCP_ADDR]")
+	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "run against built-in emulators of all three clouds [GPU_MCP_DEMO]")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error; logs go to stderr [GPU_MCP_LOG_LEVEL]")
+	fs.DurationVar(&cfg.ConfirmTTL, "confirm-ttl", cfg.ConfirmTTL, "lifetime of confirmation tokens [GPU_MCP_CONFIRM_TTL]")
+	fs.DurationVar(&cfg.VendorTimeout, "vendor-timeout", cfg.VendorTimeout, "deadline of each vendor's part of a read [GPU_MCP_VENDOR_TIMEOUT]")
+	fs.Usage = func() { usage(fs, stderr) }
+	if err := fs.Parse(args); err != nil {
+		return cfg, nil, err
+	}
+	if err := cfg.validate(); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+func (c *Config) validate() error {
+	switch c.Transport {
+	case "stdio", "http", "sse":
+	default:
+		return fmt.Errorf("--transport %q is not accepted; use stdio, http or sse", c.Transport)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error", "disabled":
+	default:
+		return fmt.Errorf("--log-level %q is not accepted; use debug, info, warn or error", c.LogLevel)
+	}
+	if c.ConfirmTTL < 10*time.Second || c.ConfirmTTL > 24*time.Hour {
+		return fmt.Errorf("GPU_MCP_CONFIRM_TTL %s is not accepted; use between 10s and 24h", c.ConfirmTTL)
+	}
+	if (c.DatenfabToken == "") != (c.DatenfabNamespace == "") && !c.Demo {
+		return errors.New("datenfab needs both DATENFAB_TOKEN and DATENFAB_NAMESPACE")
+	}
+	return nil
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprint(w, `gpu-mcp: an MCP server for renting GPU machines on HuiXingYun, Datenfab and Chenyu.
+
+Usage:
+  gpu-mcp [flags]                    serve MCP over stdio (the default)
+  gpu-mcp [flags] tools              list the tools
+  gpu-mcp [flags] call TOOL ['{json}']  run one tool in-process and print its text
+  gpu-mcp version
+
+Flags (each also read from the environment variable in brackets; flags win):
+`)
+	fs.PrintDefaults()
+	fmt.Fprint(w, `
+Providers are enabled by their credentials: HUIXINGYUN_TOKEN; DATENFAB_TOKEN and
+DATENFAB_NAMESPACE; CHENYU_API_KEY (and *_BASE_URL to point them elsewhere).
+`)
+}

@@ -1,0 +1,161 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+)
+
+// Deps is what the tools need from the rest of the program.
+type Deps struct {
+	Providers *providers.Registry
+	Demo      bool
+	Confirmer *Confirmer
+	Log       zerolog.Logger
+	// VendorTimeout bounds each provider's part of a fan-out read (list_gpu_offers, ...).
+	VendorTimeout time.Duration
+
+	launches launchLedger
+}
+
+func (d *Deps) textPrefix() string {
+	if d.Demo {
+		return "[demo: built-in emulators, nothing here is real] "
+	}
+	return ""
+}
+
+// ProviderError reports a provider that failed during a read across providers.
+type ProviderError struct {
+	Provider string `json:"provider"`
+	Error    string `json:"error" jsonschema:"description=what went wrong and what to do"`
+}
+
+// selectProviders returns the named provider, or all of them for "".
+func (d *Deps) selectProviders(name string) ([]providers.Provider, error) {
+	if d.Providers == nil || d.Providers.Len() == 0 {
+		return nil, &providers.Error{Kind: providers.KindInvalid, Provider: "gpu-mcp", Message: "no provider is configured",
+			Remedy: providers.ConfigureHint}
+	}
+	if name == "" {
+		return d.Providers.All(), nil
+	}
+	p, err := d.Providers.Get(strings.ToLower(strings.TrimSpace(name)))
+	if err != nil {
+		return nil, err
+	}
+	return []providers.Provider{p}, nil
+}
+
+// resolve finds the provider of a qualified id.
+func (d *Deps) resolve(id, what string) (providers.Provider, string, error) {
+	if strings.TrimSpace(id) == "" {
+		return nil, "", invalidf("%s is required; use the ids that the list tools return (provider:vendor-id)", what)
+	}
+	if d.Providers == nil || d.Providers.Len() == 0 {
+		return nil, "", &providers.Error{Kind: providers.KindInvalid, Provider: "gpu-mcp", Message: "no provider is configured",
+			Remedy: providers.ConfigureHint}
+	}
+	p, local, err := d.Providers.Resolve(id)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", what, err)
+	}
+	return p, local, nil
+}
+
+// fanOut calls f on every provider concurrently, each within its own deadline, and gathers
+// what came back; one slow or failing provider never hides the others.
+func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func(context.Context, providers.Provider) ([]T, error)) ([]T, []ProviderError) {
+	type res struct {
+		name  string
+		items []T
+		err   error
+	}
+	timeout := d.VendorTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	results := make([]res, len(ps))
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					results[i] = res{name: p.Name(), err: fmt.Errorf("%s: internal error: %v", p.Name(), r)}
+				}
+			}()
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			items, err := f(cctx, p)
+			results[i] = res{name: p.Name(), items: items, err: err}
+		}()
+	}
+	wg.Wait()
+	var all []T
+	var errs []ProviderError
+	for _, r := range results {
+		if r.err != nil {
+			d.Log.Warn().Str("provider", r.name).Err(r.err).Msg("provider read failed")
+			errs = append(errs, ProviderError{Provider: r.name, Error: errorText(r.err)})
+			continue
+		}
+		all = append(all, r.items...)
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Provider < errs[j].Provider })
+	return all, errs
+}
+
+// errorsText renders per-provider failures under a list.
+func errorsText(errs []ProviderError) string {
+	var b strings.Builder
+	for _, e := range errs {
+		fmt.Fprintf(&b, "\n! %s failed: %s", e.Provider, e.Error)
+	}
+	return b.String()
+}
+
+// allFailed turns a fan-out where every provider failed into an error.
+func allFailed(errs []ProviderError, n int) error {
+	if n == 0 || len(errs) < n {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error
+	}
+	return fmt.Errorf("every provider failed: %s", strings.Join(msgs, "; "))
+}
+
+// table renders rows as a compact pipe-separated table.
+func table(header []string, rows [][]string) string {
+	var b strings.Builder
+	b.WriteString(strings.Join(header, " | "))
+	for _, r := range rows {
+		b.WriteString("\n")
+		b.WriteString(strings.Join(r, " | "))
+	}
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func money(p *float64) string {
+	if p == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.2f", *p)
+}

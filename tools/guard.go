@@ -1,0 +1,152 @@
+package tools
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Confirm is embedded in the arguments of every guarded tool.
+type Confirm struct {
+	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024,description=token from this tool's confirmation_required answer; send it only after the user approved the plan, with the same arguments"`
+}
+
+func (c *Confirm) takeToken() string {
+	t := c.ConfirmToken
+	c.ConfirmToken = ""
+	return t
+}
+
+// Plan describes what a guarded action will do, before it is done.
+type Plan struct {
+	Action       string   `json:"action" jsonschema:"description=what will be done"`
+	Summary      string   `json:"summary" jsonschema:"description=the plan in one sentence"`
+	Provider     string   `json:"provider"`
+	InstanceID   string   `json:"instance_id,omitempty"`
+	InstanceName string   `json:"instance_name,omitempty"`
+	OfferID      string   `json:"offer_id,omitempty"`
+	ImageID      string   `json:"image_id,omitempty"`
+	GPUModel     string   `json:"gpu_model,omitempty"`
+	GPUCount     int      `json:"gpu_count,omitempty"`
+	Billing      string   `json:"billing,omitempty"`
+	PricePerHour *float64 `json:"price_per_hour,omitempty" jsonschema:"description=CNY per hour while the instance runs; absent when the vendor publishes no price"`
+	PeriodCost   *float64 `json:"period_cost,omitempty" jsonschema:"description=CNY charged up front for the prepaid periods bought, when known"`
+	Effects      []string `json:"effects" jsonschema:"description=what happens, what is interrupted, what is lost, what is billed"`
+}
+
+// Outcome is embedded in the result of every guarded tool.
+type Outcome struct {
+	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=nothing_to_do,description=confirmation_required: nothing was done yet; done: the action ran; nothing_to_do: already in the wanted state"`
+	Plan              *Plan      `json:"plan,omitempty"`
+	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema:"description=pass as confirm_token, with the same arguments, once the user approved the plan"`
+	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema:"description=when the confirmation token expires"`
+	Message           string     `json:"message,omitempty"`
+	Demo              bool       `json:"demo,omitempty" jsonschema:"description=true when the providers are gpu-mcp's built-in emulators"`
+}
+
+func (o *Outcome) outcome() *Outcome { return o }
+
+type hasOutcome interface{ outcome() *Outcome }
+type hasConfirm interface{ takeToken() string }
+
+// prepared is what a guarded tool's preparation found: either nothing to do, or a plan and
+// the function that carries it out.
+type prepared[Out any] struct {
+	plan    *Plan
+	noop    string // non-empty: nothing to do, and why
+	noopOut Out
+	run     func(ctx context.Context) (Out, string, error)
+}
+
+// guardedTool builds a tool that changes something at a vendor. prepare only reads; the
+// action runs only with a valid token for the same arguments and the same plan.
+func guardedTool[In any, Out any](d *Deps, name, title, description string, hints Hints,
+	prepare func(ctx context.Context, in *In) (*prepared[Out], error)) Tool {
+	return newTool(name, title, description, hints, true, func(ctx context.Context, in *In) (Out, string, error) {
+		var zero Out
+		token := any(in).(hasConfirm).takeToken()
+		args, err := json.Marshal(in)
+		if err != nil {
+			return zero, "", err
+		}
+		p, err := prepare(ctx, in)
+		if err != nil {
+			return zero, "", err
+		}
+		if p.noop != "" {
+			out := p.noopOut
+			o := any(&out).(hasOutcome).outcome()
+			o.Status, o.Message, o.Demo = "nothing_to_do", p.noop, d.Demo
+			return out, d.textPrefix() + p.noop, nil
+		}
+		digest := planDigest(p.plan)
+		if token == "" {
+			return confirmationRequired[Out](d, name, args, digest, p.plan, "")
+		}
+		if err := d.Confirmer.Verify(name, args, digest, token); err != nil {
+			if te, ok := isTokenError(err); ok && te.PlanChanged {
+				return confirmationRequired[Out](d, name, args, digest, p.plan, te.Reason+". The new plan follows.")
+			}
+			d.Log.Warn().Str("tool", name).Str("reason", err.Error()).Msg("confirmation refused")
+			return zero, "", fmt.Errorf("%s refused: %v", name, err)
+		}
+		d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Msg("confirmed action running")
+		out, text, err := p.run(ctx)
+		if err != nil {
+			d.Log.Warn().Str("tool", name).Err(err).Msg("confirmed action failed")
+			return zero, "", err
+		}
+		o := any(&out).(hasOutcome).outcome()
+		o.Status, o.Plan, o.Demo = "done", p.plan, d.Demo
+		return out, d.textPrefix() + text, nil
+	})
+}
+
+// confirmationRequired is the answer to a guarded call that has no (or no longer a) valid
+// token: the plan, and a token that approves exactly it.
+func confirmationRequired[Out any](d *Deps, tool string, args []byte, digest string, plan *Plan, note string) (Out, string, error) {
+	var out Out
+	token, exp := d.Confirmer.Issue(tool, args, digest)
+	o := any(&out).(hasOutcome).outcome()
+	o.Status, o.Plan, o.ConfirmationToken, o.ExpiresAt, o.Message, o.Demo = "confirmation_required", plan, token, &exp, note, d.Demo
+	var b strings.Builder
+	b.WriteString(d.textPrefix())
+	if note != "" {
+		b.WriteString(note + "\n")
+	}
+	b.WriteString("CONFIRMATION REQUIRED: nothing has been done yet.\n")
+	b.WriteString(planText(plan))
+	fmt.Fprintf(&b, "Show this plan to your user. Only if they approve, call %s again with the same arguments and confirm_token=%q (valid until %s).",
+		tool, token, exp.UTC().Format(time.RFC3339))
+	return out, b.String(), nil
+}
+
+// planDigest fingerprints a plan, so that a token approves exactly the plan that was shown.
+func planDigest(p *Plan) string {
+	b, _ := json.Marshal(p)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:12])
+}
+
+// planText renders a plan for the human who must approve it.
+func planText(p *Plan) string {
+	var b strings.Builder
+	b.WriteString(p.Summary)
+	b.WriteString("\n")
+	if p.PricePerHour != nil {
+		fmt.Fprintf(&b, "Price: %.2f CNY/hour while running\n", *p.PricePerHour)
+	} else if p.Action == "launch" || p.Action == "start" {
+		b.WriteString("Price: not published by the vendor's API; check the vendor's price list\n")
+	}
+	if p.PeriodCost != nil {
+		fmt.Fprintf(&b, "Charged up front: %.2f CNY\n", *p.PeriodCost)
+	}
+	for _, e := range p.Effects {
+		b.WriteString("- " + e + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,174 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+)
+
+// ListInstancesArgs filters instances.
+type ListInstancesArgs struct {
+	Provider string `json:"provider,omitempty" jsonschema:"maxLength=64,description=only this provider"`
+	State    string `json:"state,omitempty" jsonschema:"enum=pending,enum=starting,enum=running,enum=restarting,enum=stopping,enum=stopped,enum=saving,enum=deleting,enum=error,enum=unknown,description=only instances in this normalized state"`
+}
+
+func (a *ListInstancesArgs) validate() error {
+	switch providers.State(a.State) {
+	case "", providers.StatePending, providers.StateStarting, providers.StateRunning, providers.StateRestarting,
+		providers.StateStopping, providers.StateStopped, providers.StateSaving, providers.StateDeleting,
+		providers.StateError, providers.StateUnknown:
+		return nil
+	}
+	return invalidf("state %q is not accepted; use pending, starting, running, restarting, stopping, stopped, saving, deleting, error or unknown", a.State)
+}
+
+// ListInstancesResult is list_instances' answer. Passwords are left out: get_instance has them.
+type ListInstancesResult struct {
+	Instances []providers.Instance `json:"instances"`
+	Running   int                  `json:"running" jsonschema:"description=instances running (billing, for hourly ones)"`
+	Errors    []ProviderError      `json:"errors,omitempty" jsonschema:"description=providers that could not be asked: their instances are missing from this list and may be billing"`
+	Demo      bool                 `json:"demo,omitempty"`
+}
+
+func listInstances(d *Deps) Tool {
+	return newTool("list_instances", "List instances",
+		"List your instances on all configured providers with their normalized state (running, stopped, ...), GPU, billing and expiry. Passwords are left out; use get_instance for connection details.",
+		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
+		func(ctx context.Context, in *ListInstancesArgs) (ListInstancesResult, string, error) {
+			ps, err := d.selectProviders(in.Provider)
+			if err != nil {
+				return ListInstancesResult{}, "", err
+			}
+			all, errs := fanOut(ctx, d, ps, func(ctx context.Context, p providers.Provider) ([]providers.Instance, error) {
+				return p.ListInstances(ctx)
+			})
+			if err := allFailed(errs, len(ps)); err != nil {
+				return ListInstancesResult{}, "", err
+			}
+			out := ListInstancesResult{Instances: []providers.Instance{}, Errors: errs, Demo: d.Demo}
+			for _, inst := range all {
+				if in.State != "" && string(inst.State) != in.State {
+					continue
+				}
+				if inst.State == providers.StateRunning {
+					out.Running++
+				}
+				out.Instances = append(out.Instances, withoutSecrets(inst))
+			}
+			sort.SliceStable(out.Instances, func(i, j int) bool { return out.Instances[i].ID < out.Instances[j].ID })
+			return out, d.textPrefix() + instancesText(out), nil
+		})
+}
+
+// withoutSecrets drops the password from a copy of inst.
+func withoutSecrets(inst providers.Instance) providers.Instance {
+	if inst.Connection != nil && inst.Connection.SSHPassword != "" {
+		c := *inst.Connection
+		c.SSHPassword = ""
+		inst.Connection = &c
+	}
+	return inst
+}
+
+func instancesText(r ListInstancesResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d instances, %d running", len(r.Instances), r.Running)
+	rows := make([][]string, 0, len(r.Instances))
+	for _, in := range r.Instances {
+		gpu := in.GPUModel
+		if in.GPUCount > 0 {
+			gpu += " x" + strconv.Itoa(in.GPUCount)
+		}
+		state := string(in.State)
+		if in.State == providers.StateUnknown {
+			state += " (" + in.RawState + ")"
+		}
+		rows = append(rows, []string{in.ID, orDash(in.Name), state, orDash(gpu), orDash(string(in.Billing)),
+			money(in.PricePerHour), timeCell(in.ExpiresAt), timeCell(in.StopsAt)})
+	}
+	if len(rows) > 0 {
+		b.WriteString("\n")
+		b.WriteString(table([]string{"instance_id", "name", "state", "gpu", "billing", "CNY/h", "expires", "stops_at"}, rows))
+	}
+	b.WriteString(errorsText(r.Errors))
+	return b.String()
+}
+
+func timeCell(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04Z")
+}
+
+// GetInstanceArgs names one instance.
+type GetInstanceArgs struct {
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id from list_instances or launch_instance"`
+}
+
+// GetInstanceResult is get_instance's answer.
+type GetInstanceResult struct {
+	Instance providers.Instance `json:"instance"`
+	Demo     bool               `json:"demo,omitempty"`
+}
+
+func getInstance(d *Deps) Tool {
+	return newTool("get_instance", "Get instance",
+		"Get one instance with its state and connection details: an ssh command, host, port, user, the password (a secret: show it only to the user who asked), and web URLs such as Jupyter.",
+		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
+		func(ctx context.Context, in *GetInstanceArgs) (GetInstanceResult, string, error) {
+			p, local, err := d.resolve(in.InstanceID, "instance_id")
+			if err != nil {
+				return GetInstanceResult{}, "", err
+			}
+			inst, err := p.GetInstance(ctx, local)
+			if err != nil {
+				return GetInstanceResult{}, "", err
+			}
+			return GetInstanceResult{Instance: inst, Demo: d.Demo}, d.textPrefix() + instanceText(inst), nil
+		})
+}
+
+// instanceText renders one instance with its connection details.
+func instanceText(in providers.Instance) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s): %s", in.ID, orDash(in.Name), in.State)
+	if in.RawState != "" && in.RawState != string(in.State) {
+		fmt.Fprintf(&b, " [vendor: %s]", in.RawState)
+	}
+	if in.GPUModel != "" {
+		fmt.Fprintf(&b, "\nGPU: %s x%d", in.GPUModel, in.GPUCount)
+	}
+	if in.Image != "" {
+		b.WriteString("\nimage: " + in.Image)
+	}
+	if in.Billing != "" || in.PricePerHour != nil {
+		fmt.Fprintf(&b, "\nbilling: %s, %s CNY/h", orDash(string(in.Billing)), money(in.PricePerHour))
+	}
+	if in.ExpiresAt != nil {
+		b.WriteString("\nexpires: " + timeCell(in.ExpiresAt))
+	}
+	if in.StopsAt != nil {
+		b.WriteString("\nstops automatically at: " + timeCell(in.StopsAt))
+	}
+	if in.ImageSaveStatus != "" {
+		b.WriteString("\nimage save: " + in.ImageSaveStatus)
+	}
+	if c := in.Connection; c != nil {
+		if c.SSHCommand != "" {
+			b.WriteString("\nssh: " + c.SSHCommand)
+		}
+		if c.SSHPassword != "" {
+			b.WriteString("\nssh password (secret): " + c.SSHPassword)
+		}
+		for _, u := range c.WebURLs {
+			fmt.Fprintf(&b, "\n%s: %s", u.Name, u.URL)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,162 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+)
+
+// The four instance actions that take only an instance id share their shape; each has its own
+// description, hints, no-op rule and effects.
+
+// InstanceActionArgs names the instance to act on.
+type InstanceActionArgs struct {
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id from list_instances"`
+	Confirm
+}
+
+// InstanceActionResult is the answer of start, stop, restart and destroy.
+type InstanceActionResult struct {
+	Outcome
+	Instance *providers.Instance `json:"instance,omitempty" jsonschema:"description=the instance after the action, as the vendor reports it"`
+}
+
+type instanceAction struct {
+	tool, title, description string
+	action                   providers.Action
+	hints                    Hints
+	noop                     func(providers.Instance) string // non-empty: already done
+	effects                  func(providers.Instance) []string
+	verb                     string
+	call                     func(ctx context.Context, p providers.Provider, id string) error
+}
+
+var instanceActions = []instanceAction{
+	{
+		tool: "start_instance", title: "Start instance", action: providers.ActionStart, verb: "Start",
+		description: "Start a stopped instance. Billing resumes. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
+		hints:       Hints{Idempotent: true, OpenWorld: true},
+		noop: func(in providers.Instance) string {
+			if in.State == providers.StateRunning || in.State == providers.StateStarting {
+				return fmt.Sprintf("%s is already %s; nothing was done.", in.ID, in.State)
+			}
+			return ""
+		},
+		effects: func(in providers.Instance) []string {
+			e := []string{"the instance boots and billing resumes"}
+			if in.PricePerHour != nil {
+				e[0] += fmt.Sprintf(": %.2f CNY per hour while it runs", *in.PricePerHour)
+			}
+			return e
+		},
+		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Start(ctx, id) },
+	},
+	{
+		tool: "stop_instance", title: "Stop instance", action: providers.ActionStop, verb: "Stop",
+		description: "Stop (power off) an instance; its disk is kept. Running processes are killed. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
+		hints:       Hints{Destructive: true, Idempotent: true, OpenWorld: true},
+		noop: func(in providers.Instance) string {
+			if in.State == providers.StateStopped || in.State == providers.StateStopping {
+				return fmt.Sprintf("%s is already %s; nothing was done.", in.ID, in.State)
+			}
+			return ""
+		},
+		effects: func(providers.Instance) []string {
+			return []string{"running processes are killed and unsaved work in memory is lost"}
+		},
+		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Stop(ctx, id) },
+	},
+	{
+		tool: "restart_instance", title: "Restart instance", action: providers.ActionRestart, verb: "Restart",
+		description: "Restart (reboot) a running instance. Running processes are killed. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
+		hints:       Hints{Destructive: true, OpenWorld: true},
+		noop:        func(providers.Instance) string { return "" },
+		effects: func(providers.Instance) []string {
+			return []string{"running processes are killed and the machine reboots"}
+		},
+		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Restart(ctx, id) },
+	},
+	{
+		tool: "destroy_instance", title: "Destroy instance", action: providers.ActionDestroy, verb: "Destroy",
+		description: "Delete an instance and ALL data on its disks, permanently. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves. Save an image first to keep the disk.",
+		hints:       Hints{Destructive: true, Idempotent: true, OpenWorld: true},
+		noop:        func(providers.Instance) string { return "" },
+		effects: func(providers.Instance) []string {
+			return []string{"the instance and all data on its disks are deleted permanently; this cannot be undone"}
+		},
+		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Destroy(ctx, id) },
+	},
+}
+
+func (a instanceAction) build(d *Deps) Tool {
+	return guardedTool(d, a.tool, a.title, a.description, a.hints,
+		func(ctx context.Context, in *InstanceActionArgs) (*prepared[InstanceActionResult], error) {
+			p, local, inst, err := d.lookupInstance(ctx, in.InstanceID)
+			if err != nil {
+				return nil, err
+			}
+			if msg := a.noop(inst); msg != "" {
+				return &prepared[InstanceActionResult]{noop: msg, noopOut: InstanceActionResult{Instance: ptr(withoutSecrets(inst))}}, nil
+			}
+			plan, err := d.instancePlan(p, inst, providers.ActionRequest{Action: a.action, Instance: inst}, a.verb, a.effects(inst))
+			if err != nil {
+				return nil, err
+			}
+			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
+				if err := a.call(ctx, p, local); err != nil {
+					return InstanceActionResult{}, "", err
+				}
+				return d.afterAction(ctx, p, local, inst, fmt.Sprintf("%s: %s requested.", inst.ID, a.action))
+			}}, nil
+		})
+}
+
+// lookupInstance resolves an instance id and reads the instance's current state.
+func (d *Deps) lookupInstance(ctx context.Context, id string) (providers.Provider, string, providers.Instance, error) {
+	p, local, err := d.resolve(id, "instance_id")
+	if err != nil {
+		return nil, "", providers.Instance{}, err
+	}
+	inst, err := p.GetInstance(ctx, local)
+	if err != nil {
+		return nil, "", providers.Instance{}, err
+	}
+	return p, local, inst, nil
+}
+
+// instancePlan checks that the provider can do the action in the instance's current state
+// and describes it.
+func (d *Deps) instancePlan(p providers.Provider, inst providers.Instance, req providers.ActionRequest, verb string, effects []string) (*Plan, error) {
+	if ok, why := p.Capabilities().Supports(req.Action); !ok {
+		return nil, providers.Unsupported(p.Name(), req.Action, why)
+	}
+	warnings, err := p.Precheck(req)
+	if err != nil {
+		return nil, err
+	}
+	gpu := ""
+	if inst.GPUModel != "" {
+		gpu = fmt.Sprintf(", %d x %s", inst.GPUCount, inst.GPUModel)
+	}
+	plan := &Plan{Action: string(req.Action), Provider: p.Name(), InstanceID: inst.ID, InstanceName: inst.Name,
+		GPUModel: inst.GPUModel, GPUCount: inst.GPUCount, Billing: string(inst.Billing), PricePerHour: inst.PricePerHour,
+		Summary: fmt.Sprintf("%s %s instance %s (%s%s, now %s).", verb, p.Name(), inst.ID, orDash(inst.Name), gpu, inst.State),
+		Effects: append(effects, warnings...)}
+	return plan, nil
+}
+
+// afterAction reports the instance as the vendor shows it after an action.
+func (d *Deps) afterAction(ctx context.Context, p providers.Provider, local string, before providers.Instance, done string) (InstanceActionResult, string, error) {
+	after, err := p.GetInstance(ctx, local)
+	if err != nil {
+		if providers.KindOf(err) == providers.KindNotFound {
+			return InstanceActionResult{Outcome: Outcome{Message: done + " The instance no longer exists."}}, done + " The instance no longer exists.", nil
+		}
+		msg := fmt.Sprintf("%s Its state could not be read back (%s); check get_instance.", done, errorText(err))
+		return InstanceActionResult{Outcome: Outcome{Message: msg}, Instance: ptr(withoutSecrets(before))}, msg, nil
+	}
+	return InstanceActionResult{Instance: ptr(withoutSecrets(after))}, done + " Now: " + string(after.State) + ".", nil
+}
+
+func ptr[T any](v T) *T { return &v }

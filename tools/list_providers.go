@@ -1,0 +1,104 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+)
+
+// ListProvidersArgs has no arguments.
+type ListProvidersArgs struct{}
+
+// ProviderInfo describes one configured provider.
+type ProviderInfo struct {
+	Name                   string             `json:"name"`
+	Demo                   bool               `json:"demo" jsonschema:"description=true when this provider is a built-in emulator"`
+	Billing                []string           `json:"billing" jsonschema:"description=billing modes launch_instance accepts"`
+	Unsupported            map[string]string  `json:"unsupported,omitempty" jsonschema:"description=actions this provider's API lacks, with the reason"`
+	SaveImageStopsInstance bool               `json:"save_image_stops_instance"`
+	PublishesPrices        bool               `json:"publishes_prices" jsonschema:"description=false when the vendor's API has no prices (plans then cannot show a cost)"`
+	Notes                  []string           `json:"notes,omitempty"`
+	Balance                *providers.Balance `json:"balance,omitempty" jsonschema:"description=account balance, where the vendor reports it"`
+	BalanceError           string             `json:"balance_error,omitempty"`
+}
+
+// ListProvidersResult is list_providers' answer.
+type ListProvidersResult struct {
+	Providers []ProviderInfo `json:"providers"`
+	Demo      bool           `json:"demo,omitempty"`
+	Hint      string         `json:"hint,omitempty" jsonschema:"description=how to configure a provider, when none is"`
+}
+
+func listProviders(d *Deps) Tool {
+	return newTool("list_providers", "List GPU providers",
+		"List the configured GPU cloud providers, what each can and cannot do (e.g. renew), their billing modes, and their balance where the vendor reports it. Call this first to see what is available.",
+		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
+		func(ctx context.Context, _ *ListProvidersArgs) (ListProvidersResult, string, error) {
+			out := ListProvidersResult{Demo: d.Demo, Providers: []ProviderInfo{}}
+			if d.Providers == nil || d.Providers.Len() == 0 {
+				out.Hint = "No provider is configured: " + providers.ConfigureHint
+				return out, out.Hint, nil
+			}
+			for _, p := range d.Providers.All() {
+				c := p.Capabilities()
+				info := ProviderInfo{Name: p.Name(), Demo: d.Demo, SaveImageStopsInstance: c.SaveImageStops,
+					PublishesPrices: c.PublishesPrices, Notes: c.Notes}
+				for _, b := range c.Billing {
+					info.Billing = append(info.Billing, string(b))
+				}
+				if len(c.Unsupported) > 0 {
+					info.Unsupported = map[string]string{}
+					for a, why := range c.Unsupported {
+						info.Unsupported[string(a)+"_instance"] = why
+					}
+				}
+				if br, ok := p.(providers.BalanceReporter); ok {
+					bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					bal, err := br.Balance(bctx)
+					cancel()
+					if err != nil {
+						info.BalanceError = errorText(err)
+					} else {
+						info.Balance = &bal
+					}
+				}
+				out.Providers = append(out.Providers, info)
+			}
+			return out, d.textPrefix() + providersText(out.Providers), nil
+		})
+}
+
+func providersText(ps []ProviderInfo) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "%s: billing %s", p.Name, strings.Join(p.Billing, "/"))
+		if !p.PublishesPrices {
+			b.WriteString("; no prices in its API")
+		}
+		if p.SaveImageStopsInstance {
+			b.WriteString("; save_image stops the instance")
+		}
+		if p.Balance != nil {
+			fmt.Fprintf(&b, "; balance %.2f CNY", p.Balance.CNY)
+		}
+		names := make([]string, 0, len(p.Unsupported))
+		for a := range p.Unsupported {
+			names = append(names, a)
+		}
+		sort.Strings(names)
+		for _, a := range names {
+			fmt.Fprintf(&b, "\n  unsupported: %s (%s)", a, p.Unsupported[a])
+		}
+		for _, n := range p.Notes {
+			b.WriteString("\n  note: " + n)
+		}
+	}
+	return b.String()
+}

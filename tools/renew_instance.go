@@ -1,0 +1,55 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+)
+
+// RenewArgs extends a prepaid lease.
+type RenewArgs struct {
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id of a prepaid (daily, weekly or monthly) instance"`
+	Periods    int    `json:"periods" jsonschema:"minimum=1,maximum=36,description=how many billing periods of the instance's current mode to add"`
+	Confirm
+}
+
+func (a *RenewArgs) validate() error {
+	if a.Periods < 1 || a.Periods > 36 {
+		return invalidf("periods must be between 1 and 36, got %d", a.Periods)
+	}
+	return nil
+}
+
+func renewInstance(d *Deps) Tool {
+	return guardedTool(d, "renew_instance", "Renew instance",
+		"Extend a prepaid instance's lease by some billing periods. SPENDS MONEY. Not every provider can (see list_providers). Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
+		Hints{Destructive: true, OpenWorld: true},
+		func(ctx context.Context, in *RenewArgs) (*prepared[InstanceActionResult], error) {
+			p, local, inst, err := d.lookupInstance(ctx, in.InstanceID)
+			if err != nil {
+				return nil, err
+			}
+			effect := fmt.Sprintf("the lease is extended by %d %s period(s) and charged now", in.Periods, orDash(string(inst.Billing)))
+			if inst.ExpiresAt != nil {
+				effect += "; the lease currently ends " + timeCell(inst.ExpiresAt)
+			}
+			plan, err := d.instancePlan(p, inst, providers.ActionRequest{Action: providers.ActionRenew, Instance: inst, Periods: in.Periods},
+				fmt.Sprintf("Renew for %d period(s)", in.Periods), []string{effect})
+			if err != nil {
+				return nil, err
+			}
+			// No vendor that can renew publishes a renewal price (HuiXingYun has no prices at all).
+			plan.Effects = append(plan.Effects, p.Name()+" publishes no price for this renewal, so the cost is unknown here: check the vendor's price list")
+			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
+				if err := p.Renew(ctx, local, in.Periods); err != nil {
+					return InstanceActionResult{}, "", err
+				}
+				r, text, err := d.afterAction(ctx, p, local, inst, fmt.Sprintf("%s: renewed for %d period(s).", inst.ID, in.Periods))
+				if err == nil && r.Instance != nil && r.Instance.ExpiresAt != nil {
+					text += " Expires " + timeCell(r.Instance.ExpiresAt) + "."
+				}
+				return r, text, err
+			}}, nil
+		})
+}

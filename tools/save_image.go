@@ -1,0 +1,66 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+)
+
+// SaveImageArgs names the instance and the image to save.
+type SaveImageArgs struct {
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id"`
+	ImageName  string `json:"image_name" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$,description=name of the new image: letters, digits, dots, dashes, underscores (datenfab also takes name:tag)"`
+	Confirm
+}
+
+var imageNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+
+func (a *SaveImageArgs) validate() error {
+	if !imageNameRE.MatchString(a.ImageName) {
+		return invalidf("image_name %q is not accepted: 1 to 64 letters, digits, dots, dashes, underscores or colons, starting with a letter or digit", a.ImageName)
+	}
+	return nil
+}
+
+// SaveImageResult is save_image's answer.
+type SaveImageResult struct {
+	Outcome
+	ImageID  string              `json:"image_id,omitempty" jsonschema:"description=the image being saved, when the vendor names it; see list_images kind=private"`
+	Instance *providers.Instance `json:"instance,omitempty"`
+}
+
+func saveImage(d *Deps) Tool {
+	return guardedTool(d, "save_image", "Save image",
+		"Save an instance's disk as a private image, to launch from later or to keep data before destroying. On some providers this stops the instance (the plan says so). Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
+		Hints{Destructive: true, OpenWorld: true},
+		func(ctx context.Context, in *SaveImageArgs) (*prepared[SaveImageResult], error) {
+			p, local, inst, err := d.lookupInstance(ctx, in.InstanceID)
+			if err != nil {
+				return nil, err
+			}
+			effects := []string{fmt.Sprintf("a private image %q is saved from the instance's disk (storage may be billed by the vendor)", in.ImageName)}
+			if p.Capabilities().SaveImageStops {
+				effects = append(effects, "the instance is stopped: running processes are killed")
+			}
+			plan, err := d.instancePlan(p, inst, providers.ActionRequest{Action: providers.ActionSaveImage, Instance: inst, ImageName: in.ImageName},
+				"Save image "+in.ImageName+" of", effects)
+			if err != nil {
+				return nil, err
+			}
+			return &prepared[SaveImageResult]{plan: plan, run: func(ctx context.Context) (SaveImageResult, string, error) {
+				ref, err := p.SaveImage(ctx, local, in.ImageName)
+				if err != nil {
+					return SaveImageResult{}, "", err
+				}
+				r, text, err := d.afterAction(ctx, p, local, inst, fmt.Sprintf("%s: saving image %q.", inst.ID, in.ImageName))
+				out := SaveImageResult{Outcome: r.Outcome, Instance: r.Instance}
+				if ref != "" {
+					out.ImageID = providers.QualifyID(p.Name(), ref)
+					text += " Image: " + out.ImageID + "."
+				}
+				return out, text, err
+			}}, nil
+		})
+}

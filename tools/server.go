@@ -1,0 +1,33 @@
+package tools
+
+import (
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// All returns every tool, in the order of the architecture's table.
+func All(d *Deps) []Tool {
+	ts := []Tool{listProviders(d), listGPUOffers(d), listImages(d), listInstances(d), getInstance(d), launchInstance(d)}
+	for _, a := range instanceActions[:3] {
+		ts = append(ts, a.build(d))
+	}
+	return append(ts, saveImage(d), renewInstance(d), instanceActions[3].build(d))
+}
+
+// Instructions tell the client how to use the server safely.
+const Instructions = `gpu-mcp rents and manages GPU machines on HuiXingYun, Datenfab and Chenyu.
+Start with list_providers and list_gpu_offers. Every id carries its provider (provider:vendor-id).
+Tools that spend money, interrupt work or delete data (launch, start, stop, restart, save_image, renew, destroy) first return a plan and a confirmation token: show the plan to the user and call again with confirm_token only after they approve.`
+
+// NewServer returns an MCP server with every tool registered.
+func NewServer(d *Deps, version string) *server.MCPServer {
+	s := server.NewMCPServer("gpu-mcp", version,
+		server.WithToolCapabilities(false),
+		server.WithRecovery(),
+		server.WithLogging(),
+		server.WithInstructions(Instructions),
+	)
+	for _, t := range All(d) {
+		s.AddTools(t.ServerTool())
+	}
+	return s
+}

@@ -1,0 +1,555 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+)
+
+type harness struct {
+	t     *testing.T
+	deps  *Deps
+	c     *client.Client
+	fakes map[string]*fakeProvider
+}
+
+func newHarness(t *testing.T, fakes ...*fakeProvider) *harness {
+	t.Helper()
+	ps := make([]providers.Provider, len(fakes))
+	h := &harness{t: t, fakes: map[string]*fakeProvider{}}
+	for i, f := range fakes {
+		ps[i] = f
+		h.fakes[f.name] = f
+	}
+	reg, err := providers.NewRegistry(ps...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.deps = &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard)}
+	c, err := client.NewInProcessClient(NewServer(h.deps, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "test", Version: "1"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h.c = c
+	return h
+}
+
+// call runs a tool and returns the result with its structured content decoded into a map.
+func (h *harness) call(name string, args any) (*mcp.CallToolResult, map[string]any) {
+	h.t.Helper()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = name
+	req.Params.Arguments = args
+	res, err := h.c.CallTool(context.Background(), req)
+	if err != nil {
+		h.t.Fatalf("%s: protocol error: %v", name, err)
+	}
+	var m map[string]any
+	if res.StructuredContent != nil {
+		b, _ := json.Marshal(res.StructuredContent)
+		if err := json.Unmarshal(b, &m); err != nil {
+			h.t.Fatalf("%s: structured content is not an object: %s", name, b)
+		}
+	}
+	return res, m
+}
+
+func text(res *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range res.Content {
+		if t, ok := c.(mcp.TextContent); ok {
+			b.WriteString(t.Text)
+		}
+	}
+	return b.String()
+}
+
+func TestToolsListHasSchemasAndAllHints(t *testing.T) {
+	h := newHarness(t, newFake("alpha"))
+	res, err := h.c.ListTools(context.Background(), mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"list_providers", "list_gpu_offers", "list_images", "list_instances", "get_instance", "launch_instance",
+		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance"}
+	var got []string
+	for _, tool := range res.Tools {
+		got = append(got, tool.Name)
+		a := tool.Annotations
+		if a.ReadOnlyHint == nil || a.DestructiveHint == nil || a.IdempotentHint == nil || a.OpenWorldHint == nil {
+			t.Errorf("%s: not all four annotation hints are set: %+v", tool.Name, a)
+			continue
+		}
+		guarded := strings.Contains(tool.Description, "confirm_token")
+		if *a.ReadOnlyHint == guarded {
+			t.Errorf("%s: readOnly=%v but guarded=%v", tool.Name, *a.ReadOnlyHint, guarded)
+		}
+		if tool.InputSchema.Type != "object" || tool.OutputSchema.Type != "object" {
+			t.Errorf("%s: input schema type %q, output schema type %q; want object and object", tool.Name, tool.InputSchema.Type, tool.OutputSchema.Type)
+		}
+		if guarded {
+			if _, ok := tool.InputSchema.Properties["confirm_token"]; !ok {
+				t.Errorf("%s: guarded tool without confirm_token argument", tool.Name)
+			}
+		}
+	}
+	if !slices.Equal(got, want) && !sameSet(got, want) {
+		t.Errorf("tools = %v, want %v", got, want)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func TestAnnotationsMatchArchitectureTable(t *testing.T) {
+	want := map[string]Hints{
+		"list_providers":   {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"list_gpu_offers":  {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"list_images":      {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"list_instances":   {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"get_instance":     {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"launch_instance":  {Destructive: true, OpenWorld: true},
+		"start_instance":   {Idempotent: true, OpenWorld: true},
+		"stop_instance":    {Destructive: true, Idempotent: true, OpenWorld: true},
+		"restart_instance": {Destructive: true, OpenWorld: true},
+		"save_image":       {Destructive: true, OpenWorld: true},
+		"renew_instance":   {Destructive: true, OpenWorld: true},
+		"destroy_instance": {Destructive: true, Idempotent: true, OpenWorld: true},
+	}
+	for _, tool := range All(&Deps{}) {
+		if w, ok := want[tool.Name]; !ok || w != tool.Hints {
+			t.Errorf("%s: hints %+v, want %+v", tool.Name, tool.Hints, w)
+		}
+		if tool.Guarded == tool.Hints.ReadOnly {
+			t.Errorf("%s: guarded=%v readOnly=%v", tool.Name, tool.Guarded, tool.Hints.ReadOnly)
+		}
+	}
+}
+
+func TestGuardedStopNeedsTokenAndTokenIsSingleUse(t *testing.T) {
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateRunning)
+	h := newHarness(t, f)
+
+	res, m := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1"})
+	if res.IsError || m["status"] != "confirmation_required" {
+		t.Fatalf("first call: %v %s", m, text(res))
+	}
+	if len(f.mutations()) != 0 || f.state("i1") != providers.StateRunning {
+		t.Fatalf("a call without token changed something: %v", f.mutations())
+	}
+	token, _ := m["confirmation_token"].(string)
+	if token == "" || !strings.Contains(text(res), "CONFIRMATION REQUIRED") {
+		t.Fatalf("no token or no plan text: %s", text(res))
+	}
+	plan := m["plan"].(map[string]any)
+	if plan["action"] != "stop" || plan["instance_id"] != "alpha:i1" {
+		t.Errorf("plan = %v", plan)
+	}
+
+	res, m = h.call("stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": token})
+	if res.IsError || m["status"] != "done" {
+		t.Fatalf("confirmed call: %s", text(res))
+	}
+	if got := f.mutations(); !slices.Equal(got, []string{"stop i1"}) || f.state("i1") != providers.StateStopped {
+		t.Fatalf("mutations %v, state %s", got, f.state("i1"))
+	}
+
+	// Replay: the instance is running again, the same token comes back.
+	f.setState("start", "i1", providers.StateRunning)
+	res, _ = h.call("stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": token})
+	if !res.IsError || !strings.Contains(text(res), "already been used") {
+		t.Fatalf("replayed token accepted: %s", text(res))
+	}
+	if f.state("i1") != providers.StateRunning {
+		t.Fatal("replayed token stopped the instance")
+	}
+}
+
+func TestTokenRefusals(t *testing.T) {
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateRunning)
+	f.addInstance("i2", providers.StateRunning)
+	h := newHarness(t, f)
+	_, m := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1"})
+	token := m["confirmation_token"].(string)
+	parts := strings.Split(token, ".")
+	tampered := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+
+	cases := []struct {
+		name, tool, id, token, want string
+	}{
+		{"altered arguments", "stop_instance", "alpha:i2", token, "arguments differ"},
+		{"other tool", "restart_instance", "alpha:i1", token, "issued for stop_instance"},
+		{"forged", "stop_instance", "alpha:i1", "gmc1.Zm9yZ2Vk.Zm9yZ2Vk", "not valid"},
+		{"tampered mac", "stop_instance", "alpha:i1", tampered, "not valid"},
+		{"garbage", "stop_instance", "alpha:i1", "please-just-do-it", "malformed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, _ := h.call(c.tool, map[string]any{"instance_id": c.id, "confirm_token": c.token})
+			if !res.IsError || !strings.Contains(text(res), c.want) {
+				t.Fatalf("got %q, want an error containing %q", text(res), c.want)
+			}
+			if strings.Contains(strings.ToLower(text(res)), "bypass") {
+				t.Errorf("refusal talks about bypassing: %s", text(res))
+			}
+		})
+	}
+	if got := f.mutations(); len(got) != 0 {
+		t.Fatalf("refused tokens changed something: %v", got)
+	}
+	// The genuine token still works for its own arguments after all those refusals.
+	res, m := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": token})
+	if res.IsError || m["status"] != "done" {
+		t.Fatalf("genuine token refused: %s", text(res))
+	}
+}
+
+func TestExpiredTokenIsRefused(t *testing.T) {
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateRunning)
+	h := newHarness(t, f)
+	now := time.Now()
+	h.deps.Confirmer.now = func() time.Time { return now }
+	_, m := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1"})
+	token := m["confirmation_token"].(string)
+	h.deps.Confirmer.now = func() time.Time { return now.Add(2 * time.Minute) }
+	res, _ := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": token})
+	if !res.IsError || !strings.Contains(text(res), "expired") {
+		t.Fatalf("expired token: %s", text(res))
+	}
+	if len(f.mutations()) != 0 {
+		t.Fatal("expired token ran the action")
+	}
+}
+
+func TestTokenFromAnotherKeyIsRefusedAndSharedKeyAccepted(t *testing.T) {
+	a := NewConfirmer("k1", time.Minute)
+	b := NewConfirmer("k2", time.Minute)
+	shared := NewConfirmer("k1", time.Minute)
+	tok, _ := a.Issue("stop_instance", []byte(`{"instance_id":"x:y"}`), "d")
+	if err := b.Verify("stop_instance", []byte(`{"instance_id":"x:y"}`), "d", tok); err == nil {
+		t.Fatal("a token signed with another key was accepted")
+	}
+	if err := shared.Verify("stop_instance", []byte(`{"instance_id":"x:y"}`), "d", tok); err != nil {
+		t.Fatalf("a process with the same key refused the token: %v", err)
+	}
+}
+
+func TestPlanChangeAsksAgain(t *testing.T) {
+	f := newFake("alpha")
+	h := newHarness(t, f)
+	args := map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1"}
+	_, m := h.call("launch_instance", args)
+	token := m["confirmation_token"].(string)
+	f.mu.Lock()
+	higher := 9.0
+	f.offers[0].PricePerGPUHour = &higher
+	f.mu.Unlock()
+	args["confirm_token"] = token
+	res, m := h.call("launch_instance", args)
+	if res.IsError || m["status"] != "confirmation_required" || !strings.Contains(text(res), "situation changed") {
+		t.Fatalf("a price rise did not lead to a new plan: %v %s", m["status"], text(res))
+	}
+	if p := m["plan"].(map[string]any)["price_per_hour"]; p != 9.0 {
+		t.Errorf("new plan price %v, want 9", p)
+	}
+	if len(f.mutations()) != 0 {
+		t.Fatal("launch ran on a stale plan")
+	}
+}
+
+func TestLaunchFlowAndIdempotency(t *testing.T) {
+	f := newFake("alpha")
+	h := newHarness(t, f)
+	args := map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 2, "idempotency_key": "k-1"}
+	res, m := h.call("launch_instance", args)
+	if res.IsError {
+		t.Fatal(text(res))
+	}
+	plan := m["plan"].(map[string]any)
+	if plan["price_per_hour"] != 5.0 || plan["gpu_count"] != 2.0 {
+		t.Errorf("plan %v: want 2 GPUs at 5.00 CNY/h", plan)
+	}
+	args["confirm_token"] = m["confirmation_token"]
+	res, m = h.call("launch_instance", args)
+	if res.IsError || m["status"] != "done" || m["instance_id"] != "alpha:new-1" {
+		t.Fatalf("launch: %v %s", m, text(res))
+	}
+	delete(args, "confirm_token")
+	res, m = h.call("launch_instance", args)
+	if res.IsError || m["instance_id"] != "alpha:new-1" || !strings.Contains(text(res), "nothing was bought again") {
+		t.Fatalf("repeated launch: %v %s", m, text(res))
+	}
+	if n := len(f.mutations()); n != 1 {
+		t.Fatalf("%d launches reached the vendor, want 1", n)
+	}
+	args["gpu_count"] = 1
+	res, _ = h.call("launch_instance", args)
+	if !res.IsError || !strings.Contains(text(res), "other arguments") {
+		t.Fatalf("same key, other arguments: %s", text(res))
+	}
+}
+
+func TestLaunchRefusesBadRequestsBeforeAnyPlan(t *testing.T) {
+	f := newFake("alpha")
+	g := newFake("beta")
+	h := newHarness(t, f, g)
+	cases := []struct {
+		args map[string]any
+		want string
+	}{
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "beta:img1"}, "belongs to beta"},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 3}, "accepted: 1, 2, 4"},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "billing": "weekly"}, "cannot be billed weekly"},
+		{map[string]any{"offer_id": "alpha:nope", "image_id": "alpha:img1"}, "does not exist"},
+		{map[string]any{"offer_id": "gamma:o1", "image_id": "alpha:img1"}, "unknown provider"},
+		{map[string]any{"offer_id": "o1", "image_id": "alpha:img1"}, "no provider prefix"},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "positive"},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": "two"}, `"gpu_count": expected an integer`},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "colour": "red"}, `unknown argument "colour"`},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": strings.Repeat("x", 100)}, "name"},
+	}
+	for _, c := range cases {
+		res, m := h.call("launch_instance", c.args)
+		if !res.IsError || !strings.Contains(text(res), c.want) {
+			t.Errorf("%v: got %q (status %v), want an error containing %q", c.args, text(res), m["status"], c.want)
+		}
+	}
+	if len(f.mutations())+len(g.mutations()) != 0 {
+		t.Fatal("a refused launch reached a vendor")
+	}
+}
+
+func TestNoOpAndPrecheckRefusal(t *testing.T) {
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateStopped)
+	f.addInstance("i2", providers.StateRunning)
+	h := newHarness(t, f)
+	res, m := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1"})
+	if res.IsError || m["status"] != "nothing_to_do" {
+		t.Fatalf("stop of a stopped instance: %v %s", m, text(res))
+	}
+	res, _ = h.call("destroy_instance", map[string]any{"instance_id": "alpha:i2"})
+	if !res.IsError || !strings.Contains(text(res), "stopped") {
+		t.Fatalf("destroy of a running instance was not refused before planning: %s", text(res))
+	}
+	if len(f.mutations()) != 0 {
+		t.Fatal(f.mutations())
+	}
+}
+
+func TestUnsupportedActionNamesProvider(t *testing.T) {
+	f := newFake("alpha")
+	f.caps.Unsupported = map[providers.Action]string{providers.ActionRenew: "alpha documents no renew call"}
+	f.addInstance("i1", providers.StateRunning)
+	h := newHarness(t, f)
+	res, _ := h.call("renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": 1})
+	if !res.IsError || !strings.Contains(text(res), "unsupported by alpha") {
+		t.Fatalf("renew on a provider without renew: %s", text(res))
+	}
+	_, m := h.call("list_providers", map[string]any{})
+	p := m["providers"].([]any)[0].(map[string]any)
+	if p["unsupported"].(map[string]any)["renew_instance"] == nil {
+		t.Errorf("list_providers does not say renew is unsupported: %v", p)
+	}
+}
+
+func TestSaveImageAndRenewAndDestroyRun(t *testing.T) {
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateRunning)
+	h := newHarness(t, f)
+	confirm := func(tool string, args map[string]any) map[string]any {
+		t.Helper()
+		res, m := h.call(tool, args)
+		if res.IsError || m["status"] != "confirmation_required" {
+			t.Fatalf("%s: %s", tool, text(res))
+		}
+		args["confirm_token"] = m["confirmation_token"]
+		res, m = h.call(tool, args)
+		if res.IsError || m["status"] != "done" {
+			t.Fatalf("%s confirmed: %s", tool, text(res))
+		}
+		return m
+	}
+	_, m := h.call("save_image", map[string]any{"instance_id": "alpha:i1", "image_name": "ckpt-1"})
+	effects := m["plan"].(map[string]any)["effects"].([]any)
+	if !slices.ContainsFunc(effects, func(e any) bool { return strings.Contains(e.(string), "saving stops") }) {
+		t.Errorf("save_image plan lacks the provider's warning: %v", effects)
+	}
+	m = confirm("save_image", map[string]any{"instance_id": "alpha:i1", "image_name": "ckpt-1"})
+	if m["image_id"] != "alpha:img-ckpt-1" {
+		t.Errorf("image_id = %v", m["image_id"])
+	}
+	m = confirm("renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": 3})
+	if m["instance"].(map[string]any)["expires_at"] == nil {
+		t.Errorf("renew result has no expiry: %v", m)
+	}
+	confirm("destroy_instance", map[string]any{"instance_id": "alpha:i1"})
+	if f.state("i1") != "absent" {
+		t.Fatal("destroy did not delete")
+	}
+	want := []string{"save_image i1", "renew i1", "destroy i1"}
+	if got := f.mutations(); !slices.Equal(got, want) {
+		t.Fatalf("mutations %v, want %v", got, want)
+	}
+}
+
+func TestListOffersFiltersSortsAndLimits(t *testing.T) {
+	a, b := newFake("alpha"), newFake("beta")
+	cheap, dear := 1.0, 7.0
+	a.offers = append(a.offers,
+		providers.Offer{ID: "alpha:o2", Provider: "alpha", GPUModel: "NVIDIA A100 80G", GPUCounts: []int{8}, VRAMGB: 80, PricePerGPUHour: &dear, Billing: []providers.BillingMode{providers.BillingHourly}, Available: true, Region: "Beijing"},
+		providers.Offer{ID: "alpha:o3", Provider: "alpha", GPUModel: "RTX 3090", GPUCounts: []int{1}, VRAMGB: 24, Billing: []providers.BillingMode{providers.BillingHourly}, Available: true})
+	b.offers = []providers.Offer{{ID: "beta:x", Provider: "beta", GPUModel: "GeForce RTX-4090", GPUCounts: []int{1}, VRAMGB: 24, PricePerGPUHour: &cheap, Billing: []providers.BillingMode{providers.BillingHourly}, Available: false}}
+	h := newHarness(t, a, b)
+
+	ids := func(m map[string]any) []string {
+		var out []string
+		for _, o := range m["offers"].([]any) {
+			out = append(out, o.(map[string]any)["id"].(string))
+		}
+		return out
+	}
+	cases := []struct {
+		args map[string]any
+		want []string
+	}{
+		{map[string]any{}, []string{"beta:x", "alpha:o1", "alpha:o2", "alpha:o3"}},
+		{map[string]any{"gpu": "rtx4090"}, []string{"beta:x", "alpha:o1"}},
+		{map[string]any{"gpu": "4090", "available_only": true}, []string{"alpha:o1"}},
+		{map[string]any{"min_gpus": 3}, []string{"alpha:o1", "alpha:o2"}},
+		{map[string]any{"min_vram_gb": 48}, []string{"alpha:o2"}},
+		{map[string]any{"max_price_per_hour": 3}, []string{"beta:x", "alpha:o1"}},
+		{map[string]any{"max_price_per_hour": 8, "min_gpus": 4}, []string{}},
+		{map[string]any{"region": "beij"}, []string{"alpha:o2"}},
+		{map[string]any{"billing": "monthly"}, []string{"alpha:o1"}},
+		{map[string]any{"provider": "beta"}, []string{"beta:x"}},
+		{map[string]any{"limit": 2}, []string{"beta:x", "alpha:o1"}},
+	}
+	for _, c := range cases {
+		res, m := h.call("list_gpu_offers", c.args)
+		if res.IsError {
+			t.Errorf("%v: %s", c.args, text(res))
+			continue
+		}
+		if got := ids(m); !slices.Equal(got, c.want) && !(len(got) == 0 && len(c.want) == 0) {
+			t.Errorf("%v: got %v, want %v", c.args, got, c.want)
+		}
+	}
+	_, m := h.call("list_gpu_offers", map[string]any{"max_price_per_hour": 100})
+	if m["unknown_price_excluded"] != 1.0 {
+		t.Errorf("unknown_price_excluded = %v, want 1 (the 3090 has no price)", m["unknown_price_excluded"])
+	}
+	res, _ := h.call("list_gpu_offers", map[string]any{})
+	if !strings.Contains(text(res), "offer_id | gpu") || !strings.Contains(text(res), "beta:x | GeForce RTX-4090") {
+		t.Errorf("text is not a compact table:\n%s", text(res))
+	}
+}
+
+func TestListOffersReportsFailingProviderBesideOthers(t *testing.T) {
+	a, b := newFake("alpha"), newFake("beta")
+	b.failOf = &providers.Error{Kind: providers.KindUnavailable, Provider: "beta", Message: "HTTP 503", Remedy: "try again later"}
+	h := newHarness(t, a, b)
+	res, m := h.call("list_gpu_offers", map[string]any{})
+	if res.IsError || len(m["offers"].([]any)) != 1 {
+		t.Fatalf("one failing provider hid the others: %s", text(res))
+	}
+	errs := m["errors"].([]any)
+	if len(errs) != 1 || errs[0].(map[string]any)["provider"] != "beta" || !strings.Contains(text(res), "beta failed: beta: HTTP 503") {
+		t.Fatalf("errors = %v, text %s", errs, text(res))
+	}
+	a.failOf = errors.New("boom")
+	res, _ = h.call("list_instances", map[string]any{})
+	if !res.IsError || !strings.Contains(text(res), "every provider failed") {
+		t.Fatalf("all failing: %s", text(res))
+	}
+}
+
+func TestListInstancesHidesPasswordsGetInstanceShowsThem(t *testing.T) {
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateRunning)
+	h := newHarness(t, f)
+	res, m := h.call("list_instances", map[string]any{})
+	if b, _ := json.Marshal(m); strings.Contains(string(b), "s3cret-pw") || strings.Contains(text(res), "s3cret-pw") {
+		t.Fatal("list_instances leaks the password")
+	}
+	if m["running"] != 1.0 {
+		t.Errorf("running = %v", m["running"])
+	}
+	res, m = h.call("get_instance", map[string]any{"instance_id": "alpha:i1"})
+	conn := m["instance"].(map[string]any)["connection"].(map[string]any)
+	if conn["ssh_password"] != "s3cret-pw" || !strings.Contains(text(res), "ssh -p 22 root@h.invalid") {
+		t.Fatalf("get_instance lacks connection details: %v %s", conn, text(res))
+	}
+	res, _ = h.call("get_instance", map[string]any{"instance_id": "alpha:nope"})
+	if !res.IsError || !strings.Contains(text(res), "no instance nope") {
+		t.Fatalf("missing instance: %s", text(res))
+	}
+}
+
+func TestNoProviderConfiguredSaysHow(t *testing.T) {
+	h := newHarness(t)
+	for tool, args := range map[string]map[string]any{"list_gpu_offers": {}, "list_instances": {}, "get_instance": {"instance_id": "huixingyun:x"}} {
+		res, _ := h.call(tool, args)
+		if !res.IsError || !strings.Contains(text(res), "HUIXINGYUN_TOKEN") {
+			t.Errorf("%s without providers: %s", tool, text(res))
+		}
+	}
+	res, m := h.call("list_providers", map[string]any{})
+	if res.IsError || !strings.Contains(m["hint"].(string), "--demo") {
+		t.Errorf("list_providers without providers: %s", text(res))
+	}
+}
+
+func TestBadArgumentsAreClearErrors(t *testing.T) {
+	h := newHarness(t, newFake("alpha"))
+	cases := []struct {
+		tool string
+		args any
+		want string
+	}{
+		{"list_gpu_offers", map[string]any{"min_gpus": -2}, "0 or more"},
+		{"list_gpu_offers", map[string]any{"billing": "yearly"}, "use hourly, daily, weekly or monthly"},
+		{"list_gpu_offers", map[string]any{"limit": 100000}, "at most 500"},
+		{"list_gpu_offers", map[string]any{"gpu": 4090}, `"gpu": expected a string`},
+		{"list_instances", map[string]any{"state": "on"}, "not accepted"},
+		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": 0}, "between 1 and 36"},
+		{"save_image", map[string]any{"instance_id": "alpha:i1", "image_name": "bad name!"}, "not accepted"},
+		{"get_instance", map[string]any{"instance_id": strings.Repeat("a", 600) + ":x"}, "longer than"},
+		{"get_instance", map[string]any{"instance_id": "alpha:\u0000x"}, "control character"},
+	}
+	for _, c := range cases {
+		res, _ := h.call(c.tool, c.args)
+		if !res.IsError || !strings.Contains(text(res), c.want) {
+			t.Errorf("%s %v: got %q, want an error containing %q", c.tool, c.args, text(res), c.want)
+		}
+	}
+}
