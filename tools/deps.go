@@ -35,7 +35,7 @@ func (d *Deps) textPrefix() string {
 // ProviderError reports a provider that failed during a read across providers.
 type ProviderError struct {
 	Provider string `json:"provider"`
-	Error    string `json:"error" jsonschema:"description=what went wrong and what to do"`
+	Error    string `json:"error" jsonschema_description:"what went wrong and what to do"`
 }
 
 // selectProviders returns the named provider, or all of them for "".

@@ -59,7 +59,7 @@ func (f *fakeProvider) state(local string) providers.State {
 	return "absent"
 }
 
-func (f *fakeProvider) Name() string                       { return f.name }
+func (f *fakeProvider) Name() string                         { return f.name }
 func (f *fakeProvider) Capabilities() providers.Capabilities { return f.caps }
 
 func (f *fakeProvider) ListOffers(ctx context.Context) ([]providers.Offer, error) {

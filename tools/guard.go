@@ -12,7 +12,7 @@ import (
 
 // Confirm is embedded in the arguments of every guarded tool.
 type Confirm struct {
-	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024,description=token from this tool's confirmation_required answer; send it only after the user approved the plan, with the same arguments"`
+	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024" jsonschema_description:"token from this tool's confirmation_required answer; send it only after the user approved the plan, with the same arguments"`
 }
 
 func (c *Confirm) takeToken() string {
@@ -23,8 +23,8 @@ func (c *Confirm) takeToken() string {
 
 // Plan describes what a guarded action will do, before it is done.
 type Plan struct {
-	Action       string   `json:"action" jsonschema:"description=what will be done"`
-	Summary      string   `json:"summary" jsonschema:"description=the plan in one sentence"`
+	Action       string   `json:"action" jsonschema_description:"what will be done"`
+	Summary      string   `json:"summary" jsonschema_description:"the plan in one sentence"`
 	Provider     string   `json:"provider"`
 	InstanceID   string   `json:"instance_id,omitempty"`
 	InstanceName string   `json:"instance_name,omitempty"`
@@ -33,19 +33,19 @@ type Plan struct {
 	GPUModel     string   `json:"gpu_model,omitempty"`
 	GPUCount     int      `json:"gpu_count,omitempty"`
 	Billing      string   `json:"billing,omitempty"`
-	PricePerHour *float64 `json:"price_per_hour,omitempty" jsonschema:"description=CNY per hour while the instance runs; absent when the vendor publishes no price"`
-	PeriodCost   *float64 `json:"period_cost,omitempty" jsonschema:"description=CNY charged up front for the prepaid periods bought, when known"`
-	Effects      []string `json:"effects" jsonschema:"description=what happens, what is interrupted, what is lost, what is billed"`
+	PricePerHour *float64 `json:"price_per_hour,omitempty" jsonschema_description:"CNY per hour while the instance runs; absent when the vendor publishes no price"`
+	PeriodCost   *float64 `json:"period_cost,omitempty" jsonschema_description:"CNY charged up front for the prepaid periods bought, when known"`
+	Effects      []string `json:"effects" jsonschema_description:"what happens, what is interrupted, what is lost, what is billed"`
 }
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=nothing_to_do,description=confirmation_required: nothing was done yet; done: the action ran; nothing_to_do: already in the wanted state"`
+	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=nothing_to_do" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; nothing_to_do: already in the wanted state"`
 	Plan              *Plan      `json:"plan,omitempty"`
-	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema:"description=pass as confirm_token, with the same arguments, once the user approved the plan"`
-	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema:"description=when the confirmation token expires"`
+	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, with the same arguments, once the user approved the plan"`
+	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema_description:"when the confirmation token expires"`
 	Message           string     `json:"message,omitempty"`
-	Demo              bool       `json:"demo,omitempty" jsonschema:"description=true when the providers are gpu-mcp's built-in emulators"`
+	Demo              bool       `json:"demo,omitempty" jsonschema_description:"true when the providers are gpu-mcp's built-in emulators"`
 }
 
 func (o *Outcome) outcome() *Outcome { return o }

@@ -13,8 +13,8 @@ import (
 
 // ListInstancesArgs filters instances.
 type ListInstancesArgs struct {
-	Provider string `json:"provider,omitempty" jsonschema:"maxLength=64,description=only this provider"`
-	State    string `json:"state,omitempty" jsonschema:"enum=pending,enum=starting,enum=running,enum=restarting,enum=stopping,enum=stopped,enum=saving,enum=deleting,enum=error,enum=unknown,description=only instances in this normalized state"`
+	Provider string `json:"provider,omitempty" jsonschema:"maxLength=64" jsonschema_description:"only this provider"`
+	State    string `json:"state,omitempty" jsonschema:"enum=pending,enum=starting,enum=running,enum=restarting,enum=stopping,enum=stopped,enum=saving,enum=deleting,enum=error,enum=unknown" jsonschema_description:"only instances in this normalized state"`
 }
 
 func (a *ListInstancesArgs) validate() error {
@@ -30,8 +30,8 @@ func (a *ListInstancesArgs) validate() error {
 // ListInstancesResult is list_instances' answer. Passwords are left out: get_instance has them.
 type ListInstancesResult struct {
 	Instances []providers.Instance `json:"instances"`
-	Running   int                  `json:"running" jsonschema:"description=instances running (billing, for hourly ones)"`
-	Errors    []ProviderError      `json:"errors,omitempty" jsonschema:"description=providers that could not be asked: their instances are missing from this list and may be billing"`
+	Running   int                  `json:"running" jsonschema_description:"instances running (billing, for hourly ones)"`
+	Errors    []ProviderError      `json:"errors,omitempty" jsonschema_description:"providers that could not be asked: their instances are missing from this list and may be billing"`
 	Demo      bool                 `json:"demo,omitempty"`
 }
 
@@ -108,7 +108,7 @@ func timeCell(t *time.Time) string {
 
 // GetInstanceArgs names one instance.
 type GetInstanceArgs struct {
-	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id from list_instances or launch_instance"`
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"provider-qualified instance id from list_instances or launch_instance"`
 }
 
 // GetInstanceResult is get_instance's answer.

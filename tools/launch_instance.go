@@ -14,13 +14,13 @@ import (
 
 // LaunchArgs asks for a new instance.
 type LaunchArgs struct {
-	OfferID        string `json:"offer_id" jsonschema:"minLength=3,maxLength=512,description=offer id from list_gpu_offers"`
-	ImageID        string `json:"image_id" jsonschema:"minLength=3,maxLength=512,description=image id from list_images, of the same provider as the offer"`
-	GPUCount       int    `json:"gpu_count,omitempty" jsonschema:"minimum=0,maximum=64,description=GPUs in the instance; one of the offer's gpu_counts (default: the smallest)"`
-	Billing        string `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly,description=billing mode; one of the offer's (default: hourly when offered)"`
-	Periods        int    `json:"periods,omitempty" jsonschema:"minimum=0,maximum=36,description=for daily, weekly or monthly billing: how many periods to prepay (default 1)"`
-	Name           string `json:"name,omitempty" jsonschema:"maxLength=64,description=display name for the instance"`
-	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"maxLength=128,description=optional key; a repeated launch with the same key and arguments returns the first result instead of buying again"`
+	OfferID        string `json:"offer_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"offer id from list_gpu_offers"`
+	ImageID        string `json:"image_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"image id from list_images, of the same provider as the offer"`
+	GPUCount       int    `json:"gpu_count,omitempty" jsonschema:"minimum=0,maximum=64" jsonschema_description:"GPUs in the instance; one of the offer's gpu_counts (default: the smallest)"`
+	Billing        string `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"billing mode; one of the offer's (default: hourly when offered)"`
+	Periods        int    `json:"periods,omitempty" jsonschema:"minimum=0,maximum=36" jsonschema_description:"for daily, weekly or monthly billing: how many periods to prepay (default 1)"`
+	Name           string `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance"`
+	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"maxLength=128" jsonschema_description:"optional key; a repeated launch with the same key and arguments returns the first result instead of buying again"`
 	Confirm
 }
 
@@ -45,8 +45,8 @@ func (a *LaunchArgs) validate() error {
 // LaunchResult is launch_instance's answer.
 type LaunchResult struct {
 	Outcome
-	InstanceID string              `json:"instance_id,omitempty" jsonschema:"description=the new instance, when the vendor already shows it"`
-	OrderID    string              `json:"order_id,omitempty" jsonschema:"description=the vendor's order number, when it gave one"`
+	InstanceID string              `json:"instance_id,omitempty" jsonschema_description:"the new instance, when the vendor already shows it"`
+	OrderID    string              `json:"order_id,omitempty" jsonschema_description:"the vendor's order number, when it gave one"`
 	Instance   *providers.Instance `json:"instance,omitempty"`
 }
 

@@ -12,14 +12,14 @@ import (
 
 // InstanceActionArgs names the instance to act on.
 type InstanceActionArgs struct {
-	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id from list_instances"`
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"provider-qualified instance id from list_instances"`
 	Confirm
 }
 
 // InstanceActionResult is the answer of start, stop, restart and destroy.
 type InstanceActionResult struct {
 	Outcome
-	Instance *providers.Instance `json:"instance,omitempty" jsonschema:"description=the instance after the action, as the vendor reports it"`
+	Instance *providers.Instance `json:"instance,omitempty" jsonschema_description:"the instance after the action, as the vendor reports it"`
 }
 
 type instanceAction struct {

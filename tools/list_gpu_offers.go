@@ -12,15 +12,15 @@ import (
 
 // ListOffersArgs filters and sorts offers.
 type ListOffersArgs struct {
-	Provider        string   `json:"provider,omitempty" jsonschema:"maxLength=64,description=only this provider (see list_providers)"`
-	GPU             string   `json:"gpu,omitempty" jsonschema:"maxLength=100,description=GPU model substring, case-insensitive, spaces and dashes ignored (e.g. 4090, a100, h800)"`
-	MinGPUs         int      `json:"min_gpus,omitempty" jsonschema:"minimum=0,maximum=1024,description=at least this many GPUs in one instance"`
-	MinVRAMGB       int      `json:"min_vram_gb,omitempty" jsonschema:"minimum=0,maximum=100000,description=at least this much memory per GPU in GB"`
-	MaxPricePerHour *float64 `json:"max_price_per_hour,omitempty" jsonschema:"minimum=0,description=at most this many CNY per hour for one instance with max(1, min_gpus) GPUs; offers without a published price are left out"`
-	Region          string   `json:"region,omitempty" jsonschema:"maxLength=100,description=region or zone substring, case-insensitive"`
-	Billing         string   `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly,description=only offers that can be billed this way; prices are then compared for this period"`
-	AvailableOnly   bool     `json:"available_only,omitempty" jsonschema:"description=only offers with capacity now"`
-	Limit           int      `json:"limit,omitempty" jsonschema:"minimum=0,maximum=500,default=20,description=at most this many offers (default 20)"`
+	Provider        string   `json:"provider,omitempty" jsonschema:"maxLength=64" jsonschema_description:"only this provider (see list_providers)"`
+	GPU             string   `json:"gpu,omitempty" jsonschema:"maxLength=100" jsonschema_description:"GPU model substring, case-insensitive, spaces and dashes ignored (e.g. 4090, a100, h800)"`
+	MinGPUs         int      `json:"min_gpus,omitempty" jsonschema:"minimum=0,maximum=1024" jsonschema_description:"at least this many GPUs in one instance"`
+	MinVRAMGB       int      `json:"min_vram_gb,omitempty" jsonschema:"minimum=0,maximum=100000" jsonschema_description:"at least this much memory per GPU in GB"`
+	MaxPricePerHour *float64 `json:"max_price_per_hour,omitempty" jsonschema:"minimum=0" jsonschema_description:"at most this many CNY per hour for one instance with max(1, min_gpus) GPUs; offers without a published price are left out"`
+	Region          string   `json:"region,omitempty" jsonschema:"maxLength=100" jsonschema_description:"region or zone substring, case-insensitive"`
+	Billing         string   `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"only offers that can be billed this way; prices are then compared for this period"`
+	AvailableOnly   bool     `json:"available_only,omitempty" jsonschema_description:"only offers with capacity now"`
+	Limit           int      `json:"limit,omitempty" jsonschema:"minimum=0,maximum=500,default=20" jsonschema_description:"at most this many offers (default 20)"`
 }
 
 func (a *ListOffersArgs) validate() error {
@@ -45,9 +45,9 @@ func (a *ListOffersArgs) validate() error {
 // ListOffersResult is list_gpu_offers' answer.
 type ListOffersResult struct {
 	Offers          []providers.Offer `json:"offers"`
-	Matched         int               `json:"matched" jsonschema:"description=offers that matched before the limit"`
-	UnknownPriceOut int               `json:"unknown_price_excluded,omitempty" jsonschema:"description=offers left out by max_price_per_hour because their vendor publishes no price"`
-	Errors          []ProviderError   `json:"errors,omitempty" jsonschema:"description=providers that could not be asked; their offers are missing"`
+	Matched         int               `json:"matched" jsonschema_description:"offers that matched before the limit"`
+	UnknownPriceOut int               `json:"unknown_price_excluded,omitempty" jsonschema_description:"offers left out by max_price_per_hour because their vendor publishes no price"`
+	Errors          []ProviderError   `json:"errors,omitempty" jsonschema_description:"providers that could not be asked; their offers are missing"`
 	Demo            bool              `json:"demo,omitempty"`
 }
 

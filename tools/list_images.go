@@ -11,12 +11,12 @@ import (
 
 // ListImagesArgs narrows the images listed.
 type ListImagesArgs struct {
-	Provider string `json:"provider,omitempty" jsonschema:"maxLength=64,description=only this provider"`
-	OfferID  string `json:"offer_id,omitempty" jsonschema:"maxLength=512,description=only images usable with this offer (from list_gpu_offers); implies its provider"`
-	Region   string `json:"region,omitempty" jsonschema:"maxLength=100,description=only images in this region or zone"`
-	Kind     string `json:"kind,omitempty" jsonschema:"enum=public,enum=private,enum=app,description=public: the vendor's images; private: your saved images; app: application templates"`
-	Name     string `json:"name,omitempty" jsonschema:"maxLength=100,description=name or description substring, case-insensitive"`
-	Limit    int    `json:"limit,omitempty" jsonschema:"minimum=0,maximum=500,default=50,description=at most this many images (default 50)"`
+	Provider string `json:"provider,omitempty" jsonschema:"maxLength=64" jsonschema_description:"only this provider"`
+	OfferID  string `json:"offer_id,omitempty" jsonschema:"maxLength=512" jsonschema_description:"only images usable with this offer (from list_gpu_offers); implies its provider"`
+	Region   string `json:"region,omitempty" jsonschema:"maxLength=100" jsonschema_description:"only images in this region or zone"`
+	Kind     string `json:"kind,omitempty" jsonschema:"enum=public,enum=private,enum=app" jsonschema_description:"public: the vendor's images; private: your saved images; app: application templates"`
+	Name     string `json:"name,omitempty" jsonschema:"maxLength=100" jsonschema_description:"name or description substring, case-insensitive"`
+	Limit    int    `json:"limit,omitempty" jsonschema:"minimum=0,maximum=500,default=50" jsonschema_description:"at most this many images (default 50)"`
 }
 
 func (a *ListImagesArgs) validate() error {

@@ -9,8 +9,8 @@ import (
 
 // RenewArgs extends a prepaid lease.
 type RenewArgs struct {
-	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id of a prepaid (daily, weekly or monthly) instance"`
-	Periods    int    `json:"periods" jsonschema:"minimum=1,maximum=36,description=how many billing periods of the instance's current mode to add"`
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"provider-qualified instance id of a prepaid (daily, weekly or monthly) instance"`
+	Periods    int    `json:"periods" jsonschema:"minimum=1,maximum=36" jsonschema_description:"how many billing periods of the instance's current mode to add"`
 	Confirm
 }
 

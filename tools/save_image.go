@@ -10,8 +10,8 @@ import (
 
 // SaveImageArgs names the instance and the image to save.
 type SaveImageArgs struct {
-	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512,description=provider-qualified instance id"`
-	ImageName  string `json:"image_name" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$,description=name of the new image: letters, digits, dots, dashes, underscores (datenfab also takes name:tag)"`
+	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"provider-qualified instance id"`
+	ImageName  string `json:"image_name" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$" jsonschema_description:"name of the new image: letters, digits, dots, dashes, underscores (datenfab also takes name:tag)"`
 	Confirm
 }
 
@@ -27,7 +27,7 @@ func (a *SaveImageArgs) validate() error {
 // SaveImageResult is save_image's answer.
 type SaveImageResult struct {
 	Outcome
-	ImageID  string              `json:"image_id,omitempty" jsonschema:"description=the image being saved, when the vendor names it; see list_images kind=private"`
+	ImageID  string              `json:"image_id,omitempty" jsonschema_description:"the image being saved, when the vendor names it; see list_images kind=private"`
 	Instance *providers.Instance `json:"instance,omitempty"`
 }
 

@@ -1,0 +1,82 @@
+package tools
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+// TestSchemasUpToDate fails when schemas/ differs from what the code generates.
+// Regenerate on purpose with `make schemas` (UPDATE_SCHEMAS=1).
+func TestSchemasUpToDate(t *testing.T) {
+	dir := filepath.Join("..", "schemas")
+	update := os.Getenv("UPDATE_SCHEMAS") == "1"
+	want := map[string]bool{}
+	for _, tool := range All(&Deps{}) {
+		for kind, typ := range map[string]reflect.Type{"input": tool.InputType, "output": tool.OutputType} {
+			raw := Schema(typ)
+			var buf bytes.Buffer
+			if err := json.Indent(&buf, raw, "", "  "); err != nil {
+				t.Fatal(err)
+			}
+			buf.WriteByte('\n')
+			name := tool.Name + "." + kind + ".json"
+			want[name] = true
+			path := filepath.Join(dir, name)
+			if update {
+				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("%s: %v (run make schemas)", path, err)
+				continue
+			}
+			if !bytes.Equal(got, buf.Bytes()) {
+				t.Errorf("%s differs from the generated schema: run make schemas and review the diff", path)
+			}
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !want[e.Name()] {
+			if update {
+				os.Remove(filepath.Join(dir, e.Name()))
+				continue
+			}
+			t.Errorf("schemas/%s belongs to no tool: run make schemas", e.Name())
+		}
+	}
+}
+
+// TestSchemasAreStrictObjects checks what clients rely on: objects, no stray keys accepted,
+// described properties.
+func TestSchemasAreStrictObjects(t *testing.T) {
+	for _, tool := range All(&Deps{}) {
+		var s struct {
+			Type                 string                    `json:"type"`
+			AdditionalProperties *bool                     `json:"additionalProperties"`
+			Properties           map[string]map[string]any `json:"properties"`
+			Schema               string                    `json:"$schema"`
+		}
+		if err := json.Unmarshal(Schema(tool.InputType), &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Type != "object" || s.AdditionalProperties == nil || *s.AdditionalProperties || s.Schema != "" {
+			t.Errorf("%s input schema: type %q additionalProperties %v $schema %q", tool.Name, s.Type, s.AdditionalProperties, s.Schema)
+		}
+		for name, p := range s.Properties {
+			if p["description"] == nil {
+				t.Errorf("%s.%s has no description", tool.Name, name)
+			}
+		}
+	}
+}
