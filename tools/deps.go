@@ -21,6 +21,14 @@ type Deps struct {
 	Log       zerolog.Logger
 	// VendorTimeout bounds each provider's part of a fan-out read (list_gpu_offers, ...).
 	VendorTimeout time.Duration
+	// Limits are the operator's spending limits.
+	Limits Limits
+	// ReadOnly registers only the tools that change nothing.
+	ReadOnly bool
+	// RequireElicitation refuses guarded actions unless a person approves through the client.
+	RequireElicitation bool
+	// Audit, when set, receives one line per guarded call.
+	Audit *AuditLog
 
 	launches launchLedger
 }

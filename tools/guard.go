@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 )
 
 // Confirm is embedded in the arguments of every guarded tool.
@@ -40,7 +43,7 @@ type Plan struct {
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=nothing_to_do" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; nothing_to_do: already in the wanted state"`
+	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done"`
 	Plan              *Plan      `json:"plan,omitempty"`
 	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, with the same arguments, once the user approved the plan"`
 	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema_description:"when the confirmation token expires"`
@@ -62,17 +65,28 @@ type prepared[Out any] struct {
 	run     func(ctx context.Context) (Out, string, error)
 }
 
-// guardedTool builds a tool that changes something at a vendor. prepare only reads; the
-// action runs only with a valid token for the same arguments and the same plan.
+// guardedTool builds a tool that changes something at a vendor. prepare only reads. The action
+// runs only after a person said yes through the client (elicitation), or with a valid token
+// for the same arguments and the same plan.
 func guardedTool[In any, Out any](d *Deps, name, title, description string, hints Hints,
 	prepare func(ctx context.Context, in *In) (*prepared[Out], error)) Tool {
-	return newTool(name, title, description, hints, true, func(ctx context.Context, in *In) (Out, string, error) {
+	return newTool(name, title, description, hints, true, func(ctx context.Context, in *In) (_ Out, _ string, err error) {
 		var zero Out
 		token := any(in).(hasConfirm).takeToken()
 		args, err := json.Marshal(in)
 		if err != nil {
 			return zero, "", err
 		}
+		rec := AuditEntry{Time: time.Now().UTC(), Tool: name, Arguments: args, Confirmation: "none", Demo: d.Demo}
+		defer func() {
+			if err != nil && rec.Outcome == "" {
+				rec.Outcome, rec.Detail = "refused", errorText(err)
+			}
+			if aerr := d.Audit.Record(rec); aerr != nil {
+				d.Log.Error().Err(aerr).Str("tool", name).Msg("audit log write failed")
+			}
+		}()
+
 		p, err := prepare(ctx, in)
 		if err != nil {
 			return zero, "", err
@@ -81,29 +95,133 @@ func guardedTool[In any, Out any](d *Deps, name, title, description string, hint
 			out := p.noopOut
 			o := any(&out).(hasOutcome).outcome()
 			o.Status, o.Message, o.Demo = "nothing_to_do", p.noop, d.Demo
+			rec.Outcome, rec.Detail = "nothing_to_do", p.noop
 			return out, d.textPrefix() + p.noop, nil
 		}
+		rec.Plan = p.plan
 		digest := planDigest(p.plan)
+
+		mr := roundTripFrom(ctx)
+		if answer := server.ElicitationResponse(mr.InputResponses, elicitID); answer != nil {
+			// The person's answer to the question this tool asked through the client. The
+			// request state is a token bound to the arguments and the plan that were shown.
+			rec.Confirmation = "elicitation_" + string(answer.Action)
+			if err := d.Confirmer.Verify(name, args, digest, mr.RequestState); err != nil {
+				return zero, "", fmt.Errorf("%s refused: %v", name, err)
+			}
+			if answer.Action != mcp.ElicitationResponseActionAccept || !approved(answer.Content) {
+				status, msg := "declined", "The user declined the plan; nothing was done."
+				if answer.Action == mcp.ElicitationResponseActionCancel {
+					status, msg = "cancelled", "The user cancelled without approving; nothing was done."
+				}
+				rec.Outcome = status
+				var out Out
+				o := any(&out).(hasOutcome).outcome()
+				o.Status, o.Plan, o.Message, o.Demo = status, p.plan, msg, d.Demo
+				return out, d.textPrefix() + msg, nil
+			}
+			return runConfirmed(ctx, d, name, p, &rec)
+		}
+
 		if token == "" {
+			if clientCanElicit(ctx) {
+				state, _ := d.Confirmer.Issue(name, args, digest)
+				rec.Outcome = "elicitation_requested"
+				return zero, "", askPerson(name, p.plan, state)
+			}
+			if d.RequireElicitation {
+				return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, and this client cannot ask its user; nothing was done", name)
+			}
+			rec.Outcome = "confirmation_required"
 			return confirmationRequired[Out](d, name, args, digest, p.plan, "")
+		}
+		rec.Confirmation = "token"
+		if d.RequireElicitation {
+			return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, not on confirmation tokens; nothing was done", name)
 		}
 		if err := d.Confirmer.Verify(name, args, digest, token); err != nil {
 			if te, ok := isTokenError(err); ok && te.PlanChanged {
+				rec.Outcome, rec.Detail = "confirmation_required", te.Reason
 				return confirmationRequired[Out](d, name, args, digest, p.plan, te.Reason+". The new plan follows.")
 			}
 			d.Log.Warn().Str("tool", name).Str("reason", err.Error()).Msg("confirmation refused")
 			return zero, "", fmt.Errorf("%s refused: %v", name, err)
 		}
-		d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Msg("confirmed action running")
-		out, text, err := p.run(ctx)
-		if err != nil {
-			d.Log.Warn().Str("tool", name).Err(err).Msg("confirmed action failed")
-			return zero, "", err
-		}
-		o := any(&out).(hasOutcome).outcome()
-		o.Status, o.Plan, o.Demo = "done", p.plan, d.Demo
-		return out, d.textPrefix() + text, nil
+		return runConfirmed(ctx, d, name, p, &rec)
 	})
+}
+
+// runConfirmed carries out an approved plan.
+func runConfirmed[Out any](ctx context.Context, d *Deps, name string, p *prepared[Out], rec *AuditEntry) (Out, string, error) {
+	d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Str("confirmation", rec.Confirmation).Msg("approved action running")
+	out, text, err := p.run(ctx)
+	if err != nil {
+		d.Log.Warn().Str("tool", name).Err(err).Msg("approved action failed")
+		rec.Outcome, rec.Detail = "failed", errorText(err)
+		var zero Out
+		return zero, "", err
+	}
+	o := any(&out).(hasOutcome).outcome()
+	o.Status, o.Plan, o.Demo = "done", p.plan, d.Demo
+	rec.Outcome, rec.Detail = "done", o.Message
+	return out, d.textPrefix() + text, nil
+}
+
+// elicitID names the one question a guarded tool asks through the client.
+const elicitID = "approve"
+
+// approvalSchema is the form shown to the person: one explicit yes.
+var approvalSchema = map[string]any{
+	"type": "object",
+	"properties": map[string]any{
+		"approve": map[string]any{"type": "boolean", "title": "Approve", "description": "Tick to let gpu-mcp carry out this plan", "default": false},
+	},
+	"required": []string{"approve"},
+}
+
+// approved reads the form: an accept counts unless the person left "approve" false.
+func approved(content any) bool {
+	m, ok := content.(map[string]any)
+	if !ok {
+		return true
+	}
+	v, present := m["approve"]
+	if !present {
+		return true
+	}
+	b, ok := v.(bool)
+	return ok && b
+}
+
+// askPerson is the input-required answer that makes the client ask its user about the plan.
+func askPerson(tool string, plan *Plan, state string) error {
+	msg := "gpu-mcp asks for your approval (" + tool + "):\n" + planText(plan)
+	res := server.NewInputRequestBuilder(state).Elicit(elicitID, mcp.ElicitationParams{
+		Message: msg, RequestedSchema: approvalSchema,
+	}).ToolResult()
+	return &inputRequired{res: res}
+}
+
+// inputRequired carries a result that asks the client for input instead of answering.
+type inputRequired struct{ res *mcp.CallToolResult }
+
+func (e *inputRequired) Error() string { return "input required" }
+
+type roundTripKey struct{}
+
+func withRoundTrip(ctx context.Context, p mcp.MultiRoundTripParams) context.Context {
+	return context.WithValue(ctx, roundTripKey{}, p)
+}
+
+func roundTripFrom(ctx context.Context) mcp.MultiRoundTripParams {
+	p, _ := ctx.Value(roundTripKey{}).(mcp.MultiRoundTripParams)
+	return p
+}
+
+// clientCanElicit reports whether the client declared the elicitation capability.
+func clientCanElicit(ctx context.Context) bool {
+	s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo)
+	return ok && s.GetClientCapabilities().Elicitation != nil
 }
 
 // confirmationRequired is the answer to a guarded call that has no (or no longer a) valid

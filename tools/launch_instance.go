@@ -97,7 +97,14 @@ func launchInstance(d *Deps) Tool {
 				return nil, err
 			}
 			plan.Effects = append(plan.Effects, ws...)
+			if err := d.checkNewSpend(ctx, plan, spec.Periods, ""); err != nil {
+				return nil, err
+			}
 			return &prepared[LaunchResult]{plan: plan, run: func(ctx context.Context) (out LaunchResult, text string, err error) {
+				// Instances may have started since the plan: the limits are checked again.
+				if err := d.checkNewSpend(ctx, plan, spec.Periods, ""); err != nil {
+					return LaunchResult{}, "", err
+				}
 				if in.IdempotencyKey != "" {
 					if !d.launches.begin(in.IdempotencyKey, argsKey) {
 						return LaunchResult{}, "", &providers.Error{Kind: providers.KindConflict, Provider: "gpu-mcp", Op: "launch",
@@ -186,7 +193,7 @@ func launchPlan(o providers.Offer, in *LaunchArgs, offerLocal, imageLocal string
 	spec := providers.LaunchSpec{OfferID: offerLocal, ImageID: imageLocal, GPUCount: count, Billing: billing, Periods: periods, Name: in.Name}
 	plan := &Plan{Action: "launch", Provider: o.Provider, OfferID: o.ID, ImageID: in.ImageID, GPUModel: o.GPUModel,
 		GPUCount: count, Billing: string(billing)}
-	if h, ok := o.HourlyPrice(count); ok {
+	if h, ok := o.HourlyPrice(count); ok && billing == providers.BillingHourly {
 		plan.PricePerHour = &h
 	}
 	where := ""

@@ -29,12 +29,13 @@ type instanceAction struct {
 	noop                     func(providers.Instance) string // non-empty: already done
 	effects                  func(providers.Instance) []string
 	verb                     string
+	spends                   bool // billing resumes: spending limits apply
 	call                     func(ctx context.Context, p providers.Provider, id string) error
 }
 
 var instanceActions = []instanceAction{
 	{
-		tool: "start_instance", title: "Start instance", action: providers.ActionStart, verb: "Start",
+		tool: "start_instance", title: "Start instance", action: providers.ActionStart, verb: "Start", spends: true,
 		description: "Start a stopped instance. Billing resumes. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		hints:       Hints{Idempotent: true, OpenWorld: true},
 		noop: func(in providers.Instance) string {
@@ -103,7 +104,17 @@ func (a instanceAction) build(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
+			if a.spends {
+				if err := d.checkNewSpend(ctx, plan, 0, inst.ID); err != nil {
+					return nil, err
+				}
+			}
 			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
+				if a.spends {
+					if err := d.checkNewSpend(ctx, plan, 0, inst.ID); err != nil {
+						return InstanceActionResult{}, "", err
+					}
+				}
 				if err := a.call(ctx, p, local); err != nil {
 					return InstanceActionResult{}, "", err
 				}

@@ -13,6 +13,22 @@ func All(d *Deps) []Tool {
 	return append(ts, saveImage(d), renewInstance(d), instanceActions[3].build(d))
 }
 
+// Registered is the tools the server offers: all of them, or in read-only mode only those
+// whose annotations say they change nothing.
+func Registered(d *Deps) []Tool {
+	all := All(d)
+	if !d.ReadOnly {
+		return all
+	}
+	var ro []Tool
+	for _, t := range all {
+		if t.Hints.ReadOnly && !t.Guarded {
+			ro = append(ro, t)
+		}
+	}
+	return ro
+}
+
 // Instructions tell the client how to use the server safely.
 const Instructions = `gpu-mcp rents and manages GPU machines on HuiXingYun, Datenfab and Chenyu.
 Start with list_providers and list_gpu_offers. Every id carries its provider (provider:vendor-id).
@@ -24,9 +40,10 @@ func NewServer(d *Deps, version string) *server.MCPServer {
 		server.WithToolCapabilities(false),
 		server.WithRecovery(),
 		server.WithLogging(),
+		server.WithElicitation(),
 		server.WithInstructions(Instructions),
 	)
-	for _, t := range All(d) {
+	for _, t := range Registered(d) {
 		s.AddTools(t.ServerTool())
 	}
 	return s

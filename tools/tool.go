@@ -66,6 +66,10 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 			}
 		}
 		out, text, err := h(ctx, in)
+		var ir *inputRequired
+		if errors.As(err, &ir) {
+			return ir.res
+		}
 		if err != nil {
 			return mcp.NewToolResultError(errorText(err))
 		}
@@ -197,7 +201,7 @@ func (t Tool) ServerTool() server.ServerTool {
 					return mcp.NewToolResultError(fmt.Sprintf("%s: unreadable arguments: %v", t.Name, err)), nil
 				}
 			}
-			return t.handle(ctx, raw), nil
+			return t.handle(withRoundTrip(ctx, req.Params.MultiRoundTripParams), raw), nil
 		},
 	}
 }
