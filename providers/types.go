@@ -233,9 +233,10 @@ func (c Capabilities) Supports(a Action) (bool, string) {
 // ActionRequest is what Precheck inspects before a guarded action is planned.
 type ActionRequest struct {
 	Action    Action
-	Instance  Instance // current state, from GetInstance
-	Periods   int      // renew
-	ImageName string   // save_image
+	Instance  Instance    // current state, from GetInstance
+	Periods   int         // renew
+	ImageName string      // save_image
+	Launch    *LaunchSpec // launch: what will be bought
 }
 
 // Provider is one GPU cloud. IDs passed in and returned are vendor-local; the tools layer adds

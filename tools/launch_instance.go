@@ -92,7 +92,7 @@ func launchInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			ws, err := p.Precheck(providers.ActionRequest{Action: providers.ActionLaunch})
+			ws, err := p.Precheck(providers.ActionRequest{Action: providers.ActionLaunch, Launch: &spec})
 			if err != nil {
 				return nil, err
 			}

@@ -36,11 +36,23 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		log.Warn().Msg("no provider is configured: " + providers.ConfigureHint)
 	}
 	app.Deps = &tools.Deps{
-		Providers:     reg,
-		Demo:          cfg.Demo,
-		Confirmer:     tools.NewConfirmer(cfg.ConfirmSecret, cfg.ConfirmTTL),
-		Log:           log,
-		VendorTimeout: cfg.VendorTimeout,
+		Providers:          reg,
+		Demo:               cfg.Demo,
+		Confirmer:          tools.NewConfirmer(cfg.ConfirmSecret, cfg.ConfirmTTL),
+		Log:                log,
+		VendorTimeout:      cfg.VendorTimeout,
+		ReadOnly:           cfg.ReadOnly,
+		RequireElicitation: cfg.RequireElicitation,
+		Limits:             tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs},
+	}
+	if cfg.AuditLog != "" {
+		audit, err := tools.OpenAuditLog(cfg.AuditLog, cfg.secrets()...)
+		if err != nil {
+			app.Close()
+			return nil, err
+		}
+		app.Deps.Audit = audit
+		app.closers = append(app.closers, func() { audit.Close() })
 	}
 	app.Server = tools.NewServer(app.Deps, version)
 	return app, nil

@@ -26,6 +26,13 @@ type Config struct {
 	ChenyuAPIKey      string `env:"CHENYU_API_KEY"`
 	ChenyuBaseURL     string `env:"CHENYU_BASE_URL"`
 
+	ReadOnly           bool     `env:"GPU_MCP_READ_ONLY"`
+	MaxPricePerHour    *float64 `env:"GPU_MCP_MAX_PRICE_PER_HOUR"`
+	MaxHourlySpend     *float64 `env:"GPU_MCP_MAX_HOURLY_SPEND"`
+	MaxGPUs            int      `env:"GPU_MCP_MAX_GPUS"`
+	RequireElicitation bool     `env:"GPU_MCP_REQUIRE_ELICITATION"`
+	AuditLog           string   `env:"GPU_MCP_AUDIT_LOG"`
+
 	ConfirmSecret string        `env:"GPU_MCP_CONFIRM_SECRET"`
 	ConfirmTTL    time.Duration `env:"GPU_MCP_CONFIRM_TTL" envDefault:"5m"`
 	VendorTimeout time.Duration `env:"GPU_MCP_VENDOR_TIMEOUT" envDefault:"30s"`
@@ -46,6 +53,7 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Con
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address for http and sse [GPU_MCP_ADDR]")
 	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "run against built-in emulators of all three clouds [GPU_MCP_DEMO]")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error; logs go to stderr [GPU_MCP_LOG_LEVEL]")
+	fs.BoolVar(&cfg.ReadOnly, "read-only", cfg.ReadOnly, "offer only the tools that change nothing [GPU_MCP_READ_ONLY]")
 	fs.DurationVar(&cfg.ConfirmTTL, "confirm-ttl", cfg.ConfirmTTL, "lifetime of confirmation tokens [GPU_MCP_CONFIRM_TTL]")
 	fs.DurationVar(&cfg.VendorTimeout, "vendor-timeout", cfg.VendorTimeout, "deadline of each vendor's part of a read [GPU_MCP_VENDOR_TIMEOUT]")
 	fs.Usage = func() { usage(fs, stderr) }
@@ -72,6 +80,14 @@ func (c *Config) validate() error {
 	if c.ConfirmTTL < 10*time.Second || c.ConfirmTTL > 24*time.Hour {
 		return fmt.Errorf("GPU_MCP_CONFIRM_TTL %s is not accepted; use between 10s and 24h", c.ConfirmTTL)
 	}
+	for name, v := range map[string]*float64{"GPU_MCP_MAX_PRICE_PER_HOUR": c.MaxPricePerHour, "GPU_MCP_MAX_HOURLY_SPEND": c.MaxHourlySpend} {
+		if v != nil && *v < 0 {
+			return fmt.Errorf("%s %v is not accepted; use a number of CNY, 0 or more", name, *v)
+		}
+	}
+	if c.MaxGPUs < 0 {
+		return fmt.Errorf("GPU_MCP_MAX_GPUS %d is not accepted; use a whole number of GPUs, 1 or more (0: no limit)", c.MaxGPUs)
+	}
 	if (c.DatenfabToken == "") != (c.DatenfabNamespace == "") && !c.Demo {
 		return errors.New("datenfab needs both DATENFAB_TOKEN and DATENFAB_NAMESPACE")
 	}
@@ -94,4 +110,9 @@ Flags (each also read from the environment variable in brackets; flags win):
 Providers are enabled by their credentials: HUIXINGYUN_TOKEN; DATENFAB_TOKEN and
 DATENFAB_NAMESPACE; CHENYU_API_KEY (and *_BASE_URL to point them elsewhere).
 `)
+}
+
+// secrets are the configured credentials, which must never be written anywhere.
+func (c *Config) secrets() []string {
+	return []string{c.HuiXingYunToken, c.DatenfabToken, c.ChenyuAPIKey, c.ConfirmSecret}
 }

@@ -85,7 +85,7 @@ func (p *Provider) Launch(ctx context.Context, spec providers.LaunchSpec) (provi
 		disk = defaultDataDiskGB
 	}
 	body := wireCreateRequest{
-		Cost: wireCreateCost{CostType: ref.sellingType, CouponID: "", DiskSKUID: "1", GPUSKUID: ref.skuID, CostTime: costTime},
+		Cost:        wireCreateCost{CostType: ref.sellingType, CouponID: "", DiskSKUID: "1", GPUSKUID: ref.skuID, CostTime: costTime},
 		VolumeMount: []wireVolumeMount{{PathInContainer: "/root/data", Size: disk, Type: "shared-filesystem"}},
 		Namespace:   p.namespace,
 		DisplayName: name,

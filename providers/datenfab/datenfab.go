@@ -68,7 +68,7 @@ type Provider struct {
 }
 
 type regionInfo struct {
-	ID, Name, Harbor string
+	Name, Harbor string
 }
 
 type savedImage struct {
@@ -93,7 +93,9 @@ func New(cfg Config) *Provider {
 	c.UserAgent = "gpu-mcp"
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
-		log = cfg.Logger.With().Str("provider", Name).Logger()
+		// Used as given: the caller tags it with the provider (a second "provider" key would
+		// duplicate the field), and every message names datenfab anyway.
+		log = *cfg.Logger
 	}
 	return &Provider{
 		http: c, namespace: ns, log: log, now: time.Now,

@@ -34,7 +34,7 @@ func (p *Provider) listRegions(ctx context.Context) ([]wireRegion, error) {
 	p.mu.Lock()
 	for _, r := range rs {
 		if r.ClusterName != "" {
-			p.regions[r.ClusterName] = regionInfo{ID: r.ID, Name: r.Region, Harbor: r.HarborAddr}
+			p.regions[r.ClusterName] = regionInfo{Name: r.Region, Harbor: r.HarborAddr}
 		}
 	}
 	p.mu.Unlock()

@@ -118,7 +118,8 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 // DecodeJSON decodes a 2xx body into v, mapping garbage to an unavailable error.
 func (c *Client) DecodeJSON(r Request, resp *Response, v any) error {
 	if err := json.Unmarshal(resp.Body, v); err != nil {
-		return c.fail(providers.KindUnavailable, r, resp.Status, "unreadable answer (%v): %s", err, Excerpt(resp.Body))
+		// The body is not quoted: list answers carry SSH passwords.
+		return c.fail(providers.KindUnavailable, r, resp.Status, "unreadable answer of %d bytes (%v)", len(resp.Body), err)
 	}
 	return nil
 }

@@ -1,0 +1,145 @@
+package chenyu
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
+)
+
+// Catalog entries of the emulator used across tests.
+const (
+	gpu4090    = "gpu_12345678-1234-1234-1234-123456789012"
+	gpu3080    = "gpu_23456789-2345-2345-2345-234567890123" // status 0: not available
+	gpuA100    = "gpu_4b1d6f32-8c5e-4f90-ab2c-3d4e5f6a7b8c"
+	marketImg  = "img_87654321-4321-4321-4321-210987654321"
+	podPyTorch = "pod_12345678-1234-1234-1234-123456789012"
+	podComfy   = "pod_7e4a9c65-bf81-4c23-9e5f-6a7b8c9d0e1f"
+	sample     = cytest.SampleInstanceUUID
+)
+
+// clock is a settable time source shared by the adapter and the emulator.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer is a log sink safe for the race detector.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	p   *Provider
+	srv *cytest.Server
+	log *syncBuffer
+	clk *clock
+}
+
+// setup starts an emulator and an adapter wired to it, logging at debug level into a buffer.
+// opts.Now is replaced by a shared fake clock.
+func setup(t *testing.T, opts cytest.Options) env {
+	t.Helper()
+	clk := newClock()
+	opts.Now = clk.Now
+	srv := cytest.NewServer(opts)
+	t.Cleanup(srv.Close)
+	buf := &syncBuffer{}
+	log := zerolog.New(buf).Level(zerolog.DebugLevel)
+	p := New(Config{APIKey: srv.APIKey(), BaseURL: srv.URL(), Logger: &log})
+	p.now = clk.Now
+	return env{p: p, srv: srv, log: buf, clk: clk}
+}
+
+// posts lists the POST requests received: Chenyu's mutations.
+func posts(srv *cytest.Server) []cytest.Recorded {
+	var out []cytest.Recorded
+	for _, r := range srv.Requests() {
+		if r.Method != http.MethodGet {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func paths(rs []cytest.Recorded) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.Path)
+	}
+	return strings.Join(s, " ")
+}
+
+// wantKind fails unless err is a *providers.Error of kind, naming chenyu and containing every
+// fragment in its text.
+func wantKind(t *testing.T, err error, kind providers.ErrorKind, fragments ...string) *providers.Error {
+	t.Helper()
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v (%T) is not a *providers.Error", err, err)
+	}
+	if pe.Kind != kind {
+		t.Fatalf("kind %q, want %q: %v", pe.Kind, kind, err)
+	}
+	if pe.Provider != Name {
+		t.Fatalf("provider %q, want %q", pe.Provider, Name)
+	}
+	if pe.Remedy == "" {
+		t.Fatalf("no remedy in %v", err)
+	}
+	for _, f := range fragments {
+		if !strings.Contains(err.Error(), f) {
+			t.Fatalf("error %q lacks %q", err.Error(), f)
+		}
+	}
+	return pe
+}
+
+func mustInstance(t *testing.T, e env, id string) providers.Instance {
+	t.Helper()
+	in, err := e.p.GetInstance(t.Context(), id)
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	return in
+}
+
+func loggerTo(buf *syncBuffer) *zerolog.Logger {
+	l := zerolog.New(buf).Level(zerolog.DebugLevel)
+	return &l
+}

@@ -1,0 +1,112 @@
+package chenyu
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/flex"
+)
+
+// gpuCounts are the only gpu_nums Chenyu accepts (create and startup).
+var gpuCounts = []int{1, 2, 4, 8}
+
+func validGPUCount(n int) bool {
+	for _, c := range gpuCounts {
+		if n == c {
+			return true
+		}
+	}
+	return false
+}
+
+// ListOffers implements providers.Provider: one offer per GPU model of GET /gpu/list.
+func (p *Provider) ListOffers(ctx context.Context) ([]providers.Offer, error) {
+	gpus, err := p.listGPUs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]providers.Offer, 0, len(gpus))
+	for _, g := range gpus {
+		if g.GPUUUID == "" {
+			continue
+		}
+		out = append(out, p.offer(g))
+	}
+	return out, nil
+}
+
+func (p *Provider) listGPUs(ctx context.Context) ([]wireGPU, error) {
+	return fetchAll(ctx, p, p.http, "/gpu/list", "gpu_list", "list GPU models", nil, func(g wireGPU) string { return g.GPUUUID })
+}
+
+func (p *Provider) offer(g wireGPU) providers.Offer {
+	o := providers.Offer{
+		ID:        providers.QualifyID(Name, g.GPUUUID),
+		Provider:  Name,
+		GPUModel:  strings.TrimSpace(string(g.GPUName)),
+		GPUCounts: append([]int(nil), gpuCounts...),
+		VRAMGB:    vramGB(string(g.GPUName)),
+		Billing:   []providers.BillingMode{providers.BillingHourly},
+		// Only status 1 is documented, as "available" ([CY-TY]).
+		Available: g.Status == 1,
+	}
+	var notes []string
+	if g.Price != nil {
+		o.PricePerGPUHour = priceOf(g.Price.Hour)
+		for _, pp := range []struct {
+			m providers.BillingMode
+			v *float64
+		}{
+			{providers.BillingHourly, priceOf(g.Price.Hour)},
+			{providers.BillingDaily, priceOf(g.Price.Day)},
+			{providers.BillingWeekly, priceOf(g.Price.Week)},
+			{providers.BillingMonthly, priceOf(g.Price.Month)},
+		} {
+			if pp.v != nil {
+				o.Prices = append(o.Prices, providers.Price{Billing: pp.m, CNY: *pp.v})
+			}
+		}
+		if y := priceOf(g.Price.Year); y != nil {
+			notes = append(notes, fmt.Sprintf("yearly list price %.2f CNY per GPU", *y))
+		}
+	}
+	if len(o.Prices) > 1 || len(notes) > 0 {
+		notes = append([]string{"prices are per GPU (assumed; Chenyu does not say); its day/week/month/year prices are list prices shown for information: the API bills by the hour only"}, notes...)
+	}
+	if !o.Available {
+		notes = append(notes, fmt.Sprintf("chenyu status %d: not available now", int64(g.Status)))
+	}
+	o.Notes = strings.Join(notes, "; ")
+	return o
+}
+
+// vramRE finds a memory size written in a model name, such as the "80G" of "NVIDIA A100 80G".
+var vramRE = regexp.MustCompile(`(?i)(?:^|[\s_-])(\d{1,3})\s*GB?(?:$|[\s_-])`)
+
+// vramGB is the memory size a model name states, or 0: Chenyu's GPU list has no memory field
+// and the adapter does not guess from model numbers.
+func vramGB(name string) int {
+	m := vramRE.FindStringSubmatch(name)
+	if m == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// priceOf is a listed price, or nil when it is absent or not positive: a zero price is more
+// likely a placeholder than a free GPU, and a spending cap must not take it at its word.
+func priceOf(f *flex.Float) *float64 {
+	if f == nil || *f <= 0 {
+		return nil
+	}
+	v := float64(*f)
+	return &v
+}
