@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,14 +15,7 @@ import (
 // gpuCounts are the only gpu_nums Chenyu accepts (create and startup).
 var gpuCounts = []int{1, 2, 4, 8}
 
-func validGPUCount(n int) bool {
-	for _, c := range gpuCounts {
-		if n == c {
-			return true
-		}
-	}
-	return false
-}
+func validGPUCount(n int) bool { return slices.Contains(gpuCounts, n) }
 
 // ListOffers implements providers.Provider: one offer per GPU model of GET /gpu/list.
 func (p *Provider) ListOffers(ctx context.Context) ([]providers.Offer, error) {
