@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 
@@ -45,7 +46,7 @@ type Config struct {
 func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Config, []string, error) {
 	var cfg Config
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
-		return cfg, nil, fmt.Errorf("configuration: %w", err)
+		return cfg, nil, envError(err)
 	}
 	fs := flag.NewFlagSet("gpu-mcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -64,6 +65,37 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Con
 		return cfg, nil, err
 	}
 	return cfg, fs.Args(), nil
+}
+
+// envError names the environment variable a parse error is about, and what it accepts.
+func envError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			msgs = append(msgs, e.Error())
+			continue
+		}
+		name := pe.Name
+		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+			name = f.Tag.Get("env")
+		}
+		what := map[string]string{"time.Duration": "a duration such as 90s or 5m", "bool": "true or false",
+			"*float64": "a number", "int": "a whole number"}[pe.Type.String()]
+		msgs = append(msgs, fmt.Sprintf("%s is not accepted (%v); use %s", name, pe.Err, orDefault(what, pe.Type.String())))
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func (c *Config) validate() error {

@@ -48,6 +48,15 @@ type Options struct {
 	RateLimitEvery int
 	// Now is the emulator's clock (nil: time.Now); tests use it to reach a scheduled stop.
 	Now func() time.Time
+	// MaxPageSize caps page_size, as the real API may (0: 100). A small cap makes clients page.
+	MaxPageSize int
+}
+
+func (s *Server) maxPageSize() int {
+	if s.opts.MaxPageSize > 0 {
+		return s.opts.MaxPageSize
+	}
+	return 100
 }
 
 // Recorded is one request the emulator received.

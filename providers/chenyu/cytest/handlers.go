@@ -119,8 +119,8 @@ func decode(body []byte, v any) (reply, bool) {
 }
 
 // paging reads page and page_size. When both are absent and all is true, everything is one
-// page; otherwise page defaults to 1 and page_size to 10 (at most 100).
-func paging(q url.Values, all bool) (page, size int, r reply, good bool) {
+// page; otherwise page defaults to 1 and page_size to 10 (at most maxSize, as servers cap it).
+func paging(q url.Values, all bool, maxSize int) (page, size int, r reply, good bool) {
 	if q.Get("page") == "" && q.Get("page_size") == "" && all {
 		return 1, math.MaxInt32, reply{}, true
 	}
@@ -136,8 +136,8 @@ func paging(q url.Values, all bool) (page, size int, r reply, good bool) {
 		}
 		*dst = n
 	}
-	if size > 100 {
-		size = 100
+	if size > maxSize {
+		size = maxSize
 	}
 	return page, size, reply{}, true
 }
@@ -227,7 +227,7 @@ func (in *instance) render(withMap bool) instanceJSON {
 // --- instances -----------------------------------------------------------------------------
 
 func (s *Server) listInstances(q url.Values, _ []byte) reply {
-	page, size, r, good := paging(q, false)
+	page, size, r, good := paging(q, false, s.maxPageSize())
 	if !good {
 		return r
 	}
@@ -598,7 +598,7 @@ func (s *Server) updateTitle(_ url.Values, body []byte) reply {
 // --- catalog and account ---------------------------------------------------------------------
 
 func (s *Server) gpuList(q url.Values, _ []byte) reply {
-	page, size, r, good := paging(q, true)
+	page, size, r, good := paging(q, true, s.maxPageSize())
 	if !good {
 		return r
 	}
@@ -606,7 +606,7 @@ func (s *Server) gpuList(q url.Values, _ []byte) reply {
 }
 
 func (s *Server) podList(q url.Values, _ []byte) reply {
-	page, size, r, good := paging(q, false)
+	page, size, r, good := paging(q, false, s.maxPageSize())
 	if !good {
 		return r
 	}
@@ -621,7 +621,7 @@ func (s *Server) podList(q url.Values, _ []byte) reply {
 }
 
 func (s *Server) marketList(q url.Values, _ []byte) reply {
-	page, size, r, good := paging(q, false)
+	page, size, r, good := paging(q, false, s.maxPageSize())
 	if !good {
 		return r
 	}
@@ -647,7 +647,7 @@ type privateJSON struct {
 }
 
 func (s *Server) privateList(q url.Values, _ []byte) reply {
-	page, size, r, good := paging(q, true)
+	page, size, r, good := paging(q, true, s.maxPageSize())
 	if !good {
 		return r
 	}
