@@ -35,7 +35,7 @@ type ListProvidersResult struct {
 
 func listProviders(d *Deps) Tool {
 	return newTool("list_providers", "List GPU providers",
-		"List the configured GPU cloud providers, what each can and cannot do (e.g. renew), their billing modes, and their balance where the vendor reports it. Call this first to see what is available.",
+		"List the configured GPU cloud providers, what each can and cannot do (such as renew), their billing modes, and their balance where the vendor reports it. Call this first to see what is available.",
 		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
 		func(ctx context.Context, _ *ListProvidersArgs) (ListProvidersResult, string, error) {
 			out := ListProvidersResult{Demo: d.Demo, Providers: []ProviderInfo{}}

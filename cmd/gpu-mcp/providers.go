@@ -17,13 +17,13 @@ import (
 func configuredProviders(cfg Config, log zerolog.Logger) []providers.Provider {
 	var ps []providers.Provider
 	if cfg.HuiXingYunToken != "" {
-		ps = append(ps, huixingyun.New(huixingyun.Config{Token: cfg.HuiXingYunToken, BaseURL: cfg.HuiXingYunBaseURL, Logger: sub(log, "huixingyun")}))
+		ps = append(ps, huixingyun.New(huixingyun.Config{Token: cfg.HuiXingYunToken, BaseURL: cfg.HuiXingYunBaseURL, Logger: &log}))
 	}
 	if cfg.DatenfabToken != "" && cfg.DatenfabNamespace != "" {
-		ps = append(ps, datenfab.New(datenfab.Config{Token: cfg.DatenfabToken, Namespace: cfg.DatenfabNamespace, BaseURL: cfg.DatenfabBaseURL, Logger: sub(log, "datenfab")}))
+		ps = append(ps, datenfab.New(datenfab.Config{Token: cfg.DatenfabToken, Namespace: cfg.DatenfabNamespace, BaseURL: cfg.DatenfabBaseURL, Logger: &log}))
 	}
 	if cfg.ChenyuAPIKey != "" {
-		ps = append(ps, chenyu.New(chenyu.Config{APIKey: cfg.ChenyuAPIKey, BaseURL: cfg.ChenyuBaseURL, Logger: sub(log, "chenyu")}))
+		ps = append(ps, chenyu.New(chenyu.Config{APIKey: cfg.ChenyuAPIKey, BaseURL: cfg.ChenyuBaseURL, Logger: &log}))
 	}
 	return ps
 }
@@ -40,14 +40,9 @@ func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, func()) {
 	log.Info().Str("huixingyun", hxy.URL()).Str("datenfab", df.URL()).Str("chenyu", cy.URL()).Dur("step_delay", step).
 		Msg("demo: vendor emulators started on loopback; nothing is real")
 	ps := []providers.Provider{
-		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL(), Logger: sub(log, "huixingyun")}),
-		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL(), Logger: sub(log, "datenfab")}),
-		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL(), Logger: sub(log, "chenyu")}),
+		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL(), Logger: &log}),
+		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL(), Logger: &log}),
+		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL(), Logger: &log}),
 	}
 	return ps, func() { hxy.Close(); df.Close(); cy.Close() }
-}
-
-func sub(log zerolog.Logger, provider string) *zerolog.Logger {
-	l := log.With().Str("provider", provider).Logger()
-	return &l
 }

@@ -78,8 +78,8 @@ func TestListOffers(t *testing.T) {
 	if o := byID["chenyu:"+gpuA100]; o.VRAMGB != 80 {
 		t.Fatalf("A100 80G vram %d", o.VRAMGB)
 	}
-	if o := byID["chenyu:"+gpu4090]; o.VRAMGB != 0 {
-		t.Fatalf("4090 vram %d: the name does not say, so 0", o.VRAMGB)
+	if o := byID["chenyu:"+gpu4090]; o.VRAMGB != 24 {
+		t.Fatalf("4090 vram %d: an RTX 4090 has 24 GB", o.VRAMGB)
 	}
 	if o := byID["chenyu:gpu_6d3f8b54-ae70-4b12-8d4e-5f6a7b8c9d0e"]; len(o.Prices) != 1 || o.Prices[0].Billing != providers.BillingHourly {
 		t.Fatalf("hour-only offer prices %+v", o.Prices)

@@ -81,18 +81,39 @@ func (p *Provider) offer(g wireGPU) providers.Offer {
 // vramRE finds a memory size written in a model name, such as the "80G" of "NVIDIA A100 80G".
 var vramRE = regexp.MustCompile(`(?i)(?:^|[\s_-])(\d{1,3})\s*GB?(?:$|[\s_-])`)
 
-// vramGB is the memory size a model name states, or 0: Chenyu's GPU list has no memory field
-// and the adapter does not guess from model numbers.
+// knownVRAM is the memory of GPU models that are made in one memory size only, so that the
+// model name alone says it. Models sold in several sizes (A100, A800, V100, RTX 3080, H100) are
+// left out: their size must be stated in the name.
+var knownVRAM = []struct {
+	re *regexp.Regexp
+	gb int
+}{
+	{regexp.MustCompile(`(?i)\b(rtx\s*)?4090d?\b`), 24},
+	{regexp.MustCompile(`(?i)\b(rtx\s*)?3090(\s*ti)?\b`), 24},
+	{regexp.MustCompile(`(?i)\b(rtx\s*)?4080\b`), 16},
+	{regexp.MustCompile(`(?i)\bl40s?\b`), 48},
+	{regexp.MustCompile(`(?i)\bl20\b`), 48},
+	{regexp.MustCompile(`(?i)\bh800\b`), 80},
+	{regexp.MustCompile(`(?i)\bh20\b`), 96},
+	{regexp.MustCompile(`(?i)\ba10\b`), 24},
+	{regexp.MustCompile(`(?i)\bt4\b`), 16},
+	{regexp.MustCompile(`(?i)\ba6000\b`), 48},
+}
+
+// vramGB is the memory size a model name states, else the one fixed size of a known model,
+// else 0: Chenyu's GPU list has no memory field.
 func vramGB(name string) int {
-	m := vramRE.FindStringSubmatch(name)
-	if m == nil {
-		return 0
+	if m := vramRE.FindStringSubmatch(name); m != nil {
+		if n, err := strconv.Atoi(m[1]); err == nil {
+			return n
+		}
 	}
-	n, err := strconv.Atoi(m[1])
-	if err != nil {
-		return 0
+	for _, k := range knownVRAM {
+		if k.re.MatchString(name) {
+			return k.gb
+		}
 	}
-	return n
+	return 0
 }
 
 // priceOf is a listed price, or nil when it is absent or not positive: a zero price is more

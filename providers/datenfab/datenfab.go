@@ -93,9 +93,7 @@ func New(cfg Config) *Provider {
 	c.UserAgent = "gpu-mcp"
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
-		// Used as given: the caller tags it with the provider (a second "provider" key would
-		// duplicate the field), and every message names datenfab anyway.
-		log = *cfg.Logger
+		log = cfg.Logger.With().Str("provider", Name).Logger()
 	}
 	return &Provider{
 		http: c, namespace: ns, log: log, now: time.Now,
