@@ -34,6 +34,15 @@ type Config struct {
 	RequireElicitation bool     `env:"GPU_MCP_REQUIRE_ELICITATION"`
 	AuditLog           string   `env:"GPU_MCP_AUDIT_LOG"`
 
+	// AuthToken is the bearer token every HTTP or SSE request must carry.
+	AuthToken string `env:"GPU_MCP_AUTH_TOKEN"`
+	// RequestTimeout bounds one HTTP request to a vendor.
+	RequestTimeout time.Duration `env:"GPU_MCP_REQUEST_TIMEOUT" envDefault:"20s"`
+	// ReadRetries is how often a failed read (never a change) is retried.
+	ReadRetries int `env:"GPU_MCP_READ_RETRIES" envDefault:"2"`
+	// OfferCacheTTL is how long an offer list is served from memory.
+	OfferCacheTTL time.Duration `env:"GPU_MCP_OFFER_CACHE_TTL" envDefault:"30s"`
+
 	ConfirmSecret string        `env:"GPU_MCP_CONFIRM_SECRET"`
 	ConfirmTTL    time.Duration `env:"GPU_MCP_CONFIRM_TTL" envDefault:"5m"`
 	VendorTimeout time.Duration `env:"GPU_MCP_VENDOR_TIMEOUT" envDefault:"30s"`
@@ -146,5 +155,5 @@ DATENFAB_NAMESPACE; CHENYU_API_KEY (and *_BASE_URL to point them elsewhere).
 
 // secrets are the configured credentials, which must never be written anywhere.
 func (c *Config) secrets() []string {
-	return []string{c.HuiXingYunToken, c.DatenfabToken, c.ChenyuAPIKey, c.ConfirmSecret}
+	return []string{c.HuiXingYunToken, c.DatenfabToken, c.ChenyuAPIKey, c.ConfirmSecret, c.AuthToken}
 }
