@@ -59,18 +59,26 @@ func TestElicitationAgainstTheEmulator(t *testing.T) {
 			func(string) map[string]any {
 				return map[string]any{"offer_id": "huixingyun:" + offer, "image_id": "huixingyun:" + firstPublicImage(t, offer)}
 			},
-			func(t *testing.T, emu *hxytest.Server, _ string, before int) bool { return len(emu.Instances()) > before }},
+			func(t *testing.T, emu *hxytest.Server, _ string, before int) bool {
+				return len(emu.Instances()) > before
+			}},
 		{"start_instance", &setup{providers.BillingHourly, true},
 			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
-			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool { return status(emu, gid) == hxytest.StatusRunning }},
+			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
+				return status(emu, gid) == hxytest.StatusRunning
+			}},
 		{"stop_instance", &setup{providers.BillingHourly, false},
 			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
-			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool { return status(emu, gid) == hxytest.StatusStopped }},
+			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
+				return status(emu, gid) == hxytest.StatusStopped
+			}},
 		{"restart_instance", &setup{providers.BillingHourly, false},
 			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
 			func(t *testing.T, emu *hxytest.Server, gid string, before int) bool { return mutationsOf(emu) > before }},
 		{"save_image", &setup{providers.BillingHourly, false},
-			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid, "image_name": "asked-first"} },
+			func(gid string) map[string]any {
+				return map[string]any{"instance_id": "huixingyun:" + gid, "image_name": "asked-first"}
+			},
 			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
 				for _, im := range emu.Images() {
 					if im.Name == "asked-first" {
@@ -80,11 +88,16 @@ func TestElicitationAgainstTheEmulator(t *testing.T) {
 				return false
 			}},
 		{"renew_instance", &setup{providers.BillingMonthly, false},
-			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid, "periods": 1} },
+			func(gid string) map[string]any {
+				return map[string]any{"instance_id": "huixingyun:" + gid, "periods": 1}
+			},
 			func(t *testing.T, emu *hxytest.Server, gid string, before int) bool { return mutationsOf(emu) > before }},
 		{"destroy_instance", &setup{providers.BillingHourly, true},
 			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
-			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool { _, ok := emu.Instance(gid); return !ok }},
+			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
+				_, ok := emu.Instance(gid)
+				return !ok
+			}},
 	}
 	for _, c := range cases {
 		for _, a := range answers {
