@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/gpu-mcp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo demo-offers test vet fmt schemas tools clean
+.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean
 
 all: build
 
@@ -16,18 +16,43 @@ demo:
 	$(GO) run ./cmd/gpu-mcp --demo --log-level warn call list_providers
 	$(GO) run ./cmd/gpu-mcp --demo --log-level warn call list_gpu_offers '{"limit":12}'
 
-# The README's test command: formatting, vet, and every test under the race detector.
-test:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+# The README's test command: formatting, vet, every Go test under the race detector, then the
+# end-to-end suites with MCP clients written by others (TypeScript SDK, Inspector, conformance).
+test: test-go e2e
+
+GOFILES = $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')
+
+test-go:
+	@unformatted=$$(gofmt -l $(GOFILES)); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# npm installs the e2e clients (and Node 22 for the Inspector and the conformance suite) from
+# e2e/package-lock.json, again only when the lock file changed.
+e2e-deps: e2e/node_modules/.package-lock.json
+
+e2e/node_modules/.package-lock.json: e2e/package-lock.json
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+e2e: build e2e-deps
+	cd e2e && node --test --test-concurrency=1 clients/ conformance/
+
+# Run each fuzz target for FUZZTIME (the seeds alone run in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in ./tools ./providers/huixingyun ./providers/datenfab ./providers/chenyu; do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target"; $(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
+	  done; \
+	done
 
 vet:
 	$(GO) vet ./...
 
 fmt:
-	gofmt -w $$(git ls-files '*.go')
+	gofmt -w $(GOFILES)
 
 # Regenerate schemas/ from the tools' Go structs; review the diff before committing.
 schemas:

@@ -29,6 +29,9 @@ type Deps struct {
 	RequireElicitation bool
 	// Audit, when set, receives one line per guarded call.
 	Audit *AuditLog
+	// Offers, when set, caches offers for list_gpu_offers; nil asks the vendors every time.
+	// launch_instance never uses it: a purchase is planned on the vendor's live offer.
+	Offers *OfferCache
 
 	launches launchLedger
 }
@@ -79,7 +82,8 @@ func (d *Deps) resolve(id, what string) (providers.Provider, string, error) {
 }
 
 // fanOut calls f on every provider concurrently, each within its own deadline, and gathers
-// what came back; one slow or failing provider never hides the others.
+// what came back; one slow or failing provider never hides the others, and the whole takes as
+// long as the slowest provider, at most the deadline.
 func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func(context.Context, providers.Provider) ([]T, error)) ([]T, []ProviderError) {
 	type res struct {
 		name  string
@@ -104,6 +108,11 @@ func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func
 			cctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			items, err := f(cctx, p)
+			if err != nil && cctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+				err = &providers.Error{Kind: providers.KindUnavailable, Provider: p.Name(), Err: err,
+					Message: fmt.Sprintf("no answer within %s (GPU_MCP_VENDOR_TIMEOUT), so its part is missing", timeout),
+					Remedy:  "try again later; the other providers' results are complete"}
+			}
 			results[i] = res{name: p.Name(), items: items, err: err}
 		}()
 	}

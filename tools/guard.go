@@ -218,10 +218,22 @@ func roundTripFrom(ctx context.Context) mcp.MultiRoundTripParams {
 	return p
 }
 
-// clientCanElicit reports whether the client declared the elicitation capability.
+// clientCanElicit reports whether the client declared the elicitation capability and the
+// question can reach it: clients of protocol 2026-07-28 and later get it in the tool result
+// (multi round-trip); older ones need a session that can send a server-initiated request,
+// which mcp-go's SSE sessions cannot. Where it cannot, the guard answers with a plan and a
+// token instead of failing the call.
 func clientCanElicit(ctx context.Context) bool {
-	s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo)
-	return ok && s.GetClientCapabilities().Elicitation != nil
+	session := server.ClientSessionFromContext(ctx)
+	s, ok := session.(server.SessionWithClientInfo)
+	if !ok || s.GetClientCapabilities().Elicitation == nil {
+		return false
+	}
+	if mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
+		return true
+	}
+	_, canAsk := session.(server.SessionWithElicitation)
+	return canAsk
 }
 
 // confirmationRequired is the answer to a guarded call that has no (or no longer a) valid

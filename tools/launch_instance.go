@@ -78,6 +78,7 @@ func launchInstance(d *Deps) Tool {
 			if ok, why := p.Capabilities().Supports(providers.ActionLaunch); !ok {
 				return nil, providers.Unsupported(p.Name(), providers.ActionLaunch, why)
 			}
+			// The live offer, never the cache: price and capacity must be current for a purchase.
 			offers, err := p.ListOffers(ctx)
 			if err != nil {
 				return nil, err
@@ -112,14 +113,23 @@ func launchInstance(d *Deps) Tool {
 							Remedy:  "check list_instances"}
 					}
 					defer func() {
-						release := err != nil && providers.KindOf(err) != providers.KindUnknown
-						d.launches.finish(in.IdempotencyKey, &out, text, release)
+						if err != nil {
+							// Nothing bought frees the key; an unknown outcome keeps it, without a
+							// result, so that a repeat is refused rather than answered as done.
+							d.launches.finish(in.IdempotencyKey, nil, "", providers.KindOf(err) != providers.KindUnknown)
+							return
+						}
+						d.launches.finish(in.IdempotencyKey, &out, text, false)
 					}()
 				}
 				res, err := p.Launch(ctx, spec)
 				if err != nil {
+					if providers.KindOf(err) == providers.KindUnknown {
+						d.Offers.Invalidate(p.Name())
+					}
 					return LaunchResult{}, "", err
 				}
+				d.Offers.Invalidate(p.Name())
 				out = LaunchResult{OrderID: res.OrderID, Instance: res.Instance}
 				if res.InstanceID != "" {
 					out.InstanceID = providers.QualifyID(p.Name(), res.InstanceID)
@@ -134,6 +144,9 @@ func launchInstance(d *Deps) Tool {
 					text = "Launched. " + instanceText(*out.Instance)
 				case out.InstanceID != "":
 					text = "Launched " + out.InstanceID + "; its details are not available yet: check get_instance."
+				case res.OrderID == "":
+					out.Message = fmt.Sprintf("%s confirmed the purchase but named neither an order nor the instance; it is being created and will bill once it exists: check list_instances", p.Name())
+					text = out.Message
 				default:
 					out.Message = fmt.Sprintf("%s accepted order %s but does not show the instance yet; it is being created and will bill once it exists: check list_instances", p.Name(), res.OrderID)
 					text = out.Message

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
@@ -48,6 +49,7 @@ type ListOffersResult struct {
 	Matched         int               `json:"matched" jsonschema_description:"offers that matched before the limit"`
 	UnknownPriceOut int               `json:"unknown_price_excluded,omitempty" jsonschema_description:"offers left out by max_price_per_hour because their vendor publishes no price"`
 	Errors          []ProviderError   `json:"errors,omitempty" jsonschema_description:"providers that could not be asked; their offers are missing"`
+	Stale           []StaleOffers     `json:"stale,omitempty" jsonschema_description:"providers that could not be asked whose offers are shown from the cache: how old they are and why"`
 	Demo            bool              `json:"demo,omitempty"`
 }
 
@@ -60,13 +62,25 @@ func listGPUOffers(d *Deps) Tool {
 			if err != nil {
 				return ListOffersResult{}, "", err
 			}
+			var mu sync.Mutex
+			var stale []StaleOffers
 			all, errs := fanOut(ctx, d, ps, func(ctx context.Context, p providers.Provider) ([]providers.Offer, error) {
-				return p.ListOffers(ctx)
+				if d.Offers == nil {
+					return p.ListOffers(ctx)
+				}
+				offers, note, err := d.Offers.Offers(ctx, p)
+				if note != nil {
+					mu.Lock()
+					stale = append(stale, *note)
+					mu.Unlock()
+				}
+				return offers, err
 			})
 			if err := allFailed(errs, len(ps)); err != nil {
 				return ListOffersResult{}, "", err
 			}
-			out := ListOffersResult{Errors: errs, Demo: d.Demo, Offers: []providers.Offer{}}
+			sort.Slice(stale, func(i, j int) bool { return stale[i].Provider < stale[j].Provider })
+			out := ListOffersResult{Errors: errs, Stale: stale, Demo: d.Demo, Offers: []providers.Offer{}}
 			matched, unknown := filterOffers(all, in)
 			out.Matched, out.UnknownPriceOut = len(matched), unknown
 			limit := in.Limit
@@ -200,6 +214,9 @@ func offersText(r ListOffersResult, billing providers.BillingMode) string {
 	if len(rows) > 0 {
 		b.WriteString("\n")
 		b.WriteString(table([]string{"offer_id", "gpu", "gpus", "vram", "cpu/ram", "region", "price", "billing", "free"}, rows))
+	}
+	for _, s := range r.Stale {
+		fmt.Fprintf(&b, "\n! %s offers are %ds old: it could not be asked again (%s)", s.Provider, s.AgeSeconds, s.Error)
 	}
 	b.WriteString(errorsText(r.Errors))
 	return b.String()

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/invopop/jsonschema"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -64,6 +66,9 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 			if err := v.validate(); err != nil {
 				return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
 			}
+		}
+		if err := checkLimits(reflect.ValueOf(in).Elem()); err != nil {
+			return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
 		}
 		out, text, err := h(ctx, in)
 		var ir *inputRequired
@@ -123,6 +128,53 @@ func decodeArgs(raw json.RawMessage, v any) error {
 		return fmt.Errorf("unknown argument %s (accepted arguments: %s)", msg, accepted)
 	}
 	return fmt.Errorf("arguments are not valid JSON: %v", err)
+}
+
+// checkLimits enforces the lengths and bounds that the input schema announces (the
+// jsonschema tags maxLength, minimum, maximum), so that a client that does not validate
+// against the schema meets the same limits. Too short an id is left to the tool, whose
+// parsing says better what is wrong with it.
+func checkLimits(v reflect.Value) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			if err := checkLimits(fv); err != nil {
+				return err
+			}
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		limits := map[string]float64{}
+		for _, kv := range strings.Split(f.Tag.Get("jsonschema"), ",") {
+			k, val, _ := strings.Cut(kv, "=")
+			if n, err := strconv.ParseFloat(val, 64); err == nil {
+				limits[k] = n
+			}
+		}
+		if fv.Kind() == reflect.Pointer {
+			if fv.IsNil() {
+				continue
+			}
+			fv = fv.Elem()
+		}
+		switch fv.Kind() {
+		case reflect.String:
+			n := utf8.RuneCountInString(fv.String())
+			if m, ok := limits["maxLength"]; ok && float64(n) > m {
+				return invalidf("argument %q is longer than %g characters (%d)", name, m, n)
+			}
+		case reflect.Int, reflect.Int64, reflect.Float64:
+			x := fv.Convert(reflect.TypeFor[float64]()).Float()
+			if m, ok := limits["maximum"]; ok && x > m {
+				return invalidf("argument %q must be at most %g, got %g", name, m, x)
+			}
+			if m, ok := limits["minimum"]; ok && x < m {
+				return invalidf("argument %q must be at least %g, got %g", name, m, x)
+			}
+		}
+	}
+	return nil
 }
 
 func jsonKind(t reflect.Type) string {

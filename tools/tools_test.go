@@ -545,11 +545,73 @@ func TestBadArgumentsAreClearErrors(t *testing.T) {
 		{"save_image", map[string]any{"instance_id": "alpha:i1", "image_name": "bad name!"}, "not accepted"},
 		{"get_instance", map[string]any{"instance_id": strings.Repeat("a", 600) + ":x"}, "longer than"},
 		{"get_instance", map[string]any{"instance_id": "alpha:\u0000x"}, "control character"},
+		// Wrong types.
+		{"list_gpu_offers", map[string]any{"min_gpus": "2"}, `"min_gpus": expected an integer`},
+		{"list_gpu_offers", map[string]any{"available_only": "yes"}, `"available_only": expected true or false`},
+		{"list_gpu_offers", map[string]any{"max_price_per_hour": "cheap"}, `"max_price_per_hour": expected a number`},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 1.5}, `"gpu_count": expected an integer`},
+		{"stop_instance", map[string]any{"instance_id": []any{"alpha:i1"}}, `"instance_id": expected a string`},
+		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": map[string]any{"n": 1}}, `"periods": expected an integer`},
+		// Unknown fields.
+		{"list_gpu_offers", map[string]any{"gpus": 2}, `unknown argument "gpus"`},
+		{"destroy_instance", map[string]any{"instance_id": "alpha:i1", "force": true}, `unknown argument "force"`},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "confirm": true}, `unknown argument "confirm"`},
+		// Huge strings.
+		{"list_gpu_offers", map[string]any{"gpu": strings.Repeat("x", 100000)}, "limited to 100 characters"},
+		{"list_images", map[string]any{"name": strings.Repeat("x", 5000)}, `"name" is longer than 100 characters`},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "idempotency_key": strings.Repeat("k", 129)}, `"idempotency_key" is longer than 128 characters`},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": strings.Repeat("n", 65)}, "not accepted"},
+		{"stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": strings.Repeat("t", 1<<20)}, `"confirm_token" is longer than 1024 characters`},
+		// Negative and out-of-range counts.
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "must be positive"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 65}, `"gpu_count" must be at most 64`},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "billing": "monthly", "periods": 37}, `"periods" must be at most 36`},
+		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": -3}, "between 1 and 36"},
+		{"list_images", map[string]any{"limit": -1}, "between 0 and 500"},
+		{"list_gpu_offers", map[string]any{"min_vram_gb": 100001}, `"min_vram_gb" must be at most 100000`},
+		{"list_gpu_offers", map[string]any{"max_price_per_hour": -0.5}, "0 or more"},
+		// Malformed ids.
+		{"stop_instance", map[string]any{"instance_id": "i1"}, "no provider prefix"},
+		{"stop_instance", map[string]any{"instance_id": ":i1"}, "empty provider or vendor id"},
+		{"stop_instance", map[string]any{"instance_id": "alpha:"}, "empty provider or vendor id"},
+		{"stop_instance", map[string]any{"instance_id": "zeta:i1"}, `unknown provider "zeta"`},
+		{"stop_instance", map[string]any{}, "instance_id is required"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img\nrm -rf"}, "control character"},
 	}
+	f := h.fakes["alpha"]
+	f.addInstance("i1", providers.StateRunning)
 	for _, c := range cases {
 		res, _ := h.call(c.tool, c.args)
 		if !res.IsError || !strings.Contains(text(res), c.want) {
-			t.Errorf("%s %v: got %q, want an error containing %q", c.tool, c.args, text(res), c.want)
+			t.Errorf("%s %v: got %q, want an error containing %q", c.tool, c.args, truncateText(text(res)), c.want)
 		}
 	}
+	if m := f.mutations(); len(m) != 0 || f.state("i1") != providers.StateRunning {
+		t.Fatalf("bad arguments changed something: %v", m)
+	}
+}
+
+// TestArgumentsThatAreNotAnObject covers what an MCP client cannot send but a raw caller can.
+func TestArgumentsThatAreNotAnObject(t *testing.T) {
+	f := newFake("alpha")
+	d := depsFor(t, f)
+	for _, tool := range All(d) {
+		for raw, want := range map[string]string{`[]`: "must be a JSON object", `"x"`: "must be a JSON object", `1`: "must be a JSON object",
+			`{} {}`: "single JSON object", `{"instance_id":`: "not valid JSON", `{"x":1}`: "unknown argument"} {
+			res := tool.Call(t.Context(), []byte(raw))
+			if !res.IsError || !strings.Contains(text(res), want) || !strings.HasPrefix(text(res), tool.Name+":") {
+				t.Errorf("%s %s: %q, want an error containing %q", tool.Name, raw, text(res), want)
+			}
+		}
+	}
+	if len(f.mutations()) != 0 {
+		t.Fatal("bad arguments changed something")
+	}
+}
+
+func truncateText(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
 }

@@ -45,6 +45,11 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		RequireElicitation: cfg.RequireElicitation,
 		Limits:             tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs},
 	}
+	if cfg.OfferCacheTTL > 0 {
+		cache := tools.NewOfferCache(tools.OfferCacheOptions{TTL: cfg.OfferCacheTTL, RefreshTimeout: cfg.VendorTimeout})
+		app.Deps.Offers = cache
+		app.closers = append(app.closers, cache.Close)
+	}
 	if cfg.AuditLog != "" {
 		audit, err := tools.OpenAuditLog(cfg.AuditLog, cfg.secrets()...)
 		if err != nil {
@@ -58,10 +63,11 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 	return app, nil
 }
 
-// Close stops the demo emulators, if any.
+// Close stops the offer cache's refreshes and the demo emulators, if any.
 func (a *App) Close() {
-	for _, c := range a.closers {
-		c()
+	// Last opened, first closed: the cache's refreshes stop before the emulators they ask.
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
 	}
 	a.closers = nil
 }

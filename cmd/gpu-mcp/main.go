@@ -59,6 +59,14 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stdout, "gpu-mcp", version)
 		return 0
 	}
+	var nc netConfig
+	if cmd == "serve" && cfg.Transport != "stdio" {
+		// Checked before anything starts: a server that must not listen starts nothing.
+		if nc, err = loadNetConfig(cfg, environ); err != nil {
+			fmt.Fprintln(stderr, "gpu-mcp:", err)
+			return 2
+		}
+	}
 	app, err := newApp(cfg, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "gpu-mcp:", err)
@@ -67,7 +75,7 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 	defer app.Close()
 	switch cmd {
 	case "serve":
-		return serve(app, cfg, stdin, stdout, stderr)
+		return serve(app, cfg, nc, stdin, stdout, stderr)
 	case "tools":
 		return listTools(app, stdout)
 	case "call":
@@ -85,13 +93,14 @@ func newLogger(level string, w io.Writer) zerolog.Logger {
 	return zerolog.New(zerolog.ConsoleWriter{Out: w, NoColor: true}).Level(lvl).With().Timestamp().Logger()
 }
 
-func serve(app *App, cfg Config, stdin io.Reader, stdout, stderr io.Writer) int {
-	if cfg.Transport != "stdio" {
-		fmt.Fprintf(stderr, "gpu-mcp: --transport %s is not available in this build yet; use stdio\n", cfg.Transport)
-		return 2
-	}
+// serve serves MCP on the configured transport until the client goes or a signal (SIGINT,
+// SIGTERM) comes.
+func serve(app *App, cfg Config, nc netConfig, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if cfg.Transport != "stdio" {
+		return serveNetwork(ctx, app, cfg, nc, stderr, stop)
+	}
 	s := server.NewStdioServer(app.Server)
 	s.SetErrorLogger(log.New(stderr, "gpu-mcp stdio: ", 0))
 	app.Log.Info().Strs("providers", app.Deps.Providers.Names()).Bool("demo", cfg.Demo).Msg("serving MCP over stdio")

@@ -12,18 +12,25 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
 )
 
+// httpOptions is how every adapter talks to its vendor: GPU_MCP_REQUEST_TIMEOUT per request,
+// GPU_MCP_READ_RETRIES retries of reads (never of changes), the default circuit breaker.
+func httpOptions(cfg Config) providers.HTTPOptions {
+	return providers.HTTPOptions{Timeout: cfg.RequestTimeout, Retries: max(cfg.ReadRetries, 0)}
+}
+
 // configuredProviders builds the providers whose credentials are set; the others are simply
 // not registered.
 func configuredProviders(cfg Config, log zerolog.Logger) []providers.Provider {
 	var ps []providers.Provider
+	o := httpOptions(cfg)
 	if cfg.HuiXingYunToken != "" {
-		ps = append(ps, huixingyun.New(huixingyun.Config{Token: cfg.HuiXingYunToken, BaseURL: cfg.HuiXingYunBaseURL, Logger: &log}))
+		ps = append(ps, huixingyun.New(huixingyun.Config{Token: cfg.HuiXingYunToken, BaseURL: cfg.HuiXingYunBaseURL, Logger: &log, HTTP: o}))
 	}
 	if cfg.DatenfabToken != "" && cfg.DatenfabNamespace != "" {
-		ps = append(ps, datenfab.New(datenfab.Config{Token: cfg.DatenfabToken, Namespace: cfg.DatenfabNamespace, BaseURL: cfg.DatenfabBaseURL, Logger: &log}))
+		ps = append(ps, datenfab.New(datenfab.Config{Token: cfg.DatenfabToken, Namespace: cfg.DatenfabNamespace, BaseURL: cfg.DatenfabBaseURL, Logger: &log, HTTP: o}))
 	}
 	if cfg.ChenyuAPIKey != "" {
-		ps = append(ps, chenyu.New(chenyu.Config{APIKey: cfg.ChenyuAPIKey, BaseURL: cfg.ChenyuBaseURL, Logger: &log}))
+		ps = append(ps, chenyu.New(chenyu.Config{APIKey: cfg.ChenyuAPIKey, BaseURL: cfg.ChenyuBaseURL, Logger: &log, HTTP: o}))
 	}
 	return ps
 }
@@ -39,10 +46,11 @@ func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, func()) {
 	cy := cytest.NewServer(cytest.Options{StepDelay: step})
 	log.Info().Str("huixingyun", hxy.URL()).Str("datenfab", df.URL()).Str("chenyu", cy.URL()).Dur("step_delay", step).
 		Msg("demo: vendor emulators started on loopback; nothing is real")
+	o := httpOptions(cfg)
 	ps := []providers.Provider{
-		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL(), Logger: &log}),
-		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL(), Logger: &log}),
-		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL(), Logger: &log}),
+		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL(), Logger: &log, HTTP: o}),
+		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL(), Logger: &log, HTTP: o}),
+		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL(), Logger: &log, HTTP: o}),
 	}
 	return ps, func() { hxy.Close(); df.Close(); cy.Close() }
 }

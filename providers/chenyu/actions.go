@@ -48,7 +48,7 @@ func (p *Provider) Launch(ctx context.Context, spec providers.LaunchSpec) (provi
 		return providers.LaunchResult{}, err
 	}
 	var w wireInstance
-	if len(data) == 0 || json.Unmarshal(data, &w) != nil || w.InstanceUUID == "" {
+	if len(data) == 0 || json.Unmarshal(data, &w) != nil || strings.TrimSpace(w.InstanceUUID) == "" {
 		return providers.LaunchResult{}, errf(providers.KindUnknown, op,
 			"check list_instances for a new instance before launching again",
 			"chenyu accepted the launch but its answer names no instance")

@@ -38,8 +38,10 @@ type Config struct {
 	APIKey string
 	// BaseURL defaults to DefaultBaseURL.
 	BaseURL string
-	// HTTPClient nil means a client with the shared default timeout.
+	// HTTPClient nil means http.DefaultTransport; HTTP.Timeout bounds each request anyway.
 	HTTPClient *http.Client
+	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
+	HTTP providers.HTTPOptions
 	// Logger nil means no logs.
 	Logger *zerolog.Logger
 }
@@ -69,6 +71,10 @@ func New(cfg Config) *Provider {
 	c.HTTP, c.UserAgent = cfg.HTTPClient, "gpu-mcp"
 	pub := httpx.New(Name, base, nil)
 	pub.HTTP, pub.UserAgent = cfg.HTTPClient, "gpu-mcp"
+	// One breaker for both clients: it is the vendor that fails, whichever key is sent.
+	br := httpx.NewBreaker(cfg.HTTP)
+	c.Configure(cfg.HTTP, br)
+	pub.Configure(cfg.HTTP, br)
 	log := zerolog.Nop()
 	if cfg.Logger != nil {
 		log = cfg.Logger.With().Str("provider", Name).Logger()

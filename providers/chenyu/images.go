@@ -33,17 +33,17 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 	}
 	var out []providers.Image
 	for _, m := range market {
-		if m.UUID != "" {
+		if strings.TrimSpace(m.UUID) != "" {
 			out = append(out, marketImage(m))
 		}
 	}
 	for _, m := range private {
-		if m.UUID != "" {
+		if strings.TrimSpace(m.UUID) != "" {
 			out = append(out, p.privateImage(m))
 		}
 	}
 	for _, m := range pods {
-		if m.UUID != "" {
+		if strings.TrimSpace(m.UUID) != "" {
 			out = append(out, podImages(m)...)
 		}
 	}

@@ -49,7 +49,7 @@ func (p *Provider) ListInstances(ctx context.Context) ([]providers.Instance, err
 	prices := p.hourlyPrices(ctx)
 	out := make([]providers.Instance, 0, len(list))
 	for _, w := range list {
-		if w.InstanceUUID == "" {
+		if strings.TrimSpace(w.InstanceUUID) == "" {
 			continue
 		}
 		out = append(out, p.instance(w, prices))
@@ -67,7 +67,7 @@ func (p *Provider) GetInstance(ctx context.Context, id string) (providers.Instan
 	if err := p.get(ctx, "/instance/info", url.Values{"instance_uuid": {id}}, op, &w); err != nil {
 		return providers.Instance{}, err
 	}
-	if w.InstanceUUID == "" {
+	if strings.TrimSpace(w.InstanceUUID) == "" {
 		return providers.Instance{}, errf(providers.KindNotFound, op, "check the id with list_instances", "chenyu returned no instance %s", id)
 	}
 	return p.instance(w, p.hourlyPrices(ctx)), nil

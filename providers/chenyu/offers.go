@@ -25,7 +25,7 @@ func (p *Provider) ListOffers(ctx context.Context) ([]providers.Offer, error) {
 	}
 	out := make([]providers.Offer, 0, len(gpus))
 	for _, g := range gpus {
-		if g.GPUUUID == "" {
+		if strings.TrimSpace(g.GPUUUID) == "" {
 			continue
 		}
 		out = append(out, p.offer(g))

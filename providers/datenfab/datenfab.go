@@ -48,8 +48,10 @@ type Config struct {
 	Namespace string
 	// BaseURL defaults to DefaultBaseURL.
 	BaseURL string
-	// HTTPClient nil means a client with the shared default timeout.
+	// HTTPClient nil means http.DefaultTransport; HTTP.Timeout bounds each request anyway.
 	HTTPClient *http.Client
+	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
+	HTTP providers.HTTPOptions
 	// Logger nil means no logs.
 	Logger *zerolog.Logger
 }
@@ -90,6 +92,7 @@ func New(cfg Config) *Provider {
 		h.Set("namespace", ns)
 	})
 	c.HTTP = cfg.HTTPClient
+	c.Configure(cfg.HTTP, httpx.NewBreaker(cfg.HTTP))
 	c.UserAgent = "gpu-mcp"
 	log := zerolog.Nop()
 	if cfg.Logger != nil {

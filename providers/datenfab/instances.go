@@ -40,6 +40,11 @@ func (p *Provider) ListInstances(ctx context.Context) ([]providers.Instance, err
 	}
 	out := make([]providers.Instance, 0, len(nodes))
 	for _, n := range nodes {
+		if strings.TrimSpace(n.Name) == "" {
+			// Without a name an instance cannot be addressed by any call.
+			p.log.Warn().Str("cluster", n.cluster).Str("uid", n.UID).Msg("datenfab listed an instance without a name; left out")
+			continue
+		}
 		out = append(out, p.instanceOf(n.wireInstance, n.cluster))
 	}
 	return out, nil

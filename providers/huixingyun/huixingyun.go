@@ -45,8 +45,10 @@ type Config struct {
 	Token string
 	// BaseURL defaults to DefaultBaseURL.
 	BaseURL string
-	// HTTPClient nil means a client with the shared default timeout.
+	// HTTPClient nil means http.DefaultTransport; HTTP.Timeout bounds each request anyway.
 	HTTPClient *http.Client
+	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
+	HTTP providers.HTTPOptions
 	// Logger nil means no logs.
 	Logger *zerolog.Logger
 	// IntsAsNumbers sends request integers (num, gpu_count, pay_unit, pay_period) as JSON
@@ -84,6 +86,7 @@ func New(cfg Config) *Provider {
 	}
 	p.http = httpx.New(Name, base, func(h http.Header) { h.Set("Authorization", token) })
 	p.http.HTTP = cfg.HTTPClient
+	p.http.Configure(cfg.HTTP, httpx.NewBreaker(cfg.HTTP))
 	return p
 }
 

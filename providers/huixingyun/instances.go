@@ -28,7 +28,7 @@ func (p *Provider) ListInstances(ctx context.Context) ([]providers.Instance, err
 	}
 	out := make([]providers.Instance, 0, len(items))
 	for _, it := range items {
-		if it.GID == "" {
+		if strings.TrimSpace(it.GID) == "" {
 			continue
 		}
 		out = append(out, p.instanceOf(it))

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
 )
 
 // DemoAPIKey is the only key the emulator accepts ("Authorization: Bearer <DemoAPIKey>").
@@ -98,8 +100,9 @@ type PrivateImage struct {
 
 // Server is a running emulator.
 type Server struct {
-	ts   *httptest.Server
-	opts Options
+	ts     *httptest.Server
+	opts   Options
+	faults *faults.Injector
 
 	mu        sync.Mutex
 	requests  []Recorded
@@ -117,7 +120,7 @@ type Server struct {
 
 // NewServer starts an emulator on loopback.
 func NewServer(opts Options) *Server {
-	s := &Server{opts: opts, instances: map[string]*instance{}, balance: 1288.50, card: 200}
+	s := &Server{opts: opts, faults: faults.NewInjector(), instances: map[string]*instance{}, balance: 1288.50, card: 200}
 	s.gpus, s.pods, s.market = catalog()
 	s.seedSample()
 	s.ts = httptest.NewServer(s.Handler())
@@ -131,10 +134,24 @@ func (s *Server) URL() string { return s.ts.URL + PathPrefix }
 func (s *Server) APIKey() string { return DemoAPIKey }
 
 // Close shuts the server down.
-func (s *Server) Close() { s.ts.Close() }
+func (s *Server) Close() {
+	s.faults.Stop()
+	s.ts.Close()
+}
 
-// Handler serves the emulated API (paths start with PathPrefix).
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+// Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
+// dropped connection, a stalled body), for all requests or those of one path; see SetFaults.
+type Faults = faults.Faults
+
+// SetFaults replaces the faults injected into the emulator's answers: each request gets the
+// first rule that matches it. Without arguments the emulator behaves again.
+func (s *Server) SetFaults(rules ...Faults) { s.faults.Set(rules...) }
+
+// FaultsApplied counts the requests a fault was injected into.
+func (s *Server) FaultsApplied() int { return s.faults.Applied() }
+
+// Handler serves the emulated API (paths start with PathPrefix), faults included.
+func (s *Server) Handler() http.Handler { return s.faults.Wrap(http.HandlerFunc(s.serve)) }
 
 // Requests lists every request received, in order (including refused ones).
 func (s *Server) Requests() []Recorded {

@@ -32,6 +32,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
 )
 
 // Fixed demo credentials: give them to the adapter's Config (Token, Namespace).
@@ -89,6 +91,7 @@ type Server struct {
 	opts    Options
 	srv     *httptest.Server
 	handler http.Handler
+	faults  *faults.Injector
 	cst     *time.Location
 
 	mu        sync.Mutex
@@ -142,7 +145,8 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("GET "+APIPrefix+"/clusters/{cluster}/instances/{name}", s.detail)
 	mux.HandleFunc("POST "+APIPrefix+"/clusters/{cluster}/instances/{name}/power_off", s.powerOff)
 	mux.HandleFunc("POST "+APIPrefix+"/clusters/{cluster}/instances/{name}/power_on", s.powerOn)
-	s.handler = s.serve(mux)
+	s.faults = faults.NewInjector()
+	s.handler = s.faults.Wrap(s.serve(mux))
 	s.srv = httptest.NewServer(s.handler)
 	return s
 }
@@ -151,7 +155,21 @@ func NewServer(opts Options) *Server {
 func (s *Server) URL() string { return s.srv.URL + APIPrefix }
 
 // Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() {
+	s.faults.Stop()
+	s.srv.Close()
+}
+
+// Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
+// dropped connection, a stalled body), for all requests or those of one path; see SetFaults.
+type Faults = faults.Faults
+
+// SetFaults replaces the faults injected into the emulator's answers: each request gets the
+// first rule that matches it. Without arguments the emulator behaves again.
+func (s *Server) SetFaults(rules ...Faults) { s.faults.Set(rules...) }
+
+// FaultsApplied counts the requests a fault was injected into.
+func (s *Server) FaultsApplied() int { return s.faults.Applied() }
 
 // Handler serves the API (paths start with APIPrefix), for mounting elsewhere.
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -34,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
 )
 
 // DemoToken is the API token the emulator accepts unless Options.Token says otherwise. It is
@@ -122,6 +124,7 @@ type Server struct {
 	now       func() time.Time
 	ts        *httptest.Server
 	handler   http.Handler
+	faults    *faults.Injector
 
 	mu        sync.Mutex
 	products  []*productJSON
@@ -171,7 +174,8 @@ func NewServer(opts Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.handler = http.HandlerFunc(s.serve)
+	s.faults = faults.NewInjector()
+	s.handler = s.faults.Wrap(http.HandlerFunc(s.serve))
 	s.ts = httptest.NewServer(s.handler)
 	return s
 }
@@ -183,7 +187,21 @@ func (s *Server) URL() string { return s.ts.URL }
 func (s *Server) Token() string { return s.token }
 
 // Close shuts the emulator down.
-func (s *Server) Close() { s.ts.Close() }
+func (s *Server) Close() {
+	s.faults.Stop()
+	s.ts.Close()
+}
+
+// Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
+// dropped connection, a stalled body), for all requests or those of one path; see SetFaults.
+type Faults = faults.Faults
+
+// SetFaults replaces the faults injected into the emulator's answers: each request gets the
+// first rule that matches it. Without arguments the emulator behaves again.
+func (s *Server) SetFaults(rules ...Faults) { s.faults.Set(rules...) }
+
+// FaultsApplied counts the requests a fault was injected into.
+func (s *Server) FaultsApplied() int { return s.faults.Applied() }
 
 // Handler serves the emulated API (for use in another server).
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -41,3 +41,32 @@ func TestString(t *testing.T) {
 		}
 	}
 }
+
+func TestFloatRefusesWhatJSONCannotCarry(t *testing.T) {
+	for _, in := range []string{`"NaN"`, `"nan"`, `"Inf"`, `"-Infinity"`, `"1e999"`, `1e999`} {
+		var f Float
+		if err := json.Unmarshal([]byte(in), &f); err == nil {
+			t.Errorf("Float(%s) = %v, want an error", in, f)
+		}
+	}
+}
+
+// FuzzScalars feeds anything to the three types: none panics, and a Float that decodes can be
+// encoded again.
+func FuzzScalars(f *testing.F) {
+	for _, s := range []string{`1`, `"1"`, `""`, `null`, `3.0`, `"5.50"`, `true`, `"NaN"`, `{}`, `[1]`, `1e400`, `"-0"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var i Int
+		_ = json.Unmarshal(b, &i)
+		var s String
+		_ = json.Unmarshal(b, &s)
+		var fl Float
+		if json.Unmarshal(b, &fl) == nil {
+			if _, err := json.Marshal(float64(fl)); err != nil {
+				t.Fatalf("Float(%s) = %v cannot be encoded: %v", b, fl, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,445 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
+	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
+	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
+	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+)
+
+// These tests run the tools against the three vendor emulators, through the real adapters,
+// with faults injected into the emulators' answers.
+
+// faulty is what every emulator offers for fault injection.
+type faulty interface {
+	SetFaults(...hxytest.Faults)
+	FaultsApplied() int
+}
+
+// vendorEnv is the three emulators, the adapters on them, and a client of the tools.
+type vendorEnv struct {
+	*harness
+	emus    map[string]faulty
+	ps      map[string]providers.Provider
+	buyPath map[string]hxytest.Faults
+}
+
+// envOptions tune a vendorEnv.
+type envOptions struct {
+	http providers.HTTPOptions
+	deps func(*Deps)
+	// wrap, when set, serves each emulator through it, on a server of the test's own.
+	wrap func(vendor string, h http.Handler) http.Handler
+}
+
+func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
+	t.Helper()
+	hxy, df, cy := hxytest.NewServer(hxytest.Options{}), dftest.NewServer(dftest.Options{}), cytest.NewServer(cytest.Options{})
+	t.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
+	base := map[string]string{huixingyun.Name: hxy.URL(), datenfab.Name: df.URL(), chenyu.Name: cy.URL()}
+	if o.wrap != nil {
+		for name, h := range map[string]struct {
+			h      http.Handler
+			prefix string
+		}{huixingyun.Name: {hxy.Handler(), ""}, datenfab.Name: {df.Handler(), dftest.APIPrefix}, chenyu.Name: {cy.Handler(), cytest.PathPrefix}} {
+			srv := httptest.NewServer(o.wrap(name, h.h))
+			t.Cleanup(srv.Close)
+			base[name] = srv.URL + h.prefix
+		}
+	}
+	ps := map[string]providers.Provider{
+		huixingyun.Name: huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: base[huixingyun.Name], HTTP: o.http}),
+		datenfab.Name:   datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: base[datenfab.Name], HTTP: o.http}),
+		chenyu.Name:     chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: base[chenyu.Name], HTTP: o.http}),
+	}
+	reg, err := providers.NewRegistry(ps[huixingyun.Name], ps[datenfab.Name], ps[chenyu.Name])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second}
+	if o.deps != nil {
+		o.deps(d)
+	}
+	c, err := client.NewInProcessClient(NewServer(d, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: "vendors-test", Version: "1"}
+	if _, err := c.Initialize(context.Background(), init); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &vendorEnv{
+		harness: &harness{t: t, deps: d, c: c},
+		emus:    map[string]faulty{huixingyun.Name: hxy, datenfab.Name: df, chenyu.Name: cy},
+		ps:      ps,
+		buyPath: map[string]hxytest.Faults{
+			huixingyun.Name: {Method: http.MethodPost, Path: "/gpu/instances/buy"},
+			datenfab.Name:   {Method: http.MethodPost, Path: "/instances"},
+			chenyu.Name:     {Method: http.MethodPost, Path: "/instance/create_by_image"},
+		},
+	}
+}
+
+// fast are HTTP options for tests: short timeouts, quick retries.
+var fast = providers.HTTPOptions{Timeout: 2 * time.Second, Retries: 1, RetryBackoff: time.Millisecond}
+
+// noLeaks fails the test when goroutines it started outlive it, once everything is closed.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+func (e *vendorEnv) instances(vendor string) int {
+	e.t.Helper()
+	ins, err := e.ps[vendor].ListInstances(e.t.Context())
+	if err != nil {
+		e.t.Fatalf("%s instances: %v", vendor, err)
+	}
+	return len(ins)
+}
+
+// launchArgs finds an hourly offer with capacity and a public image of it.
+func (e *vendorEnv) launchArgs(vendor string) map[string]any {
+	e.t.Helper()
+	res, m := e.call("list_gpu_offers", map[string]any{"provider": vendor, "billing": "hourly", "available_only": true})
+	offers, _ := m["offers"].([]any)
+	if res.IsError || len(offers) == 0 {
+		e.t.Fatalf("%s offers: %s", vendor, text(res))
+	}
+	offer := offers[0].(map[string]any)["id"].(string)
+	res, m = e.call("list_images", map[string]any{"offer_id": offer, "kind": "public"})
+	images, _ := m["images"].([]any)
+	if res.IsError || len(images) == 0 {
+		e.t.Fatalf("%s images: %s", vendor, text(res))
+	}
+	return map[string]any{"offer_id": offer, "image_id": images[0].(map[string]any)["id"].(string), "billing": "hourly"}
+}
+
+func TestPurchaseWhoseAnswerIsLostIsNeverRepeated(t *testing.T) {
+	noLeaks(t)
+	e := newVendorEnv(t, envOptions{http: fast})
+	for _, vendor := range []string{huixingyun.Name, datenfab.Name, chenyu.Name} {
+		for _, f := range []hxytest.Faults{{DropConnection: true}, {MalformedJSON: true}, {Status500: true}, {HTMLErrorPage: true}} {
+			args := e.launchArgs(vendor)
+			args["idempotency_key"] = fmt.Sprintf("k-%s-%v", vendor, f)
+			_, plan := e.call("launch_instance", args)
+			token, _ := plan["confirmation_token"].(string)
+			if token == "" {
+				t.Fatalf("%s: no plan: %v", vendor, plan)
+			}
+			before := e.instances(vendor)
+			buy := e.buyPath[vendor]
+			f.Method, f.Path = buy.Method, buy.Path
+			e.emus[vendor].SetFaults(f)
+			hits := e.emus[vendor].FaultsApplied()
+			args["confirm_token"] = token
+			res, _ := e.call("launch_instance", args)
+			if !res.IsError || !strings.HasPrefix(text(res), vendor+":") || !strings.Contains(text(res), " may ") || !strings.Contains(text(res), "list_instances") {
+				t.Errorf("%s %+v: a lost answer to a purchase must say its outcome is unknown and how to check: %s", vendor, f, text(res))
+			}
+			// Again, with the same key: refused without asking the vendor.
+			delete(args, "confirm_token")
+			res, _ = e.call("launch_instance", args)
+			if !res.IsError || !strings.Contains(text(res), "outcome is unknown; nothing was bought again") {
+				t.Errorf("%s: the same key after an unknown outcome: %s", vendor, text(res))
+			}
+			if n := e.emus[vendor].FaultsApplied() - hits; n != 1 {
+				t.Errorf("%s %+v: the purchase was sent %d times", vendor, f, n)
+			}
+			e.emus[vendor].SetFaults()
+			if got := e.instances(vendor) - before; got > 1 || (got == 1) != (f.DropConnection || f.MalformedJSON) {
+				t.Errorf("%s %+v: %d new instances", vendor, f, got)
+			}
+		}
+	}
+}
+
+func TestReadFaultsNameTheVendorBesideTheOthersResults(t *testing.T) {
+	noLeaks(t)
+	o := fast
+	o.BreakerThreshold = -1 // every fault in turn, without the breaker skipping the vendor
+	e := newVendorEnv(t, envOptions{http: o})
+	cases := []struct {
+		f     hxytest.Faults
+		frags []string
+	}{
+		{hxytest.Faults{Status500: true}, []string{"HTTP 500", "try again"}},
+		{hxytest.Faults{HTMLErrorPage: true}, []string{"HTTP 502", "HTML page", "Bad Gateway"}},
+		{hxytest.Faults{MalformedJSON: true}, []string{"unreadable"}},
+		{hxytest.Faults{DropConnection: true}, []string{"no answer from the vendor"}},
+		{hxytest.Faults{Status429: true, RetryAfter: "90"}, []string{"retry after 1m30s", "wait"}},
+	}
+	for _, vendor := range []string{huixingyun.Name, datenfab.Name, chenyu.Name} {
+		for _, c := range cases {
+			e.emus[vendor].SetFaults(c.f)
+			for _, tool := range []string{"list_gpu_offers", "list_instances"} {
+				res, m := e.call(tool, map[string]any{})
+				errs, _ := m["errors"].([]any)
+				if res.IsError || len(errs) != 1 {
+					t.Errorf("%s %s %+v: %s", vendor, tool, c.f, text(res))
+					continue
+				}
+				pe := errs[0].(map[string]any)
+				msg, _ := pe["error"].(string)
+				if pe["provider"] != vendor || !strings.HasPrefix(msg, vendor+":") {
+					t.Errorf("%s %s: error %v does not name the vendor", vendor, tool, pe)
+				}
+				for _, frag := range c.frags {
+					if !strings.Contains(msg, frag) {
+						t.Errorf("%s %s %+v: %q lacks %q", vendor, tool, c.f, msg, frag)
+					}
+				}
+				key := map[string]string{"list_gpu_offers": "offers", "list_instances": "instances"}[tool]
+				for _, it := range m[key].([]any) {
+					if strings.HasPrefix(it.(map[string]any)["id"].(string), vendor+":") {
+						t.Errorf("%s %s: results of the failing vendor shown", vendor, tool)
+					}
+				}
+				if tool == "list_gpu_offers" && len(m[key].([]any)) == 0 {
+					t.Errorf("%s: one failing vendor hid the others' offers", vendor)
+				}
+			}
+			e.emus[vendor].SetFaults()
+		}
+	}
+}
+
+func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
+	noLeaks(t)
+	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: time.Minute}, deps: func(d *Deps) { d.VendorTimeout = 300 * time.Millisecond }})
+	// Chenyu answers in ten minutes; the others at once.
+	e.emus[chenyu.Name].SetFaults(hxytest.Faults{Latency: 10 * time.Minute})
+	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
+		res, m := e.call(tool, map[string]any{})
+		errs, _ := m["errors"].([]any)
+		if res.IsError || len(errs) != 1 || errs[0].(map[string]any)["provider"] != chenyu.Name {
+			t.Fatalf("%s: %s", tool, text(res))
+		}
+		msg := errs[0].(map[string]any)["error"].(string)
+		if !strings.Contains(msg, "no answer within 300ms (GPU_MCP_VENDOR_TIMEOUT)") || !strings.Contains(text(res), "chenyu failed") {
+			t.Errorf("%s: %q", tool, msg)
+		}
+		seen := map[string]bool{}
+		key := map[string]string{"list_gpu_offers": "offers", "list_instances": "instances"}[tool]
+		for _, it := range m[key].([]any) {
+			seen[it.(map[string]any)["provider"].(string)] = true
+		}
+		if tool == "list_gpu_offers" && (!seen[huixingyun.Name] || !seen[datenfab.Name]) {
+			t.Errorf("%s: the healthy vendors' results are missing: %v", tool, seen)
+		}
+	}
+}
+
+// timeline records when each vendor's requests arrive and are answered.
+type timeline struct {
+	mu     sync.Mutex
+	start  map[string][]time.Time
+	finish map[string][]time.Time
+}
+
+func (tl *timeline) wrap(vendor string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tl.mu.Lock()
+		tl.start[vendor] = append(tl.start[vendor], time.Now())
+		tl.mu.Unlock()
+		h.ServeHTTP(w, r)
+		tl.mu.Lock()
+		tl.finish[vendor] = append(tl.finish[vendor], time.Now())
+		tl.mu.Unlock()
+	})
+}
+
+func (tl *timeline) reset() {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.start, tl.finish = map[string][]time.Time{}, map[string][]time.Time{}
+}
+
+func TestFanOutTakesTheSlowestVendorNotTheSum(t *testing.T) {
+	noLeaks(t)
+	tl := &timeline{}
+	tl.reset()
+	e := newVendorEnv(t, envOptions{http: fast, wrap: tl.wrap})
+	for _, emu := range e.emus {
+		emu.SetFaults(hxytest.Faults{Latency: 40 * time.Millisecond})
+	}
+	vendors := []string{huixingyun.Name, datenfab.Name, chenyu.Name}
+	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
+		timed := func(args map[string]any) time.Duration {
+			start := time.Now()
+			if res, m := e.call(tool, args); res.IsError || m["errors"] != nil {
+				t.Fatalf("%s %v: %s", tool, args, text(res))
+			}
+			return time.Since(start)
+		}
+		var sum time.Duration
+		for _, v := range vendors {
+			sum += timed(map[string]any{"provider": v})
+		}
+		tl.reset()
+		all := timed(map[string]any{})
+
+		// Ordering: every vendor was asked before any vendor had finished answering.
+		tl.mu.Lock()
+		var lastStart, firstEnd time.Time
+		for _, v := range vendors {
+			if len(tl.start[v]) == 0 || len(tl.finish[v]) == 0 {
+				t.Fatalf("%s: %s was not asked", tool, v)
+			}
+			lastStart = later(lastStart, tl.start[v][0])
+			end := tl.finish[v][len(tl.finish[v])-1]
+			if firstEnd.IsZero() || end.Before(firstEnd) {
+				firstEnd = end
+			}
+		}
+		tl.mu.Unlock()
+		if !lastStart.Before(firstEnd) {
+			t.Errorf("%s: the vendors were asked one after another, not together", tool)
+		}
+		// Ratio: together they take about the slowest one's time, well under the sum.
+		if ratio := float64(all) / float64(sum); ratio > 0.85 {
+			t.Errorf("%s: all vendors together took %.2f of the sum of each alone (%s of %s)", tool, ratio, all, sum)
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+func TestBreakerThroughTheTools(t *testing.T) {
+	noLeaks(t)
+	o := fast
+	o.BreakerThreshold, o.BreakerCooldown = 2, time.Hour
+	e := newVendorEnv(t, envOptions{http: o})
+	e.emus[huixingyun.Name].SetFaults(hxytest.Faults{Status500: true})
+	e.call("list_gpu_offers", map[string]any{})
+	hits := e.emus[huixingyun.Name].FaultsApplied()
+	res, m := e.call("list_gpu_offers", map[string]any{})
+	errs, _ := m["errors"].([]any)
+	if res.IsError || len(errs) != 1 || len(m["offers"].([]any)) == 0 {
+		t.Fatalf("%s", text(res))
+	}
+	msg := errs[0].(map[string]any)["error"].(string)
+	for _, frag := range []string{"huixingyun", "not sent", "failed 2 times in a row", "will try it again at", "(in 1h0m0s)"} {
+		if !strings.Contains(msg, frag) {
+			t.Errorf("%q lacks %q", msg, frag)
+		}
+	}
+	if e.emus[huixingyun.Name].FaultsApplied() != hits {
+		t.Error("a skipped vendor was asked")
+	}
+	// A purchase is refused up front, and says nothing was sent.
+	res, _ = e.call("launch_instance", map[string]any{"offer_id": "huixingyun:geforce_rtx_4090_16u100m_106", "image_id": "huixingyun:x-image"})
+	if !res.IsError || !strings.Contains(text(res), "nothing was sent") {
+		t.Errorf("launch on a skipped vendor: %s", text(res))
+	}
+}
+
+func TestManyConcurrentCallsOnTheDemo(t *testing.T) {
+	noLeaks(t)
+	var cache *OfferCache
+	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: 20 * time.Second, Retries: 2}, deps: func(d *Deps) {
+		cache = NewOfferCache(OfferCacheOptions{TTL: 50 * time.Millisecond})
+		d.Offers = cache
+	}})
+	t.Cleanup(cache.Close)
+	_, m := e.call("list_instances", map[string]any{})
+	var ids []string
+	for _, in := range m["instances"].([]any) {
+		ids = append(ids, in.(map[string]any)["id"].(string))
+	}
+	launch := e.launchArgs(chenyu.Name)
+	before := map[string]int{}
+	for v := range e.emus {
+		before[v] = e.instances(v)
+	}
+	type call struct {
+		tool string
+		args map[string]any
+		want func(res *mcp.CallToolResult, m map[string]any) bool
+	}
+	ok := func(res *mcp.CallToolResult, m map[string]any) bool { return !res.IsError && m["errors"] == nil }
+	planned := func(res *mcp.CallToolResult, m map[string]any) bool {
+		return !res.IsError && m["status"] == "confirmation_required" && m["confirmation_token"] != nil
+	}
+	// A plan or a refusal by the instance's state; never a change.
+	planOrRefusal := func(res *mcp.CallToolResult, m map[string]any) bool { return planned(res, m) || res.IsError }
+	var calls []call
+	for i := range 300 {
+		id := ids[i%len(ids)]
+		switch i % 10 {
+		case 0, 1:
+			calls = append(calls, call{"list_gpu_offers", map[string]any{"limit": i % 7}, ok})
+		case 2:
+			calls = append(calls, call{"list_gpu_offers", map[string]any{"gpu": "4090", "available_only": true}, ok})
+		case 3, 4:
+			calls = append(calls, call{"list_instances", map[string]any{}, ok})
+		case 5:
+			calls = append(calls, call{"get_instance", map[string]any{"instance_id": id}, func(r *mcp.CallToolResult, m map[string]any) bool { return !r.IsError }})
+		case 6:
+			calls = append(calls, call{"list_providers", map[string]any{}, func(r *mcp.CallToolResult, m map[string]any) bool { return !r.IsError }})
+		case 7:
+			calls = append(calls, call{"launch_instance", launch, planned})
+		case 8:
+			calls = append(calls, call{"stop_instance", map[string]any{"instance_id": id}, planOrRefusal})
+		case 9:
+			calls = append(calls, call{"destroy_instance", map[string]any{"instance_id": id}, planOrRefusal})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Go(func() {
+			req := mcp.CallToolRequest{}
+			req.Params.Name, req.Params.Arguments = c.tool, c.args
+			res, err := e.c.CallTool(context.Background(), req)
+			if err != nil {
+				t.Errorf("%s: protocol error %v", c.tool, err)
+				return
+			}
+			var m map[string]any
+			if res.StructuredContent != nil {
+				b, _ := json.Marshal(res.StructuredContent)
+				_ = json.Unmarshal(b, &m)
+			}
+			if !c.want(res, m) {
+				t.Errorf("%s %v: %s", c.tool, c.args, text(res))
+			}
+		})
+	}
+	wg.Wait()
+	for v := range e.emus {
+		if n := e.instances(v); n != before[v] {
+			t.Errorf("%s: %d instances before, %d after plans only", v, before[v], n)
+		}
+	}
+}
