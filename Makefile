@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/gpu-mcp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean
+.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean bench
 
 all: build
 
@@ -38,6 +38,17 @@ e2e/node_modules/.package-lock.json: e2e/package-lock.json
 
 e2e: build e2e-deps
 	cd e2e && node --test --test-concurrency=1 clients/ conformance/
+
+# Speed and memory (BENCHMARKS.md): the built binary over stdio and streamable HTTP next to the
+# reference server @modelcontextprotocol/server-everything (npm ci only when bench/package-lock.json
+# changed), then the Go micro-benchmarks. Takes 2-4 minutes; never part of `make test`.
+bench/node_modules/.package-lock.json: bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bench: build bench/node_modules/.package-lock.json
+	$(GO) run ./bench/cmd/mcpbench -bin $(BIN) -ref bench/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/
 
 # Run each fuzz target for FUZZTIME (the seeds alone run in `make test`).
 FUZZTIME ?= 30s

@@ -33,7 +33,12 @@ type Deps struct {
 	// launch_instance never uses it: a purchase is planned on the vendor's live offer.
 	Offers *OfferCache
 
+	// PollInterval is how often launch_instance and wait_instance ask the vendor again while
+	// they wait (0: 3s).
+	PollInterval time.Duration
+
 	launches launchLedger
+	stops    autoStops
 }
 
 func (d *Deps) textPrefix() string {

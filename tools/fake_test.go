@@ -3,11 +3,32 @@ package tools
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
+
+// fakeSSH is a loopback SSH endpoint for every fake instance: it sends the banner an sshd
+// sends first. It starts with the package, so that leak checks see it as always there.
+var fakeSSH = func() *net.TCPAddr {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-fake\r\n"))
+			c.Close()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr)
+}()
 
 // fakeProvider is an in-memory provider for the tools' unit tests. It counts every mutation so
 // that a test can prove nothing changed.
@@ -20,6 +41,10 @@ type fakeProvider struct {
 	failOf error    // returned by ListOffers/ListInstances when set
 	caps   providers.Capabilities
 	next   int
+	// launchState is the state new instances stay in (default running); noStop makes
+	// Precheck refuse stop and destroy, as a vendor does for a booting machine.
+	launchState providers.State
+	noStop      bool
 }
 
 func newFake(name string) *fakeProvider {
@@ -41,7 +66,8 @@ func (f *fakeProvider) addInstance(local string, st providers.State) {
 	defer f.mu.Unlock()
 	f.insts[local] = &providers.Instance{ID: providers.QualifyID(f.name, local), Provider: f.name, Name: local, State: st,
 		RawState: string(st), GPUModel: "NVIDIA RTX 4090", GPUCount: 1, Billing: providers.BillingHourly,
-		Connection: &providers.Connection{SSHHost: "h.invalid", SSHPort: 22, SSHUser: "root", SSHPassword: "s3cret-pw", SSHCommand: "ssh -p 22 root@h.invalid"}}
+		Connection: &providers.Connection{SSHHost: "127.0.0.1", SSHPort: fakeSSH.Port, SSHUser: "root", SSHPassword: "s3cret-pw",
+			SSHCommand: fmt.Sprintf("ssh -p %d root@127.0.0.1", fakeSSH.Port)}}
 }
 
 func (f *fakeProvider) mutations() []string {
@@ -104,6 +130,12 @@ func (f *fakeProvider) GetInstance(ctx context.Context, id string) (providers.In
 }
 
 func (f *fakeProvider) Precheck(req providers.ActionRequest) ([]string, error) {
+	f.mu.Lock()
+	noStop := f.noStop
+	f.mu.Unlock()
+	if noStop && (req.Action == providers.ActionStop || req.Action == providers.ActionDestroy) {
+		return nil, &providers.Error{Kind: providers.KindConflict, Provider: f.name, Message: "the instance is booting"}
+	}
 	if req.Action == providers.ActionDestroy && req.Instance.State != providers.StateStopped {
 		return nil, &providers.Error{Kind: providers.KindConflict, Provider: f.name, Message: "destroy needs a stopped instance"}
 	}
@@ -122,8 +154,12 @@ func (f *fakeProvider) Launch(ctx context.Context, spec providers.LaunchSpec) (p
 	f.next++
 	id := fmt.Sprintf("new-%d", f.next)
 	f.record("launch", spec.OfferID+"/"+spec.ImageID)
+	st := f.launchState
 	f.mu.Unlock()
-	f.addInstance(id, providers.StateRunning)
+	if st == "" {
+		st = providers.StateRunning
+	}
+	f.addInstance(id, st)
 	return providers.LaunchResult{InstanceID: id, OrderID: "order-" + id}, nil
 }
 

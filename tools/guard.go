@@ -43,7 +43,7 @@ type Plan struct {
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done"`
+	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; failed: it ran but did not achieve its aim (see the result's details); nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done"`
 	Plan              *Plan      `json:"plan,omitempty"`
 	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, with the same arguments, once the user approved the plan"`
 	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema_description:"when the confirmation token expires"`
@@ -162,8 +162,11 @@ func runConfirmed[Out any](ctx context.Context, d *Deps, name string, p *prepare
 		return zero, "", err
 	}
 	o := any(&out).(hasOutcome).outcome()
-	o.Status, o.Plan, o.Demo = "done", p.plan, d.Demo
-	rec.Outcome, rec.Detail = "done", o.Message
+	if o.Status == "" {
+		o.Status = "done"
+	}
+	o.Plan, o.Demo = p.plan, d.Demo
+	rec.Outcome, rec.Detail = o.Status, o.Message
 	return out, d.textPrefix() + text, nil
 }
 

@@ -58,6 +58,7 @@ func listInstances(d *Deps) Tool {
 				if inst.State == providers.StateRunning {
 					out.Running++
 				}
+				d.stops.overlay(&inst)
 				out.Instances = append(out.Instances, withoutSecrets(inst))
 			}
 			sort.SliceStable(out.Instances, func(i, j int) bool { return out.Instances[i].ID < out.Instances[j].ID })
@@ -130,6 +131,7 @@ func getInstance(d *Deps) Tool {
 			if err != nil {
 				return GetInstanceResult{}, "", err
 			}
+			d.stops.overlay(&inst)
 			return GetInstanceResult{Instance: inst, Demo: d.Demo}, d.textPrefix() + instanceText(inst), nil
 		})
 }

@@ -21,6 +21,10 @@ type LaunchArgs struct {
 	Periods        int    `json:"periods,omitempty" jsonschema:"minimum=0,maximum=36" jsonschema_description:"for daily, weekly or monthly billing: how many periods to prepay (default 1)"`
 	Name           string `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance"`
 	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"maxLength=128" jsonschema_description:"optional key; a repeated launch with the same key and arguments returns the first result instead of buying again"`
+	Wait           *bool  `json:"wait,omitempty" jsonschema_description:"wait until the instance runs and its SSH server answers, with progress notifications (default true); false returns once the vendor took the order"`
+	WaitTimeout    string `json:"wait_timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait for a usable instance, e.g. \"10m\" (default 5m, 5s to 30m); an instance that is not running by then is cleaned up"`
+	FallbackOffers int    `json:"fallback_offers,omitempty" jsonschema:"minimum=0,maximum=5" jsonschema_description:"when the offer is sold out or its instance does not come up: how many other offers of the same provider, GPU model and count, at no higher price, to try (default 0)"`
+	AutoStopAfter  string `json:"auto_stop_after,omitempty" jsonschema:"maxLength=16" jsonschema_description:"stop the instance this long after launch, e.g. \"2h\" (5s to 720h); by the vendor's shutdown timer where it has one, else by gpu-mcp while its process runs"`
 	Confirm
 }
 
@@ -39,20 +43,40 @@ func (a *LaunchArgs) validate() error {
 	if a.Billing == string(providers.BillingHourly) && a.Periods > 0 {
 		return invalidf("periods applies to daily, weekly or monthly billing only; hourly billing runs until the instance is destroyed")
 	}
-	return nil
+	if _, err := parseWait("wait_timeout", a.WaitTimeout); err != nil {
+		return err
+	}
+	if a.WaitTimeout != "" && !a.waits() {
+		return invalidf("wait_timeout applies only when wait is true")
+	}
+	if a.FallbackOffers < 0 || a.FallbackOffers > 5 {
+		return invalidf("fallback_offers %d is not accepted; use 0 to 5", a.FallbackOffers)
+	}
+	if a.FallbackOffers > 0 && !a.waits() {
+		return invalidf("fallback_offers needs wait=true: whether an instance came up is only known by waiting for it")
+	}
+	_, err := parseAutoStop(a.AutoStopAfter)
+	return err
 }
+
+func (a *LaunchArgs) waits() bool { return a.Wait == nil || *a.Wait }
 
 // LaunchResult is launch_instance's answer.
 type LaunchResult struct {
 	Outcome
 	InstanceID string              `json:"instance_id,omitempty" jsonschema_description:"the new instance, when the vendor already shows it"`
 	OrderID    string              `json:"order_id,omitempty" jsonschema_description:"the vendor's order number, when it gave one"`
+	Ready      bool                `json:"ready" jsonschema_description:"true when the instance runs and its SSH server answered"`
+	SSHCommand string              `json:"ssh_command,omitempty" jsonschema_description:"command to log in; the password, where the vendor gives one, is instance.connection.ssh_password (a secret)"`
 	Instance   *providers.Instance `json:"instance,omitempty"`
+	AutoStop   *AutoStop           `json:"auto_stop,omitempty"`
+	Attempts   []LaunchAttempt     `json:"attempts,omitempty" jsonschema_description:"each offer tried, what became of it, and what was cleaned up"`
+	Billing    string              `json:"billing_now,omitempty" jsonschema_description:"what this call left billing"`
 }
 
 func launchInstance(d *Deps) Tool {
 	return guardedTool(d, "launch_instance", "Launch instance",
-		"Rent a new GPU instance from an offer and an image. SPENDS MONEY: billing starts when the vendor creates it. Called without confirm_token it only returns the plan (price, GPUs, billing) and a token; show the plan to the user and call again with the token only after they approve.",
+		"Rent a new GPU instance from an offer and an image. SPENDS MONEY: billing starts when the vendor creates it. Called without confirm_token it only returns the plan (price, GPUs, billing) and a token; show the plan to the user and call again with the token only after they approve. Then it waits (wait, wait_timeout) until the instance runs and SSH answers, with progress notifications, and returns the ssh command; an instance that does not come up is stopped and destroyed where the vendor allows, and the result says what still exists and bills. Optional: fallback_offers, auto_stop_after.",
 		Hints{Destructive: true, OpenWorld: true},
 		func(ctx context.Context, in *LaunchArgs) (*prepared[LaunchResult], error) {
 			argsKey := ""
@@ -98,6 +122,7 @@ func launchInstance(d *Deps) Tool {
 				return nil, err
 			}
 			plan.Effects = append(plan.Effects, ws...)
+			plan.Effects = append(plan.Effects, launchExtras(p, plan, in)...)
 			if err := d.checkNewSpend(ctx, plan, spec.Periods, ""); err != nil {
 				return nil, err
 			}
@@ -122,34 +147,10 @@ func launchInstance(d *Deps) Tool {
 						d.launches.finish(in.IdempotencyKey, &out, text, false)
 					}()
 				}
-				res, err := p.Launch(ctx, spec)
-				if err != nil {
-					if providers.KindOf(err) == providers.KindUnknown {
-						d.Offers.Invalidate(p.Name())
-					}
-					return LaunchResult{}, "", err
-				}
-				d.Offers.Invalidate(p.Name())
-				out = LaunchResult{OrderID: res.OrderID, Instance: res.Instance}
-				if res.InstanceID != "" {
-					out.InstanceID = providers.QualifyID(p.Name(), res.InstanceID)
-					if out.Instance == nil {
-						if inst, err := p.GetInstance(ctx, res.InstanceID); err == nil {
-							out.Instance = &inst
-						}
-					}
-				}
-				switch {
-				case out.Instance != nil:
-					text = "Launched. " + instanceText(*out.Instance)
-				case out.InstanceID != "":
-					text = "Launched " + out.InstanceID + "; its details are not available yet: check get_instance."
-				case res.OrderID == "":
-					out.Message = fmt.Sprintf("%s confirmed the purchase but named neither an order nor the instance; it is being created and will bill once it exists: check list_instances", p.Name())
-					text = out.Message
-				default:
-					out.Message = fmt.Sprintf("%s accepted order %s but does not show the instance yet; it is being created and will bill once it exists: check list_instances", p.Name(), res.OrderID)
-					text = out.Message
+				out, text = d.launchAndWait(ctx, p, offer, spec, plan, in)
+				if len(out.Attempts) == 1 && out.Attempts[0].err != nil {
+					// Nothing was bought, or the outcome is unknown: an error, as before waiting.
+					return LaunchResult{}, "", out.Attempts[0].err
 				}
 				return out, text, nil
 			}}, nil

@@ -66,7 +66,7 @@ func depsFor(t *testing.T, fakes ...*fakeProvider) *Deps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard)}
+	return &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
 }
 
 // guardedCalls is one call of each guarded tool, against instance i1 (running) or the offer.
@@ -290,7 +290,7 @@ func TestReadOnlyModeRegistersOnlyReadOnlyTools(t *testing.T) {
 		}
 	}
 	slices.Sort(names)
-	want := []string{"get_instance", "list_gpu_offers", "list_images", "list_instances", "list_providers"}
+	want := []string{"get_instance", "list_gpu_offers", "list_images", "list_instances", "list_providers", "wait_instance"}
 	if !slices.Equal(names, want) {
 		t.Errorf("read-only tools = %v, want %v", names, want)
 	}

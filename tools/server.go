@@ -10,7 +10,7 @@ func All(d *Deps) []Tool {
 	for _, a := range instanceActions[:3] {
 		ts = append(ts, a.build(d))
 	}
-	return append(ts, saveImage(d), renewInstance(d), instanceActions[3].build(d))
+	return append(ts, saveImage(d), renewInstance(d), instanceActions[3].build(d), waitInstance(d))
 }
 
 // Registered is the tools the server offers: all of them, or in read-only mode only those

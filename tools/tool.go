@@ -253,7 +253,7 @@ func (t Tool) ServerTool() server.ServerTool {
 					return mcp.NewToolResultError(fmt.Sprintf("%s: unreadable arguments: %v", t.Name, err)), nil
 				}
 			}
-			return t.handle(withRoundTrip(ctx, req.Params.MultiRoundTripParams), raw), nil
+			return t.handle(withProgress(withRoundTrip(ctx, req.Params.MultiRoundTripParams), req.Params.Meta), raw), nil
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -36,7 +37,7 @@ func newHarness(t *testing.T, fakes ...*fakeProvider) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.deps = &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard)}
+	h.deps = &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
 	c, err := client.NewInProcessClient(NewServer(h.deps, "test"))
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +94,7 @@ func TestToolsListHasSchemasAndAllHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"list_providers", "list_gpu_offers", "list_images", "list_instances", "get_instance", "launch_instance",
-		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance"}
+		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance", "wait_instance"}
 	var got []string
 	for _, tool := range res.Tools {
 		got = append(got, tool.Name)
@@ -141,6 +142,7 @@ func TestAnnotationsMatchArchitectureTable(t *testing.T) {
 		"save_image":       {Destructive: true, OpenWorld: true},
 		"renew_instance":   {Destructive: true, OpenWorld: true},
 		"destroy_instance": {Destructive: true, Idempotent: true, OpenWorld: true},
+		"wait_instance":    {ReadOnly: true, Idempotent: true, OpenWorld: true},
 	}
 	for _, tool := range All(&Deps{}) {
 		if w, ok := want[tool.Name]; !ok || w != tool.Hints {
@@ -506,7 +508,7 @@ func TestListInstancesHidesPasswordsGetInstanceShowsThem(t *testing.T) {
 	}
 	res, m = h.call("get_instance", map[string]any{"instance_id": "alpha:i1"})
 	conn := m["instance"].(map[string]any)["connection"].(map[string]any)
-	if conn["ssh_password"] != "s3cret-pw" || !strings.Contains(text(res), "ssh -p 22 root@h.invalid") {
+	if conn["ssh_password"] != "s3cret-pw" || !strings.Contains(text(res), fmt.Sprintf("ssh -p %d root@127.0.0.1", fakeSSH.Port)) {
 		t.Fatalf("get_instance lacks connection details: %v %s", conn, text(res))
 	}
 	res, _ = h.call("get_instance", map[string]any{"instance_id": "alpha:nope"})

@@ -75,7 +75,7 @@ func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second}
+	d := &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second, PollInterval: 5 * time.Millisecond}
 	if o.deps != nil {
 		o.deps(d)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
+	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/tools"
@@ -44,7 +45,14 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		ReadOnly:           cfg.ReadOnly,
 		RequireElicitation: cfg.RequireElicitation,
 		Limits:             tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs},
+		PollInterval:       cfg.PollInterval,
 	}
+	if cfg.Demo && cfg.DemoStepDelay < 2*cfg.PollInterval {
+		// The emulators change state every DemoStepDelay: ask as often, so the demo is brisk.
+		app.Deps.PollInterval = max(cfg.DemoStepDelay/2, 50*time.Millisecond)
+	}
+	// Closed after the cache (last opened, first closed): says which auto-stops will not happen.
+	app.closers = append(app.closers, app.Deps.Close)
 	if cfg.OfferCacheTTL > 0 {
 		cache := tools.NewOfferCache(tools.OfferCacheOptions{TTL: cfg.OfferCacheTTL, RefreshTimeout: cfg.VendorTimeout})
 		app.Deps.Offers = cache

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,8 +47,72 @@ type Config struct {
 	ConfirmSecret string        `env:"GPU_MCP_CONFIRM_SECRET"`
 	ConfirmTTL    time.Duration `env:"GPU_MCP_CONFIRM_TTL" envDefault:"5m"`
 	VendorTimeout time.Duration `env:"GPU_MCP_VENDOR_TIMEOUT" envDefault:"30s"`
+	// PollInterval is how often a launch or wait_instance asks the vendor again.
+	PollInterval time.Duration `env:"GPU_MCP_POLL_INTERVAL" envDefault:"3s"`
 	// DemoStepDelay is how long each transitional state of a demo instance lasts.
 	DemoStepDelay time.Duration `env:"GPU_MCP_DEMO_STEP_DELAY" envDefault:"2s"`
+	// DemoLatency is extra latency added to every request of the demo emulators: one duration
+	// for all, or per vendor ("huixingyun=100ms,datenfab=200ms,chenyu=300ms").
+	DemoLatency string `env:"GPU_MCP_DEMO_LATENCY"`
+	// demoLatency is DemoLatency parsed by validate: vendor name to latency.
+	demoLatency map[string]time.Duration
+}
+
+// demoVendors are the names GPU_MCP_DEMO_LATENCY accepts.
+var demoVendors = []string{"huixingyun", "datenfab", "chenyu"}
+
+// parseDemoLatency parses GPU_MCP_DEMO_LATENCY: "" (none), one duration for every emulator,
+// or comma-separated vendor=duration pairs; durations are 0 or more.
+func parseDemoLatency(s string) (map[string]time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("GPU_MCP_DEMO_LATENCY %q is not accepted (%s); use one duration for all emulators such as 100ms, "+
+			"or vendor=duration pairs such as huixingyun=100ms,datenfab=200ms,chenyu=300ms (vendors: %s)",
+			s, why, strings.Join(demoVendors, ", "))
+	}
+	dur := func(v string) (time.Duration, error) {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return 0, bad(fmt.Sprintf("%q is not a duration", strings.TrimSpace(v)))
+		}
+		if d < 0 {
+			return 0, bad("a latency cannot be negative")
+		}
+		return d, nil
+	}
+	out := map[string]time.Duration{}
+	if !strings.Contains(s, "=") {
+		d, err := dur(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range demoVendors {
+			out[v] = d
+		}
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(part, "=")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if !ok {
+			return nil, bad(fmt.Sprintf("%q is not vendor=duration", strings.TrimSpace(part)))
+		}
+		if !slices.Contains(demoVendors, name) {
+			return nil, bad(fmt.Sprintf("unknown vendor %q", name))
+		}
+		if _, dup := out[name]; dup {
+			return nil, bad(fmt.Sprintf("%s is given twice", name))
+		}
+		d, err := dur(val)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = d
+	}
+	return out, nil
 }
 
 // loadConfig reads the environment, then the flags in args; it returns the remaining
@@ -129,6 +194,14 @@ func (c *Config) validate() error {
 	if c.MaxGPUs < 0 {
 		return fmt.Errorf("GPU_MCP_MAX_GPUS %d is not accepted; use a whole number of GPUs, 1 or more (0: no limit)", c.MaxGPUs)
 	}
+	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
+		return fmt.Errorf("GPU_MCP_POLL_INTERVAL %s is not accepted; use a duration between 10ms and 1m (default 3s)", c.PollInterval)
+	}
+	lat, err := parseDemoLatency(c.DemoLatency)
+	if err != nil {
+		return err
+	}
+	c.demoLatency = lat
 	if (c.DatenfabToken == "") != (c.DatenfabNamespace == "") && !c.Demo {
 		return errors.New("datenfab needs both DATENFAB_TOKEN and DATENFAB_NAMESPACE")
 	}

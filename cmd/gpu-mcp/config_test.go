@@ -58,11 +58,42 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "-1"}, "0 or more"},
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "cheap"}, "GPU_MCP_MAX_PRICE_PER_HOUR"},
 		{nil, map[string]string{"GPU_MCP_MAX_GPUS": "-4"}, "GPU_MCP_MAX_GPUS"},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "slow"}, "GPU_MCP_DEMO_LATENCY"},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "aws=100ms"}, "huixingyun=100ms,datenfab=200ms,chenyu=300ms"},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "chenyu=fast"}, "GPU_MCP_DEMO_LATENCY"},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "-5ms"}, "cannot be negative"},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "chenyu=1ms,chenyu=2ms"}, "given twice"},
 	}
 	for _, c := range cases {
 		_, _, err := loadConfig(c.args, c.env, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: err = %v, want one containing %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+func TestDemoLatencyIsParsed(t *testing.T) {
+	cases := []struct {
+		in   string
+		want map[string]time.Duration
+	}{
+		{"", nil},
+		{"150ms", map[string]time.Duration{"huixingyun": 150 * time.Millisecond, "datenfab": 150 * time.Millisecond, "chenyu": 150 * time.Millisecond}},
+		{"huixingyun=100ms, datenfab=200ms,Chenyu=300ms", map[string]time.Duration{"huixingyun": 100 * time.Millisecond, "datenfab": 200 * time.Millisecond, "chenyu": 300 * time.Millisecond}},
+		{"chenyu=1s", map[string]time.Duration{"chenyu": time.Second}},
+	}
+	for _, c := range cases {
+		cfg, _, err := loadConfig([]string{"--demo"}, map[string]string{"GPU_MCP_DEMO_LATENCY": c.in}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%q: %v", c.in, err)
+		}
+		if len(cfg.demoLatency) != len(c.want) {
+			t.Errorf("%q: got %v, want %v", c.in, cfg.demoLatency, c.want)
+		}
+		for k, v := range c.want {
+			if cfg.demoLatency[k] != v {
+				t.Errorf("%q: %s = %v, want %v", c.in, k, cfg.demoLatency[k], v)
+			}
 		}
 	}
 }

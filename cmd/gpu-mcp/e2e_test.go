@@ -77,6 +77,11 @@ func startSession(t *testing.T, env []string, args ...string) *session {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	// The stdio constructor starts the transport but not the client, whose Start routes the
+	// server's notifications to OnNotification handlers.
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	init := mcp.InitializeRequest{}
@@ -205,8 +210,8 @@ func TestStdioToolsListHasSchemasAndAnnotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Tools) != 12 {
-		t.Fatalf("%d tools, want 12", len(res.Tools))
+	if len(res.Tools) != 13 {
+		t.Fatalf("%d tools, want 13", len(res.Tools))
 	}
 	for _, tool := range res.Tools {
 		a := tool.Annotations
@@ -229,8 +234,8 @@ func TestStdioReadOnlyListsOnlyReadTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Tools) != 5 {
-		t.Fatalf("%d tools in read-only mode, want 5", len(res.Tools))
+	if len(res.Tools) != 6 {
+		t.Fatalf("%d tools in read-only mode, want 6", len(res.Tools))
 	}
 	for _, tool := range res.Tools {
 		if !*tool.Annotations.ReadOnlyHint {

@@ -124,7 +124,7 @@ func TestStdioDatenfabLifecycle(t *testing.T) {
 	}
 	inst := s.ok("get_instance", map[string]any{"instance_id": id})["instance"].(map[string]any)
 	conn := inst["connection"].(map[string]any)
-	if conn["ssh_user"] != "root" || conn["ssh_port"].(float64) <= 0 || !strings.Contains(conn["ssh_host"].(string), ".gws.") || conn["ssh_password"] == "" {
+	if conn["ssh_user"] != "root" || conn["ssh_port"].(float64) <= 0 || conn["ssh_host"] != "127.0.0.1" || conn["ssh_password"] == "" {
 		t.Fatalf("parsed SSH details: %v", conn)
 	}
 	if len(conn["web_urls"].([]any)) == 0 {

@@ -123,6 +123,12 @@ func (s *netServer) stop() int {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		s.t.Fatal(err)
 	}
+	return s.wait()
+}
+
+// wait returns the exit status once the process ended.
+func (s *netServer) wait() int {
+	s.t.Helper()
 	<-s.exited
 	var ee *exec.ExitError
 	if errors.As(s.exitErr, &ee) {
@@ -250,7 +256,7 @@ func TestNetworkShutdownFinishesCallsInFlight(t *testing.T) {
 			if a.err != nil || a.res.IsError || !strings.Contains(resultText(a.res), "huixingyun:") {
 				t.Fatalf("the call in flight: %v %+v\n%s", a.err, a.res, srv.stderr.String())
 			}
-			if code := srv.stop(); code != 0 {
+			if code := srv.wait(); code != 0 {
 				t.Fatalf("exit status %d:\n%s", code, srv.stderr.String())
 			}
 			if !strings.Contains(srv.stderr.String(), "stopped") {

@@ -44,7 +44,17 @@ func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, func()) {
 	hxy := hxytest.NewServer(hxytest.Options{StepDelay: step})
 	df := dftest.NewServer(dftest.Options{StepDelay: step})
 	cy := cytest.NewServer(cytest.Options{StepDelay: step})
-	log.Info().Str("huixingyun", hxy.URL()).Str("datenfab", df.URL()).Str("chenyu", cy.URL()).Dur("step_delay", step).
+	// GPU_MCP_DEMO_LATENCY: every request of an emulator waits this long before it is handled.
+	if d := cfg.demoLatency["huixingyun"]; d > 0 {
+		hxy.SetFaults(hxytest.Faults{Latency: d})
+	}
+	if d := cfg.demoLatency["datenfab"]; d > 0 {
+		df.SetFaults(dftest.Faults{Latency: d})
+	}
+	if d := cfg.demoLatency["chenyu"]; d > 0 {
+		cy.SetFaults(cytest.Faults{Latency: d})
+	}
+	log.Info().Str("huixingyun", hxy.URL()).Str("datenfab", df.URL()).Str("chenyu", cy.URL()).Dur("step_delay", step).Str("latency", cfg.DemoLatency).
 		Msg("demo: vendor emulators started on loopback; nothing is real")
 	o := httpOptions(cfg)
 	ps := []providers.Provider{

@@ -188,7 +188,7 @@ func connection(w wireInstance) providers.Connection {
 		if user == "" {
 			user = "root"
 		}
-		if c.SSHPort > 0 && c.SSHPort != 22 {
+		if c.SSHPort > 0 {
 			c.SSHCommand = fmt.Sprintf("ssh -p %d %s@%s", c.SSHPort, user, c.SSHHost)
 		} else {
 			c.SSHCommand = fmt.Sprintf("ssh %s@%s", user, c.SSHHost)

@@ -90,10 +90,14 @@ func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
 	case providers.ActionDestroy:
 		switch in.State {
 		case providers.StateStopped, providers.StateError, providers.StateUnknown:
+		case providers.StatePending, providers.StateStarting:
+			// A stuck boot cannot be shut down (shutdown needs status 2): destroy is the only
+			// way to end its billing.
+			warnings = append(warnings, "the instance has not come up yet: destroying it aborts the boot; Chenyu documents no rule for this and may refuse")
 		case providers.StateRunning:
 			return nil, refuse("stop it first with stop_instance: Chenyu documents no rule for destroying, and gpu-mcp does not delete a running instance so that no work in progress is lost unnoticed")
 		default:
-			return nil, refuse("wait until it is stopped: gpu-mcp destroys only a settled, stopped instance on Chenyu")
+			return nil, refuse("wait until it is stopped: gpu-mcp destroys a stopped instance, or one stuck creating or starting, on Chenyu")
 		}
 		if saving {
 			return nil, refuse("an image of this instance is being saved; wait until image_save_status is saved or failed")

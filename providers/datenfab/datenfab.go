@@ -126,6 +126,8 @@ func (p *Provider) Capabilities() providers.Capabilities {
 			"Offer prices are the SKU's listed price for one period divided by its GPU count. Discount ratios are shown in the offer notes while their window is open; Datenfab does not document whether the listed price already includes them.",
 			"An instance's price_per_hour comes from its unit-price annotation only when it is hourly-billed and the value is plausible in CNY/hour (at most 50 per GPU); otherwise it is left out because the annotation's unit is undocumented.",
 			"Destroy needs a stopped instance: stop it first. Deleting removes the instance and its disks; this cannot be undone.",
+			"An instance that never leaves Creating can be powered off (Datenfab documents no rule; it may refuse) and then deleted; a failed one can be deleted directly.",
+			"The API reports ScheduleStopTimestamp but documents no call to set it: an automatic stop has to be sent by the caller when the time comes.",
 			"save_image powers the instance off and saves the running container as an image; the resulting reference is assumed to be <registry>/<namespace>/<name>:<tag>, which the documents do not confirm. Datenfab has no call to check whether the save finished.",
 			"Datenfab has no image-list API: list_images shows the official images known from the documents and the images saved through this server; any full registry reference is accepted as image_id.",
 			"Per NeoLink's rules (inherited, unconfirmed for Datenfab): storage is charged while powered off, and an instance's data is deleted after 15 days powered off; a prepaid instance powers off at expiry.",

@@ -2,6 +2,7 @@ package datenfab
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -120,8 +121,8 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("times: created %v stops %v expires %v", in.CreatedAt, in.StopsAt, in.ExpiresAt)
 	}
 	c := in.Connection
-	if c == nil || c.SSHUser != "root" || !strings.HasSuffix(c.SSHHost, ".gws.datenfab.demo.invalid") || c.SSHPort < 30000 ||
-		c.SSHPassword == "" || !strings.HasPrefix(c.SSHCommand, "ssh -p") || len(c.WebURLs) != 2 {
+	if c == nil || c.SSHUser != "root" || c.SSHHost != "127.0.0.1" || c.SSHPort <= 0 ||
+		c.SSHPassword == "" || c.SSHCommand != fmt.Sprintf("ssh -p %d root@127.0.0.1", c.SSHPort) || len(c.WebURLs) != 2 {
 		t.Fatalf("connection = %+v", c)
 	}
 

@@ -2,6 +2,7 @@ package datenfab
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/url"
 	"regexp"
@@ -357,9 +358,13 @@ func connectionOf(s *wireServers) *providers.Connection {
 	if s.SSH != nil {
 		cmd := strings.TrimSpace(s.SSH.SSHAddr)
 		if cmd != "" {
-			c.SSHCommand = cmd
+			c.SSHCommand = cmd // kept verbatim when it cannot be read
 			if user, host, port, ok := parseSSH(cmd); ok {
 				c.SSHUser, c.SSHHost, c.SSHPort = user, host, port
+				if user == "" {
+					user = "root"
+				}
+				c.SSHCommand = fmt.Sprintf("ssh -p %d %s@%s", port, user, host)
 			}
 		}
 		c.SSHPassword = s.SSH.SSHPassword

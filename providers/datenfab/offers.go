@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
@@ -66,13 +67,24 @@ func (p *Provider) catalog(ctx context.Context) ([]wireSKU, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The regions are asked at once: a catalog read costs two round trips, not one per region.
+	per := make([][]wireSKU, len(regions))
+	errs := make([]error, len(regions))
+	var wg sync.WaitGroup
+	for i, r := range regions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			per[i], errs[i] = p.listSKUs(ctx, r)
+		}()
+	}
+	wg.Wait()
 	var all []wireSKU
-	for _, r := range regions {
-		skus, err := p.listSKUs(ctx, r)
-		if err != nil {
-			return nil, err
+	for i := range regions {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		all = append(all, skus...)
+		all = append(all, per[i]...)
 	}
 	return all, nil
 }

@@ -81,7 +81,7 @@ func TestDocListResponse(t *testing.T) {
 		Connection: &providers.Connection{
 			SSHHost: "8d40c2e6-a0b0-45c2-9b40-a0de065104f5.gws.demo.cdc.datenfab.com", SSHPort: 30099, SSHUser: "root",
 			SSHPassword: "kEyIX5R2dqJD",
-			SSHCommand:  "ssh -p30099 root@8d40c2e6-a0b0-45c2-9b40-a0de065104f5.gws.demo.cdc.datenfab.com",
+			SSHCommand:  "ssh -p 30099 root@8d40c2e6-a0b0-45c2-9b40-a0de065104f5.gws.demo.cdc.datenfab.com",
 			WebURLs: []providers.WebURL{
 				{Name: "JupyterLab", URL: "http://8d40c2e6-a0b0-45c2-9b40-a0de065104f5.gw.neolink-ai.com/jupyter?token=7d27443c5718e75bee2da9f92fe6a50c"},
 				{Name: "TensorBoard", URL: "http://8d40c2e6-a0b0-45c2-9b40-a0de065104f5.gw.neolink-ai.com/monitor"},

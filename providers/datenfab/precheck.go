@@ -52,8 +52,11 @@ func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
 	case providers.ActionStop:
 		switch in.State {
 		case providers.StateRunning, providers.StateStarting, providers.StateError, providers.StateUnknown:
+		case providers.StatePending:
+			warnings = append(warnings, "the instance is still being created: powering it off abandons its creation; Datenfab does not document this and may refuse",
+				"once it is stopped it can be deleted to end the billing")
 		default:
-			return nil, refuse("datenfab powers off only a running instance; wait until it is running")
+			return nil, refuse("datenfab powers off only a running (or still creating or starting) instance; wait until it is running")
 		}
 		warnings = append(warnings,
 			fmt.Sprintf("running processes get %d seconds to exit, then are killed; the disks are kept", gracePeriodSeconds),

@@ -68,10 +68,17 @@ func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
 		}
 		warnings = append(warnings, "billing for the instance resumes while it runs")
 	case providers.ActionStop:
-		if err := needState("stop", providers.StateRunning, providers.StateError); err != nil {
+		if err := needState("stop", providers.StateRunning, providers.StateError, providers.StatePending, providers.StateStarting); err != nil {
 			return nil, err
 		}
-		warnings = append(warnings, "running processes are killed and unsaved data in memory is lost; the disks are kept")
+		if inst.State == providers.StatePending || inst.State == providers.StateStarting {
+			warnings = append(warnings, "the instance has not come up yet: stopping aborts its boot; HuiXingYun does not document stopping an instance in this state and may refuse")
+			if inst.Billing == providers.BillingHourly {
+				warnings = append(warnings, "once it is stopped, it can be destroyed to end the hourly billing")
+			}
+		} else {
+			warnings = append(warnings, "running processes are killed and unsaved data in memory is lost; the disks are kept")
+		}
 		if inst.Billing == providers.BillingDaily || inst.Billing == providers.BillingMonthly {
 			warnings = append(warnings, "stopping does not end or refund a prepaid "+string(inst.Billing)+" lease")
 		}
@@ -446,7 +453,7 @@ func (p *Provider) stop(ctx context.Context, id string, cardless bool) error {
 		return err
 	}
 	if err := p.act(ctx, "/gpu/instances/stop", op, id, stopRequest{GID: id, CardLess: cardless},
-		stateRemedy+"; an instance can be stopped only when it is running"); err != nil {
+		stateRemedy+"; an instance can be stopped when it is running (or still being created or started)"); err != nil {
 		return err
 	}
 	p.rememberStop(id, cardless)

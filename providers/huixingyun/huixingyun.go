@@ -101,6 +101,8 @@ func (p *Provider) Capabilities() providers.Capabilities {
 			"The API publishes no prices: offers carry none and the cost of a launch or renewal cannot be shown in advance.",
 			"A launch prepays exactly one period for daily or monthly billing; extend it with renew_instance.",
 			"Only hourly-billed instances can be destroyed, and only once they are stopped.",
+			"An instance that never leaves Creating or Starting can be stopped (HuiXingYun documents no rule; it may refuse) and then, if billed by the hour, destroyed; a prepaid one keeps its lease until it expires.",
+			"The API has no scheduled stop: an automatic stop has to be sent by the caller when the time comes.",
 			"Renewal is for daily (1, 3 or 7 days) and monthly (1, 3 or 12 months) instances; hourly instances cannot be renewed.",
 			"A launch answers with an order number only; the instance id appears once the vendor lists the instance.",
 			"Image ids app:<app_type> launch a one-click app; its machine size is fixed by the vendor (1 GPU).",

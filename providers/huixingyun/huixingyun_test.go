@@ -148,7 +148,7 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 	}
 	c := inst.Connection
 	wantCmd := "ssh -p " + itoa(rec.Port) + " root@" + rec.IP
-	if c == nil || c.SSHCommand != wantCmd || c.SSHPassword != rec.Password || c.SSHPort != rec.Port || !strings.HasSuffix(c.SSHHost, ".demo.invalid") {
+	if c == nil || c.SSHCommand != wantCmd || c.SSHPassword != rec.Password || c.SSHPort != rec.Port || c.SSHHost != "127.0.0.1" || c.SSHUser != "root" {
 		t.Errorf("connection %+v, want command %q", c, wantCmd)
 	}
 	list, err := e.p.ListInstances(e.ctx)
@@ -341,7 +341,7 @@ func TestErrorsMapToKinds(t *testing.T) {
 	if err := e.p.Stop(e.ctx, gid); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, e.p.Stop(e.ctx, gid), providers.KindRejected, "listed "+gid+" as failed", "only a Running instance can be stopped")
+	wantKind(t, e.p.Stop(e.ctx, gid), providers.KindRejected, "listed "+gid+" as failed", "only a Running instance (or one still Creating or Starting) can be stopped")
 	wantKind(t, e.p.Restart(e.ctx, gid), providers.KindRejected, "only a Running instance can be restarted")
 	_, err = e.p.SaveImage(e.ctx, gid, "")
 	wantKind(t, err, providers.KindInvalid, "image name")
@@ -387,7 +387,9 @@ func TestPrecheck(t *testing.T) {
 		{"start while stopping", providers.ActionRequest{Action: providers.ActionStart, Instance: inst(providers.StateStopping, providers.BillingHourly)}, providers.KindConflict, []string{"only when it is stopped", "stopping"}},
 		{"stop running", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StateRunning, providers.BillingHourly)}, "", []string{"processes are killed"}},
 		{"stop prepaid warns about the lease", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StateRunning, providers.BillingMonthly)}, "", []string{"does not end or refund a prepaid monthly lease"}},
-		{"stop while creating", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StatePending, providers.BillingHourly)}, providers.KindConflict, []string{"running or error"}},
+		{"stop while creating aborts the boot", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StatePending, providers.BillingHourly)}, "", []string{"aborts its boot", "can be destroyed"}},
+		{"stop while starting", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StateStarting, providers.BillingMonthly)}, "", []string{"aborts its boot"}},
+		{"stop while stopping", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StateStopping, providers.BillingHourly)}, providers.KindConflict, []string{"running or error or pending or starting"}},
 		{"restart stopped", providers.ActionRequest{Action: providers.ActionRestart, Instance: inst(providers.StateStopped, providers.BillingHourly)}, providers.KindConflict, []string{"only when it is running"}},
 		{"restart running", providers.ActionRequest{Action: providers.ActionRestart, Instance: inst(providers.StateRunning, providers.BillingHourly)}, "", []string{"processes are killed"}},
 		{"save image running", providers.ActionRequest{Action: providers.ActionSaveImage, ImageName: "x", Instance: inst(providers.StateRunning, providers.BillingHourly)}, "", []string{"zone 106", "own images"}},

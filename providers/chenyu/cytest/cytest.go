@@ -13,9 +13,20 @@
 //	save_image (running only)        save_image_status 1 -> 2 (a private image appears at
 //	                                 once, "uploading"), then the instance shuts down 21 -> 22
 //	shutdown_timer (running only)    at the set Unix time: 21 -> 22
-//	destroy                          removed (refused while a transition is under way)
+//	destroy                          removed; refused while shutting down (21) or restarting
+//	                                 (27) or saving an image, accepted while creating (1) or
+//	                                 starting (24), which aborts the boot (a guess: Chenyu
+//	                                 documents no rule), so that a stuck instance can go
 //
-// Hosts are fake (*.chenyu.demo.invalid); nothing here reaches the network beyond loopback.
+// Launch outcomes (SetLaunchOutcome): LaunchNeverRuns leaves an instance at 1 forever,
+// LaunchFails takes it 1 -> 23 (abnormally stopped), LaunchSoldOut refuses the create with
+// "GPU资源不足". A stuck instance cannot be shut down (shutdown needs 2, as documented) but can
+// be destroyed.
+//
+// Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound at create:
+// server_map's ssh_info gives host "127.0.0.1" and its port, and the endpoint greets with an
+// SSH banner exactly while the instance is running (2). Web URLs are fake
+// (*.chenyu.demo.invalid); nothing here reaches the network beyond loopback.
 package cytest
 
 import (
@@ -27,7 +38,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+)
+
+// LaunchOutcome is what happens to the instances created with a GPU model; see
+// SetLaunchOutcome.
+type LaunchOutcome = emu.LaunchOutcome
+
+// Launch outcomes.
+const (
+	LaunchNormal    = emu.LaunchNormal    // 1, then 2 after StepDelay
+	LaunchNeverRuns = emu.LaunchNeverRuns // created and billed, but 1 forever
+	LaunchFails     = emu.LaunchFails     // 1, then 23 (abnormally stopped) after StepDelay
+	LaunchSoldOut   = emu.LaunchSoldOut   // the create is refused: "GPU资源不足"
 )
 
 // DemoAPIKey is the only key the emulator accepts ("Authorization: Bearer <DemoAPIKey>").
@@ -100,11 +125,13 @@ type PrivateImage struct {
 
 // Server is a running emulator.
 type Server struct {
-	ts     *httptest.Server
-	opts   Options
-	faults *faults.Injector
+	ts       *httptest.Server
+	opts     Options
+	faults   *faults.Injector
+	outcomes emu.Outcomes
 
 	mu        sync.Mutex
+	closing   []*sshd.Endpoint // endpoints of removed instances, closed once s.mu is released
 	requests  []Recorded
 	count     int
 	seq       int
@@ -133,10 +160,69 @@ func (s *Server) URL() string { return s.ts.URL + PathPrefix }
 // APIKey returns DemoAPIKey.
 func (s *Server) APIKey() string { return DemoAPIKey }
 
-// Close shuts the server down.
+// Close shuts the server down, the instances' SSH endpoints included.
 func (s *Server) Close() {
 	s.faults.Stop()
 	s.ts.Close()
+	s.mu.Lock()
+	eps := s.closing
+	s.closing = nil
+	for _, in := range s.instances {
+		eps = append(eps, in.ssh)
+	}
+	s.mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close()
+	}
+}
+
+// unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
+// endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
+func (s *Server) unlock() {
+	eps := s.closing
+	s.closing = nil
+	s.mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close()
+	}
+}
+
+// SetLaunchOutcome decides what happens to instances created from now on with offerKey, a
+// gpu_uuid (the adapter's offer id); "" applies to every GPU model without its own outcome.
+func (s *Server) SetLaunchOutcome(offerKey string, o LaunchOutcome) { s.outcomes.Set(offerKey, o) }
+
+// SSHAddr is "127.0.0.1:<port>" of the instance's SSH endpoint.
+func (s *Server) SSHAddr(uuid string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.instances[uuid]
+	if !ok {
+		return "", false
+	}
+	return in.ssh.Addr(), true
+}
+
+// sshReady applies uuid's due transitions and tells whether it is running. Transitions never
+// remove an instance, so no endpoint is closed here.
+func (s *Server) sshReady(uuid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.instances[uuid]
+	if !ok {
+		return false
+	}
+	s.advanceOne(in, s.now())
+	return in.status == statusRunning
+}
+
+// listen binds the SSH endpoint of a new instance.
+func (s *Server) listen(uuid string) (*sshd.Endpoint, error) {
+	ep, err := sshd.Listen("chenyu")
+	if err != nil {
+		return nil, err
+	}
+	ep.SetReadyFunc(func() bool { return s.sshReady(uuid) })
+	return ep, nil
 }
 
 // Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
@@ -169,7 +255,7 @@ func (s *Server) Requests() []Recorded {
 // Instance returns a copy of the instance with this uuid, after applying the transitions due.
 func (s *Server) Instance(uuid string) (InstanceState, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.advance()
 	in, ok := s.instances[uuid]
 	if !ok {
@@ -236,29 +322,38 @@ func (s *Server) now() time.Time {
 func (s *Server) advance() {
 	now := s.now()
 	for _, id := range s.order {
-		in := s.instances[id]
-		if in.timerOn && in.timerAt > 0 && in.status == statusRunning && len(in.steps) == 0 &&
-			!now.Before(time.Unix(in.timerAt, 0)) {
-			in.timerOn, in.timerAt = false, 0
-			in.status = statusShuttingDown
-			in.after(now, s.opts.StepDelay, func(in *instance, _ time.Time) { in.status = statusStopped })
-		}
-		for len(in.steps) > 0 && !now.Before(in.steps[0].at) {
-			st := in.steps[0]
-			in.steps = in.steps[1:]
-			st.apply(in, st.at)
-		}
+		s.advanceOne(s.instances[id], now)
+	}
+}
+
+// advanceOne applies in's transitions due at now, its shutdown timer included.
+func (s *Server) advanceOne(in *instance, now time.Time) {
+	if in.timerOn && in.timerAt > 0 && in.status == statusRunning && len(in.steps) == 0 &&
+		!now.Before(time.Unix(in.timerAt, 0)) {
+		at := time.Unix(in.timerAt, 0)
+		in.timerOn, in.timerAt = false, 0
+		in.status = statusShuttingDown
+		in.after(at, s.opts.StepDelay, func(in *instance, _ time.Time) { in.status = statusStopped })
+	}
+	for len(in.steps) > 0 && !now.Before(in.steps[0].at) {
+		st := in.steps[0]
+		in.steps = in.steps[1:]
+		st.apply(in, st.at)
 	}
 }
 
 func (s *Server) seedSample() {
 	created := time.Date(2023, 12, 21, 8, 0, 0, 0, time.UTC).Unix()
+	ep, err := s.listen(SampleInstanceUUID)
+	if err != nil {
+		panic("cytest: cannot bind an SSH endpoint: " + err.Error())
+	}
 	in := &instance{
 		uuid: SampleInstanceUUID, status: statusRunning, title: "我的PyTorch实例",
 		created: created, started: created + 60, saveStatus: 2, chargingType: 1,
 		imageUUID: s.market[0].UUID, imageName: "PyTorch 2.0 环境", imageTag: "v2.0",
 		gpuUUID: s.gpus[0].UUID, gpuName: s.gpus[0].Name, gpuNums: 1,
-		password: "demo-Xk3p9Qw7Lm2v", port: 22001,
+		password: "demo-Xk3p9Qw7Lm2v", port: ep.Port(), ssh: ep,
 	}
 	s.add(in)
 }
@@ -269,6 +364,9 @@ func (s *Server) add(in *instance) {
 }
 
 func (s *Server) remove(uuid string) {
+	if in, ok := s.instances[uuid]; ok {
+		s.closing = append(s.closing, in.ssh)
+	}
 	delete(s.instances, uuid)
 	for i, id := range s.order {
 		if id == uuid {
@@ -333,6 +431,7 @@ type instance struct {
 	gpuNums                        int
 	password                       string
 	port                           int
+	ssh                            *sshd.Endpoint
 }
 
 // after queues apply to run d after the last queued step (or after from, when none is queued).
@@ -352,10 +451,8 @@ func (in *instance) state() InstanceState {
 		ImageUUID: in.imageUUID, PodTag: in.imageTag, CreateTime: in.created, StartTime: in.started}
 }
 
-// host is the instance's fake SSH host: its uuid without punctuation, as in the seed example.
-func (in *instance) host() string {
-	return strings.NewReplacer("inst_", "inst", "-", "").Replace(in.uuid) + ".gz01.chenyu.demo.invalid"
-}
+// host is the instance's SSH host: its loopback endpoint.
+func (in *instance) host() string { return in.ssh.Host() }
 
 func (in *instance) short() string {
 	id := strings.TrimPrefix(in.uuid, "inst_")
@@ -427,6 +524,9 @@ func catalog() ([]gpu, []pod, []marketImage) {
 			Price: price{Hour: f(16.50), Day: f(380.00), Week: f(2500.00), Month: f(9900.00)}},
 		{Name: "NVIDIA L40S", UUID: "gpu_6d3f8b54-ae70-4b12-8d4e-5f6a7b8c9d0e", Status: 1,
 			Price: price{Hour: f(4.20)}},
+		// A second RTX 4090 pool (another site), dearer: what an agent falls back from.
+		{Name: "NVIDIA RTX 4090", UUID: "gpu_7e4a9c65-0f12-4c34-8d56-7a8b9c0d1e2f", Status: 1,
+			Price: price{Hour: f(5.80), Day: f(128.00), Month: f(3400.00)}},
 	}
 	pods := []pod{
 		{Title: "PyTorch深度学习环境", UUID: "pod_12345678-1234-1234-1234-123456789012", Remark: "PyTorch 2.0 + JupyterLab, 开箱即用",

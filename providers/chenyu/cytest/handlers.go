@@ -70,7 +70,7 @@ var routes = map[string]route{
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, Query: cloneValues(r.URL.Query()),
 		Authorization: r.Header.Get("Authorization"), Body: body})
 	s.count++
@@ -217,7 +217,7 @@ func (in *instance) render(withMap bool) instanceJSON {
 			out.ServerURL = append(out.ServerURL, app)
 			m = append(m, service{Title: "ComfyUI", URL: app, PortType: "http", Protocol: "tcp"})
 		}
-		m = append(m, service{Title: "SSH Terminal", URL: "ssh://ssh-" + short + ".chenyu.demo.invalid:22", PortType: "ssh", Protocol: "tcp",
+		m = append(m, service{Title: "SSH Terminal", URL: fmt.Sprintf("ssh://%s:%d", in.host(), in.port), PortType: "ssh", Protocol: "tcp",
 			SSHInfo: &sshInfo{Host: in.host(), Port: in.port, Username: "root", Password: in.password}})
 		out.ServerMap = &m
 	}
@@ -275,7 +275,7 @@ func (s *Server) checkGPU(gpuUUID string, nums *int) (gpu, reply, bool) {
 	if !found {
 		return gpu{}, refuse("GPU型号不存在", "GPU model %s not found", gpuUUID), false
 	}
-	if g.Status != 1 {
+	if g.Status != 1 || s.outcomes.For(g.UUID) == LaunchSoldOut {
 		return gpu{}, refuse("GPU资源不足, 请稍后再试", "not enough free %s GPUs, try later", g.Name), false
 	}
 	if g.Price.Hour != nil && s.balance+s.card < *g.Price.Hour*float64(*nums) {
@@ -284,15 +284,28 @@ func (s *Server) checkGPU(gpuUUID string, nums *int) (gpu, reply, bool) {
 	return g, reply{}, true
 }
 
-func (s *Server) newInstance(g gpu, nums int, title string) *instance {
+// newInstance makes an instance of g as the launch outcome of g says (the caller has checked
+// it is not LaunchSoldOut), with its SSH endpoint; a refusal when no port can be bound.
+func (s *Server) newInstance(g gpu, nums int, title string) (*instance, reply, bool) {
 	n := s.nextSeq()
 	now := s.now()
-	in := &instance{uuid: newUUID("inst_", n), status: statusCreating, title: title, created: now.Unix(),
-		chargingType: 1, gpuUUID: g.UUID, gpuName: g.Name, gpuNums: nums, password: password(), port: 22000 + n}
-	in.after(now, s.opts.StepDelay, func(in *instance, at time.Time) {
-		in.status, in.started = statusRunning, at.Unix()
-	})
-	return in
+	uuid := newUUID("inst_", n)
+	ep, err := s.listen(uuid)
+	if err != nil {
+		return nil, reply{Code: -2, Msg: "系统错误 / system error: cannot bind an SSH port: " + err.Error()}, false
+	}
+	in := &instance{uuid: uuid, status: statusCreating, title: title, created: now.Unix(),
+		chargingType: 1, gpuUUID: g.UUID, gpuName: g.Name, gpuNums: nums, password: password(), port: ep.Port(), ssh: ep}
+	switch s.outcomes.For(g.UUID) {
+	case LaunchNeverRuns:
+	case LaunchFails:
+		in.after(now, s.opts.StepDelay, func(in *instance, _ time.Time) { in.status = statusAbnormal })
+	default:
+		in.after(now, s.opts.StepDelay, func(in *instance, at time.Time) {
+			in.status, in.started = statusRunning, at.Unix()
+		})
+	}
+	return in, reply{}, true
 }
 
 func (s *Server) createByImage(_ url.Values, body []byte) reply {
@@ -324,7 +337,10 @@ func (s *Server) createByImage(_ url.Values, body []byte) reply {
 	if name == "" {
 		return refuse("镜像不存在", "image %s not found", b.ImageUUID)
 	}
-	in := s.newInstance(g, *b.GPUNums, name)
+	in, r, good := s.newInstance(g, *b.GPUNums, name)
+	if !good {
+		return r
+	}
 	in.imageUUID, in.imageName, in.imageTag = b.ImageUUID, name, "latest"
 	s.add(in)
 	return ok(in.render(false))
@@ -353,7 +369,10 @@ func (s *Server) createByPod(_ url.Values, body []byte) reply {
 	if b.PodTag != "" && !contains(p.Tags, b.PodTag) {
 		return refuse("Pod版本不存在", "pod %s has no version %q (versions: %s)", p.UUID, b.PodTag, strings.Join(p.Tags, ", "))
 	}
-	in := s.newInstance(g, *b.GPUNums, p.Title)
+	in, r, good := s.newInstance(g, *b.GPUNums, p.Title)
+	if !good {
+		return r
+	}
 	in.imageUUID, in.imageName, in.imageTag, in.podUUID = p.UUID, p.Title, tag, p.UUID
 	s.add(in)
 	return ok(in.render(false))
@@ -483,12 +502,12 @@ func (s *Server) destroy(_ url.Values, body []byte) reply {
 	if !good {
 		return r
 	}
-	if r, good := settled(in, "销毁"); !good {
-		return r
+	if in.saveStatus == 1 {
+		return refuse("实例正在保存镜像, 请稍后再试", "an image of this instance is being saved; try destroy later")
 	}
 	switch in.status {
-	case statusCreating, statusShuttingDown, statusStarting, statusRestarting, 3:
-		return wrongState(in, "销毁", "wait until the instance is running or stopped")
+	case statusShuttingDown, statusRestarting, 3:
+		return wrongState(in, "销毁", "wait until the instance is stopped or running")
 	}
 	s.remove(in.uuid)
 	return done("销毁成功")

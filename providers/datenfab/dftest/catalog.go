@@ -120,6 +120,8 @@ func defaultSKUs() []*sku {
 		sh(noDiscount(intel(skuJSON{Name: "RTX 3090", CPUCores: 12, MemoryCount: 64, GPUSeries: "RTX 3090", GPUProduct: "NVIDIA GeForce RTX 3090",
 			GPUResourceKey: "nvidia.com/gpu-3090", GPUCounts: 1, GPUMemory: 24, SystemStorage: 30, DataStorage: 50,
 			SKUsID: "80", SellingType: "1", Price: 1.35, RemainGPUCount: 10})), "3090"),
+		sh(noDiscount(rtx4090(intel(skuJSON{Name: "RTX 4090", CPUCores: 16, MemoryCount: 96, GPUCounts: 1, SystemStorage: 30, DataStorage: 50,
+			SKUsID: "83", SellingType: "1", Price: 2.1, RemainGPUCount: 6}))), "4090"),
 		sh(noDiscount(amd(skuJSON{Name: "A100 80G", CPUCores: 16, MemoryCount: 128, GPUSeries: "A100", GPUProduct: "NVIDIA A100-SXM4-80GB",
 			GPUResourceKey: "nvidia.com/gpu-a100", GPUCounts: 1, GPUMemory: 80, SystemStorage: 50, DataStorage: 100,
 			SKUsID: "81", SellingType: "1", Price: 7.2, RemainGPUCount: 2})), "A100"),

@@ -18,6 +18,14 @@
 //   - A snapshot saved with needSnapshot is <harborAddr>/<namespace>/<imageName>:<tag>.
 //   - The unit-price annotation is the SKU's price in CNY (the seed's "250" is not).
 //   - remainGPUCount drops on create and comes back when the instance is deleted.
+//   - power_off is accepted while an instance is Creating or Starting as well as Running (it
+//     scales the pending container to zero), so that an instance that never comes up can be
+//     powered off and then deleted; delete needs Shutdown or Failed. "Failed" is the failure
+//     status LaunchFails leads to; the documents name none.
+//
+// Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound at create:
+// servers.SSH.sshAddr reads "ssh -p<port> root@127.0.0.1", and the endpoint greets with an SSH
+// banner exactly while the instance is Running. Jupyter and TensorBoard URLs stay fake.
 package dftest
 
 import (
@@ -33,8 +41,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
 )
+
+// LaunchOutcome is what happens to the instances created from an offer; see SetLaunchOutcome.
+type LaunchOutcome = emu.LaunchOutcome
+
+// Launch outcomes.
+const (
+	LaunchNormal    = emu.LaunchNormal    // Creating, then Running after StepDelay
+	LaunchNeverRuns = emu.LaunchNeverRuns // created and billed, but Creating forever
+	LaunchFails     = emu.LaunchFails     // Creating, then Failed after StepDelay
+	LaunchSoldOut   = emu.LaunchSoldOut   // create answers 400 "insufficient GPU resources"
+)
+
+// StatusFailed is the failure status the emulator uses (a guess: none is documented).
+const StatusFailed = "Failed"
 
 // Fixed demo credentials: give them to the adapter's Config (Token, Namespace).
 const (
@@ -93,8 +117,10 @@ type Server struct {
 	handler http.Handler
 	faults  *faults.Injector
 	cst     *time.Location
+	outcome emu.Outcomes
 
 	mu        sync.Mutex
+	closing   []*sshd.Endpoint // endpoints of removed instances, closed once s.mu is released
 	regions   []regionJSON
 	skus      []*sku
 	instances map[string]*instance
@@ -116,6 +142,7 @@ type instance struct {
 	sshPort                                int
 	sshPassword, jupyterToken              string
 	saved                                  []string
+	ssh                                    *sshd.Endpoint
 }
 
 // NewServer starts an emulator on a loopback port.
@@ -154,10 +181,70 @@ func NewServer(opts Options) *Server {
 // URL is the base URL for the adapter's Config.BaseURL, with the vendor's path prefix.
 func (s *Server) URL() string { return s.srv.URL + APIPrefix }
 
-// Close shuts the server down.
+// Close shuts the server down, the instances' SSH endpoints included.
 func (s *Server) Close() {
 	s.faults.Stop()
 	s.srv.Close()
+	s.mu.Lock()
+	eps := s.closing
+	s.closing = nil
+	for _, in := range s.instances {
+		eps = append(eps, in.ssh)
+	}
+	s.mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close()
+	}
+}
+
+// unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
+// endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
+func (s *Server) unlock() {
+	eps := s.closing
+	s.closing = nil
+	s.mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close()
+	}
+}
+
+// SetLaunchOutcome decides what happens to instances created from now on from offerKey, the
+// adapter's offer id "<clusterName>/<skusID>/<sellingType>"; "" applies to every offer
+// without its own outcome.
+func (s *Server) SetLaunchOutcome(offerKey string, o LaunchOutcome) { s.outcome.Set(offerKey, o) }
+
+// SSHAddr is "127.0.0.1:<port>" of the SSH endpoint of the instance called name.
+func (s *Server) SSHAddr(name string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.instances[name]
+	if !ok {
+		return "", false
+	}
+	return in.ssh.Addr(), true
+}
+
+// sshReady tells whether the instance called name is Running now. It looks at due
+// transitions without applying them, so it never removes an instance.
+func (s *Server) sshReady(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.instances[name]
+	if !ok {
+		return false
+	}
+	now, status, at := s.opts.Now(), in.status, in.stepAt
+	for _, next := range in.queue {
+		at = at.Add(s.opts.StepDelay)
+		if now.Before(at) {
+			break
+		}
+		if next == "" {
+			return false
+		}
+		status = next
+	}
+	return status == "Running"
 }
 
 // Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
@@ -194,7 +281,7 @@ func (s *Server) Requests() []Recorded {
 // Instance returns a copy of the instance called name, after pending transitions.
 func (s *Server) Instance(name string) (InstanceState, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.advance()
 	in, ok := s.instances[name]
 	if !ok {
@@ -217,7 +304,7 @@ func (s *Server) SavedImages() []string {
 // RemainGPUs is the remainGPUCount of SKU skusID, after pending transitions.
 func (s *Server) RemainGPUs(skusID string) (int, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.advance()
 	for _, k := range s.skus {
 		if k.SKUsID == skusID {
@@ -230,7 +317,7 @@ func (s *Server) RemainGPUs(skusID string) (int, bool) {
 // SetStatus forces an instance's raw status (e.g. "Failed"), cancelling pending transitions.
 func (s *Server) SetStatus(name, status string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.advance()
 	in, ok := s.instances[name]
 	if ok {
@@ -250,7 +337,7 @@ func (s *Server) serve(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.mu.Lock()
-		defer s.mu.Unlock()
+		defer s.unlock()
 		s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
 		if r.Header.Get("Authorization") != "bearer "+s.opts.Token {
 			writeError(w, http.StatusUnauthorized, "unauthorized: missing or invalid token")
@@ -286,6 +373,7 @@ func (s *Server) advance() {
 func (s *Server) remove(in *instance) {
 	in.sku.RemainGPUCount += in.sku.GPUCounts
 	delete(s.instances, in.name)
+	s.closing = append(s.closing, in.ssh)
 	for i, n := range s.order {
 		if n == in.name {
 			s.order = append(s.order[:i], s.order[i+1:]...)
@@ -483,8 +571,18 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 			size = *v.Size
 		}
 	}
+	outcome := s.outcome.For(rg.ClusterName + "/" + k.SKUsID + "/" + k.SellingType)
+	if outcome == LaunchSoldOut {
+		bad("insufficient GPU resources: GPU SKU %s is sold out", k.SKUsID)
+		return
+	}
 	if k.RemainGPUCount < k.GPUCounts {
 		bad("insufficient GPU resources: GPU SKU %s has %d GPUs left, %d needed", k.SKUsID, k.RemainGPUCount, k.GPUCounts)
+		return
+	}
+	ep, err := sshd.Listen("datenfab")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot allocate an SSH port: "+err.Error())
 		return
 	}
 	k.RemainGPUCount -= k.GPUCounts
@@ -497,13 +595,23 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		pvc:          "volume-" + randomHex(4),
 		podSuffix:    randomHex(3)[:5],
 		podIP:        fmt.Sprintf("172.31.213.%d", 10+randomInt(240)),
-		sshPort:      30000 + randomInt(2000),
+		sshPort:      ep.Port(),
+		ssh:          ep,
 		sshPassword:  randomHex(6),
 		jupyterToken: randomHex(16),
 	}
 	s.instances[in.name] = in
 	s.order = append(s.order, in.name)
-	s.transition(in, "Creating", "Running")
+	name := in.name
+	ep.SetReadyFunc(func() bool { return s.sshReady(name) })
+	switch outcome {
+	case LaunchNeverRuns:
+		s.transition(in, "Creating")
+	case LaunchFails:
+		s.transition(in, "Creating", StatusFailed)
+	default:
+		s.transition(in, "Creating", "Running")
+	}
 	writeJSON(w, http.StatusOK, s.render(in, viewCreate))
 }
 
@@ -548,8 +656,8 @@ func (s *Server) powerOff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "gracePeriodSeconds must not be negative")
 		return
 	}
-	if in.status != "Running" && in.status != "Starting" {
-		writeError(w, http.StatusConflict, fmt.Sprintf("instance %s is %s: only a running instance can be powered off", in.name, in.status))
+	if in.status != "Running" && in.status != "Starting" && in.status != "Creating" {
+		writeError(w, http.StatusConflict, fmt.Sprintf("instance %s is %s: only a running (or still creating or starting) instance can be powered off", in.name, in.status))
 		return
 	}
 	if req.NeedSnapshot != nil && *req.NeedSnapshot {

@@ -89,11 +89,9 @@ const (
 	viewDetail             // like list, without the saveDataEnabled annotation
 )
 
-// Demo hosts: well-formed, never real (.invalid).
-const (
-	webDomain = "gw.datenfab.demo.invalid"
-	sshDomain = "gws.datenfab.demo.invalid"
-)
+// webDomain is the demo host of the web services: well-formed, never real (.invalid). SSH
+// goes to the instance's loopback endpoint.
+const webDomain = "gw.datenfab.demo.invalid"
 
 func (s *Server) render(in *instance, v view) instanceJSON {
 	k := in.sku
@@ -146,7 +144,7 @@ func (s *Server) render(in *instance, v view) instanceJSON {
 		Jupyterlab:  "http://" + in.uid + "." + webDomain + "/jupyter?token=" + in.jupyterToken,
 		Tensorboard: "http://" + in.uid + "." + webDomain + "/monitor",
 		SSH: sshJSON{
-			SSHAddr:     "ssh -p" + strconv.Itoa(in.sshPort) + " root@" + in.uid + "." + sshDomain,
+			SSHAddr:     "ssh -p" + strconv.Itoa(in.sshPort) + " root@" + in.ssh.Host(),
 			SSHPassword: in.sshPassword,
 		},
 	}

@@ -17,7 +17,17 @@
 //   - status vocabulary: Creating -> Running, Stopping -> Stopped, Starting -> Running,
 //     Restarting -> Running, Destroying -> (gone); pay_method Hour, Day or Month;
 //   - an hourly instance has an empty expire_at; one-click apps run on AppGPUType;
-//   - a saved image shows in /gpu/images/mine once StepDelay has passed.
+//   - a saved image shows in /gpu/images/mine once StepDelay has passed;
+//   - a stop is accepted while an instance is Creating or Starting as well as Running (it
+//     aborts the boot), so that an instance that never comes up can be stopped, then, if
+//     billed by the hour, destroyed; the document states no rule for it;
+//   - a buy refused for lack of capacity (SetGPURemain, LaunchSoldOut) is a fails element
+//     {"message":"insufficient GPUs ..."} with fail_instance counted; the document has no
+//     failure status, so LaunchFails behaves like LaunchNeverRuns.
+//
+// Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound when it is
+// bought: the list reports ip "127.0.0.1" and its port, and the endpoint greets with an SSH
+// banner exactly while the instance is Running.
 package hxytest
 
 import (
@@ -35,7 +45,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+)
+
+// LaunchOutcome is what happens to the instances bought from an offer; see SetLaunchOutcome.
+type LaunchOutcome = emu.LaunchOutcome
+
+// Launch outcomes. HuiXingYun documents no failure status, so LaunchFails is LaunchNeverRuns.
+const (
+	LaunchNormal    = emu.LaunchNormal    // Creating, then Running after StepDelay
+	LaunchNeverRuns = emu.LaunchNeverRuns // bought and billed, but Creating forever
+	LaunchFails     = emu.LaunchFails     // as LaunchNeverRuns (no failure status documented)
+	LaunchSoldOut   = emu.LaunchSoldOut   // the buy is refused: insufficient GPUs, no instance
 )
 
 // DemoToken is the API token the emulator accepts unless Options.Token says otherwise. It is
@@ -125,8 +148,10 @@ type Server struct {
 	ts        *httptest.Server
 	handler   http.Handler
 	faults    *faults.Injector
+	outcomes  emu.Outcomes
 
 	mu        sync.Mutex
+	closing   []*sshd.Endpoint // endpoints of removed instances, closed once s.mu is released
 	products  []*productJSON
 	apps      []appJSON
 	own       []*ownImage
@@ -147,6 +172,7 @@ type instance struct {
 	extra     int // extra data disk, GB
 	imageDesc string
 	steps     []step
+	ssh       *sshd.Endpoint
 }
 
 // step is a pending change of status at a time; status "" removes the instance.
@@ -186,10 +212,66 @@ func (s *Server) URL() string { return s.ts.URL }
 // Token is the API token the emulator accepts.
 func (s *Server) Token() string { return s.token }
 
-// Close shuts the emulator down.
+// Close shuts the emulator down, the instances' SSH endpoints included.
 func (s *Server) Close() {
 	s.faults.Stop()
 	s.ts.Close()
+	s.mu.Lock()
+	eps := s.closing
+	s.closing = nil
+	for _, in := range s.instances {
+		eps = append(eps, in.ssh)
+	}
+	s.mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close()
+	}
+}
+
+// unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
+// endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
+func (s *Server) unlock() {
+	eps := s.closing
+	s.closing = nil
+	s.mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close()
+	}
+}
+
+// SetLaunchOutcome decides what happens to the instances bought from now on from offerKey, a
+// gpu_type (the adapter's offer id); "" applies to every offer without its own outcome. A
+// one-click app follows the outcome of the product it runs on (AppGPUType).
+func (s *Server) SetLaunchOutcome(offerKey string, o LaunchOutcome) { s.outcomes.Set(offerKey, o) }
+
+// SSHAddr is "127.0.0.1:<port>" of gid's SSH endpoint.
+func (s *Server) SSHAddr(gid string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.instances[gid]
+	if !ok {
+		return "", false
+	}
+	return in.ssh.Addr(), true
+}
+
+// sshReady is the readiness of gid's endpoint: whether the instance is Running now. It
+// looks at due transitions without applying them, so it never removes an instance.
+func (s *Server) sshReady(gid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, ok := s.instances[gid]
+	if !ok {
+		return false
+	}
+	status, now := in.Status, s.now()
+	for _, st := range in.steps {
+		if now.Before(st.at) {
+			break
+		}
+		status = st.status
+	}
+	return status == StatusRunning
 }
 
 // Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
@@ -209,7 +291,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Instance returns a copy of the record of gid, after applying due transitions.
 func (s *Server) Instance(gid string) (Instance, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.settle(s.now())
 	in, ok := s.instances[gid]
 	if !ok {
@@ -221,7 +303,7 @@ func (s *Server) Instance(gid string) (Instance, bool) {
 // Instances returns copies of every instance, oldest first.
 func (s *Server) Instances() []Instance {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.settle(s.now())
 	var out []Instance
 	for _, in := range s.sortedInstances() {
@@ -288,7 +370,7 @@ func badRequest(format string, args ...any) *apiError {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, Body: body})
 
 	if r.Header.Get("Authorization") != s.token {
@@ -470,6 +552,7 @@ func (s *Server) settle(now time.Time) {
 			in.steps = in.steps[1:]
 			if st.status == "" {
 				delete(s.instances, gid)
+				s.closing = append(s.closing, in.ssh)
 				break
 			}
 			in.Status = st.status
@@ -636,7 +719,7 @@ func (s *Server) buy(f fields, now time.Time) (any, *apiError) {
 	if !ok {
 		return nil, badRequest("image %s not found in room %s", imageID, room)
 	}
-	return s.order(now, num, p, count, pay, img, extra, ""), nil
+	return s.order(now, num, p, count, pay, img, extra, "")
 }
 
 func (s *Server) appBuy(f fields, now time.Time) (any, *apiError) {
@@ -669,19 +752,30 @@ func (s *Server) appBuy(f fields, now time.Time) (any, *apiError) {
 	p := s.product(AppGPUType)
 	img := imageJSON{Name: "app-" + appType + "_20240525", ImageID: uuidOf("app/" + appType), Scene: "Gpu", OS: "linux",
 		Description: baseSoftware + " " + appType + ","}
-	return s.order(now, num, p, 1, pay, img, 0, appType), nil
+	return s.order(now, num, p, 1, pay, img, 0, appType)
 }
 
-// order creates num instances under one order number, as far as gpu_remain allows.
-func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay string, img imageJSON, extra int, appType string) buyAnswer {
+// order creates num instances under one order number, as far as gpu_remain and the launch
+// outcome of the product allow.
+func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay string, img imageJSON, extra int, appType string) (buyAnswer, *apiError) {
 	s.seq++
 	order := now.In(cst).Format("20060102150405") + fmt.Sprintf("%06d", s.seq)
 	ans := buyAnswer{Success: []orderJSON{}, Fails: []failJSON{}}
+	outcome := s.outcomes.For(p.GPUType)
 	for range num {
+		if outcome == LaunchSoldOut {
+			ans.FailInstance++
+			ans.Fails = append(ans.Fails, failJSON{Message: fmt.Sprintf("insufficient GPUs: %s is sold out", p.GPUType)})
+			continue
+		}
 		if count > p.GPURemain {
 			ans.FailInstance++
 			ans.Fails = append(ans.Fails, failJSON{Message: fmt.Sprintf("insufficient GPUs: %s has %d left, %d asked", p.GPUType, p.GPURemain, count)})
 			continue
+		}
+		ep, err := sshd.Listen(vendorName)
+		if err != nil {
+			return buyAnswer{}, &apiError{status: http.StatusInternalServerError, msg: "cannot allocate an SSH port: " + err.Error()}
 		}
 		p.GPURemain -= count
 		s.seq++
@@ -698,8 +792,8 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 			AppType:   appType,
 			OrderUID:  order,
 			CreatedAt: now,
-			IP:        "r" + p.RoomName + ".ssh.huixingyun.demo.invalid",
-			Port:      20000 + s.seq,
+			IP:        ep.Host(),
+			Port:      ep.Port(),
 			Username:  "root",
 			Password:  "Hxy-" + hex.EncodeToString(h[20:28]),
 		}}
@@ -709,13 +803,23 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 		case PayMonth:
 			in.ExpireAt = now.AddDate(0, 1, 0)
 		}
-		s.walk(in, now, StatusCreating, StatusRunning)
+		in.ssh = ep
+		gid := in.GID
+		ep.SetReadyFunc(func() bool { return s.sshReady(gid) })
+		if outcome == LaunchNormal {
+			s.walk(in, now, StatusCreating, StatusRunning)
+		} else {
+			in.Status = StatusCreating // LaunchNeverRuns, LaunchFails: no failure status to reach
+		}
 		s.instances[in.GID] = in
 		ans.SuccessInstance++
 		ans.Success = append(ans.Success, orderJSON{OrderUID: order})
 	}
-	return ans
+	return ans, nil
 }
+
+// vendorName is the vendor name the SSH banners carry.
+const vendorName = "huixingyun"
 
 // Wire shapes of the instance list, in the document's key order.
 type instanceJSON struct {
@@ -801,8 +905,10 @@ func (s *Server) stop(f fields, now time.Time) (any, *apiError) {
 		return nil, err
 	}
 	return s.each(gids, func(in *instance, b *batch) {
-		if in.Status != StatusRunning {
-			b.fail(in.GID, "instance %s is %s; only a Running instance can be stopped", in.GID, in.Status)
+		switch in.Status {
+		case StatusRunning, StatusCreating, StatusStarting:
+		default:
+			b.fail(in.GID, "instance %s is %s; only a Running instance (or one still Creating or Starting) can be stopped", in.GID, in.Status)
 			return
 		}
 		in.StopMode = StopNormal

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+)
+
+// launchVendor is one emulated vendor for the launch tests.
+type launchVendor struct {
+	name       string
+	env        []string
+	setOutcome func(offerKey string, o hxytest.LaunchOutcome)
+	gpu        string // a GPU model with two offers, for the fallback
+	// autoStop is the auto_stop_after to ask for, and advance moves the vendor's clock so
+	// that a vendor-side timer fires (nil: gpu-mcp's own timer, in real time).
+	autoStop string
+	advance  func(time.Duration)
+}
+
+// offsetClock is an emulator clock that a test can move forward.
+type offsetClock struct{ offset atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *offsetClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+func launchVendors(t *testing.T) []launchVendor {
+	const step = 60 * time.Millisecond
+	hxy := hxytest.NewServer(hxytest.Options{StepDelay: step})
+	df := dftest.NewServer(dftest.Options{StepDelay: step})
+	// Chenyu's shutdown timer must be at least 5 minutes ahead: its clock is moved instead.
+	cyClock := &offsetClock{}
+	cy := cytest.NewServer(cytest.Options{StepDelay: step, Now: cyClock.Now})
+	t.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
+	return []launchVendor{
+		{"huixingyun", []string{"HUIXINGYUN_TOKEN=" + hxy.Token(), "HUIXINGYUN_BASE_URL=" + hxy.URL()}, hxy.SetLaunchOutcome, "NVIDIA 4090", "6s", nil},
+		{"datenfab", []string{"DATENFAB_TOKEN=" + df.Token(), "DATENFAB_NAMESPACE=" + df.Namespace(), "DATENFAB_BASE_URL=" + df.URL()}, df.SetLaunchOutcome, "RTX 4090", "6s", nil},
+		{"chenyu", []string{"CHENYU_API_KEY=" + cy.APIKey(), "CHENYU_BASE_URL=" + cy.URL()}, cy.SetLaunchOutcome, "NVIDIA RTX 4090", "10m", cyClock.advance},
+	}
+}
+
+// progressLog collects the progress notifications of one session.
+type progressLog struct {
+	mu   sync.Mutex
+	msgs []string
+	nums []float64
+}
+
+func (p *progressLog) handle(n mcp.JSONRPCNotification) {
+	if n.Method != "notifications/progress" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := n.Params.AdditionalFields
+	msg, _ := f["message"].(string)
+	num, _ := f["progress"].(float64)
+	p.msgs = append(p.msgs, msg)
+	p.nums = append(p.nums, num)
+}
+
+func (p *progressLog) snapshot() ([]string, []float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.msgs), slices.Clone(p.nums)
+}
+
+// launch runs launch_instance through plan and token, asking for progress on the second call.
+func (s *session) launch(args map[string]any) (*mcp.CallToolResult, map[string]any) {
+	s.t.Helper()
+	plan := s.ok("launch_instance", args)
+	if plan["status"] != "confirmation_required" {
+		s.t.Fatalf("launch without token: %v", plan)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	req := mcp.CallToolRequest{}
+	req.Params.Name = "launch_instance"
+	with := map[string]any{"confirm_token": plan["confirmation_token"]}
+	for k, v := range args {
+		with[k] = v
+	}
+	req.Params.Arguments = with
+	req.Params.Meta = &mcp.Meta{ProgressToken: "launch-1"}
+	res, err := s.c.CallTool(ctx, req)
+	if err != nil {
+		s.t.Fatalf("launch: %v\n%s", err, s.stderr.String())
+	}
+	if res.IsError {
+		s.t.Fatalf("launch failed: %s\n%s", resultText(res), s.stderr.String())
+	}
+	return res, structured(s.t, res)
+}
+
+func structured(t *testing.T, res *mcp.CallToolResult) map[string]any {
+	t.Helper()
+	m, ok := res.StructuredContent.(map[string]any)
+	if !ok {
+		t.Fatalf("no structured content: %s", resultText(res))
+	}
+	return m
+}
+
+// offersOf returns the available hourly offers of gpu, cheapest first.
+func offersOf(t *testing.T, s *session, provider, gpu string) []map[string]any {
+	t.Helper()
+	m := s.ok("list_gpu_offers", map[string]any{"provider": provider, "billing": "hourly", "available_only": true, "limit": 100})
+	var out []map[string]any
+	for _, o := range m["offers"].([]any) {
+		o := o.(map[string]any)
+		if o["gpu_model"] == gpu && slices.Contains(o["gpu_counts"].([]any), any(float64(1))) {
+			out = append(out, o)
+		}
+	}
+	if len(out) < 2 {
+		t.Fatalf("%s: fewer than two %s offers: %v", provider, gpu, m)
+	}
+	return out
+}
+
+func imageFor(t *testing.T, s *session, offer string) string {
+	t.Helper()
+	return firstID(t, s.ok("list_images", map[string]any{"offer_id": offer, "kind": "public"}), "images")
+}
+
+var sshCommandRE = regexp.MustCompile(`^ssh -p (\d+) ([a-z_][a-z0-9_-]*)@([0-9.]+)$`)
+
+// sshAnswers runs the TCP half of the ssh command: the server must send its banner.
+func sshAnswers(t *testing.T, command string) string {
+	t.Helper()
+	m := sshCommandRE.FindStringSubmatch(command)
+	if m == nil {
+		t.Fatalf("ssh command %q is not ssh -p PORT user@host", command)
+	}
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(m[3], m[1]), 5*time.Second)
+	if err != nil {
+		t.Fatalf("ssh %s: %v", command, err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "SSH-2.0-") {
+		t.Fatalf("ssh %s: banner %q, %v", command, line, err)
+	}
+	return line
+}
+
+// A launch waits for a usable machine, with progress in order, and returns a working ssh
+// command; one that never runs is cleaned up; a sold-out offer falls back to the next one;
+// auto_stop_after stops the instance. On each emulated vendor, over stdio.
+func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
+	for _, v := range launchVendors(t) {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			var progress progressLog
+			s := startSession(t, append(slices.Clone(v.env), "GPU_MCP_POLL_INTERVAL=40ms", "GPU_MCP_OFFER_CACHE_TTL=0"))
+			s.c.OnNotification(progress.handle)
+			offers := offersOf(t, s, v.name, v.gpu)
+			cheap, dear := offers[0]["id"].(string), offers[len(offers)-1]["id"].(string)
+			image := imageFor(t, s, cheap)
+
+			t.Run("waits, with progress in order, for a machine that answers on SSH", func(t *testing.T) {
+				res, m := s.launch(map[string]any{"offer_id": cheap, "image_id": image, "auto_stop_after": v.autoStop})
+				if m["status"] != "done" || m["ready"] != true {
+					t.Fatalf("launch: %v", m)
+				}
+				want := []string{"ordered", "starting", "running", "ssh ready"}
+				// The last notification may be written after the answer: give it a moment.
+				for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+					if msgs, _ := progress.snapshot(); len(msgs) >= len(want) {
+						break
+					}
+				}
+				msgs, nums := progress.snapshot()
+				if len(msgs) != len(want) {
+					t.Fatalf("progress %q, want %q\n%s", msgs, want, s.stderr.String())
+				}
+				for i := range want {
+					if !strings.HasPrefix(msgs[i], want[i]) || nums[i] != float64(i+1) {
+						t.Fatalf("progress %q %v, want %q counting 1..4", msgs, nums, want)
+					}
+				}
+				sshAnswers(t, m["ssh_command"].(string))
+				if !strings.Contains(resultText(res), m["ssh_command"].(string)) {
+					t.Errorf("the text lacks the ssh command: %s", resultText(res))
+				}
+				stop := m["auto_stop"].(map[string]any)
+				wantBy := "gpu-mcp"
+				if v.name == "chenyu" {
+					wantBy = "vendor"
+				}
+				if stop["by"] != wantBy {
+					t.Errorf("auto_stop %v, want by %s", stop, wantBy)
+				}
+				id := m["instance_id"].(string)
+				got := s.ok("get_instance", map[string]any{"instance_id": id})["instance"].(map[string]any)
+				if got["stops_at"] == nil {
+					t.Errorf("get_instance does not show the auto-stop: %v", got)
+				}
+				listed := s.ok("list_instances", nil)["instances"].([]any)
+				if i := slices.IndexFunc(listed, func(x any) bool { return x.(map[string]any)["id"] == id }); i < 0 || listed[i].(map[string]any)["stops_at"] == nil {
+					t.Errorf("list_instances does not show the auto-stop of %s: %v", id, listed)
+				}
+				// auto_stop_after: stopped without anyone asking, a few seconds later.
+				if v.advance != nil {
+					v.advance(11 * time.Minute)
+				}
+				w := s.ok("wait_instance", map[string]any{"instance_id": id, "until": "stopped", "timeout": "30s"})
+				if w["reached"] != true {
+					t.Fatalf("auto_stop_after did not stop %s: %v\n%s", id, w, s.stderr.String())
+				}
+			})
+
+			t.Run("an instance that never runs is cleaned up and reported", func(t *testing.T) {
+				v.setOutcome(local(cheap), hxytest.LaunchNeverRuns)
+				defer v.setOutcome(local(cheap), hxytest.LaunchNormal)
+				before := len(s.ok("list_instances", nil)["instances"].([]any))
+				res, m := s.launch(map[string]any{"offer_id": cheap, "image_id": image, "wait_timeout": "5s"})
+				atts := m["attempts"].([]any)
+				att := atts[0].(map[string]any)
+				if m["status"] != "failed" || m["ready"] != false || len(atts) != 1 || att["result"] != "not_running" || att["cleanup"] == "" {
+					t.Fatalf("launch of a machine that never runs: %v", m)
+				}
+				if !strings.Contains(resultText(res), "billing now:") {
+					t.Errorf("the text does not say what bills: %s", resultText(res))
+				}
+				id, _ := att["instance_id"].(string)
+				switch v.name {
+				case "chenyu":
+					// Chenyu cannot stop a booting instance but destroys it.
+					if att["billing"] != "no" || !strings.Contains(att["cleanup"].(string), "destroyed") {
+						t.Fatalf("chenyu cleanup: %v", att)
+					}
+				default:
+					if att["billing"] != "no" || !strings.Contains(att["cleanup"].(string), "stopped, then destroyed") {
+						t.Fatalf("%s cleanup: %v", v.name, att)
+					}
+				}
+				after := s.ok("list_instances", nil)["instances"].([]any)
+				for _, x := range after {
+					x := x.(map[string]any)
+					if x["id"] == id && x["state"] != "deleting" {
+						t.Fatalf("the stuck instance is still listed: %v", x)
+					}
+				}
+				if len(after) > before+1 {
+					t.Fatalf("%d instances before, %d after", before, len(after))
+				}
+			})
+
+			t.Run("a sold-out offer falls back to the next matching one", func(t *testing.T) {
+				v.setOutcome(local(dear), hxytest.LaunchSoldOut)
+				defer v.setOutcome(local(dear), hxytest.LaunchNormal)
+				dearImage := imageFor(t, s, dear)
+				_, m := s.launch(map[string]any{"offer_id": dear, "image_id": dearImage, "fallback_offers": 2})
+				atts := m["attempts"].([]any)
+				if m["status"] != "done" || m["ready"] != true || len(atts) != 2 {
+					t.Fatalf("fallback: %v", m)
+				}
+				first, second := atts[0].(map[string]any), atts[1].(map[string]any)
+				if first["offer_id"] != dear || first["result"] != "refused" || first["billing"] != "no" ||
+					second["offer_id"] == dear || second["result"] != "ready" {
+					t.Fatalf("fallback attempts: %v", atts)
+				}
+				sshAnswers(t, m["ssh_command"].(string))
+			})
+		})
+	}
+}

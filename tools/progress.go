@@ -1,0 +1,48 @@
+package tools
+
+import (
+	"context"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+type progressKey struct{}
+
+// progress sends MCP progress notifications for one request, in order, when the client asked
+// for them with a progress token; without a token it does nothing.
+type progress struct {
+	mu    sync.Mutex
+	ctx   context.Context
+	token mcp.ProgressToken
+	n     float64
+}
+
+func withProgress(ctx context.Context, meta *mcp.Meta) context.Context {
+	if meta == nil || meta.ProgressToken == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, progressKey{}, &progress{ctx: ctx, token: meta.ProgressToken})
+}
+
+// reportProgress tells the client how far a long call got: step counts up by one each time;
+// total is 0 when unknown. A notification that cannot be sent is dropped: progress is advice.
+func reportProgress(ctx context.Context, total int, message string) {
+	p, _ := ctx.Value(progressKey{}).(*progress)
+	if p == nil {
+		return
+	}
+	s := server.ServerFromContext(p.ctx)
+	if s == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	params := map[string]any{"progressToken": p.token, "progress": p.n, "message": message}
+	if total > 0 {
+		params["total"] = float64(total)
+	}
+	_ = s.SendNotificationToClient(p.ctx, "notifications/progress", params)
+}
