@@ -23,8 +23,9 @@ type Confirmer struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu   sync.Mutex
-	used map[string]time.Time // nonce -> expiry
+	mu        sync.Mutex
+	used      map[string]time.Time // nonce -> expiry
+	lastSweep time.Time
 }
 
 // DefaultConfirmTTL is how long a confirmation token stays good.
@@ -103,10 +104,15 @@ func (c *Confirmer) Verify(tool string, args []byte, planDigest, token string) e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	for n, e := range c.used {
-		if !now.Before(e) {
-			delete(c.used, n)
+	// Expired nonces are forgotten at most once a second: a spent token is refused until its
+	// own expiry either way, and a sweep per call would cost O(spent tokens).
+	if now.Sub(c.lastSweep) >= time.Second || now.Before(c.lastSweep) {
+		for n, e := range c.used {
+			if !now.Before(e) {
+				delete(c.used, n)
+			}
 		}
+		c.lastSweep = now
 	}
 	if _, spent := c.used[f[4]]; spent {
 		return &TokenError{Reason: "the confirmation token has already been used; nothing was done"}

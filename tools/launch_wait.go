@@ -348,7 +348,7 @@ func launchExtras(p providers.Provider, plan *Plan, in *LaunchArgs) []string {
 	var e []string
 	if in.waits() {
 		timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
-		e = append(e, fmt.Sprintf("waits up to %s for the instance to run and answer on SSH; if it is not running by then it is stopped and destroyed where %s allows (what remains is reported)", timeout, p.Name()))
+		e = append(e, fmt.Sprintf("waits up to %s for the instance to run and answer on SSH; if it is not running by then it is stopped and destroyed where %s allows (what remains is reported)", shortDuration(timeout), p.Name()))
 	}
 	if in.FallbackOffers > 0 {
 		price := "at an unknown price, as this one"
@@ -360,9 +360,9 @@ func launchExtras(p providers.Provider, plan *Plan, in *LaunchArgs) []string {
 	}
 	if after, _ := parseAutoStop(in.AutoStopAfter); after > 0 {
 		if _, ok := p.(providers.StopScheduler); ok {
-			e = append(e, fmt.Sprintf("stops automatically %s after launch, by %s's shutdown timer", after, p.Name()))
+			e = append(e, fmt.Sprintf("stops automatically %s after launch, by %s's shutdown timer (or by gpu-mcp while it runs, where the timer refuses so short a time)", shortDuration(after), p.Name()))
 		} else {
-			e = append(e, fmt.Sprintf("is stopped by gpu-mcp %s after launch, but only while this gpu-mcp process runs: if it ends first, the instance keeps billing", after))
+			e = append(e, fmt.Sprintf("is stopped by gpu-mcp %s after launch, but only while this gpu-mcp process runs: if it ends first, the instance keeps billing", shortDuration(after)))
 		}
 	}
 	return e
@@ -440,4 +440,16 @@ func launchText(d *Deps, out *LaunchResult) string {
 		b.WriteString("\n" + out.Message)
 	}
 	return b.String()
+}
+
+// shortDuration writes 2h rather than 2h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

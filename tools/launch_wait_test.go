@@ -124,7 +124,7 @@ func TestWaitInstanceArguments(t *testing.T) {
 	}{
 		{map[string]any{"instance_id": "alpha:i1"}, "until is required"},
 		{map[string]any{"instance_id": "alpha:i1", "until": "up"}, `until "up" is not accepted`},
-		{map[string]any{"instance_id": "alpha:i1", "until": "running", "image_id": "alpha:x"}, "image_id applies to until=image_saved only"},
+		{map[string]any{"instance_id": "alpha:i1", "until": "running", "image_id": "alpha:x"}, "image_id and image_name apply to until=image_saved only"},
 		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "2h"}, "between 5s and 30m"},
 		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "soon"}, "between 5s and 30m"},
 	} {

@@ -102,7 +102,8 @@ func findInstance(ctx context.Context, p providers.Provider, local, orderID stri
 type WaitArgs struct {
 	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"instance id from list_instances"`
 	Until      string `json:"until" jsonschema:"enum=running,enum=ssh_ready,enum=stopped,enum=image_saved" jsonschema_description:"running; ssh_ready (running and its SSH server answers); stopped; image_saved (the last save_image finished)"`
-	ImageID    string `json:"image_id,omitempty" jsonschema:"maxLength=512" jsonschema_description:"for until=image_saved: the image_id save_image returned (needed on HuiXingYun and Datenfab, whose instances do not report a save's progress)"`
+	ImageID    string `json:"image_id,omitempty" jsonschema:"maxLength=512" jsonschema_description:"for until=image_saved: the image_id save_image returned, if any (HuiXingYun and Datenfab instances do not report a save's progress)"`
+	ImageName  string `json:"image_name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"for until=image_saved when save_image returned no image_id: the image_name given to save_image"`
 	Timeout    string `json:"timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait at most, e.g. \"5m\" (default 5m, 5s to 30m); the call then returns with reached=false"`
 }
 
@@ -114,8 +115,8 @@ func (a *WaitArgs) validate() error {
 	default:
 		return invalidf("until %q is not accepted; use running, ssh_ready, stopped or image_saved", a.Until)
 	}
-	if a.ImageID != "" && a.Until != "image_saved" {
-		return invalidf("image_id applies to until=image_saved only")
+	if (a.ImageID != "" || a.ImageName != "") && a.Until != "image_saved" {
+		return invalidf("image_id and image_name apply to until=image_saved only")
 	}
 	_, err := parseWait("timeout", a.Timeout)
 	return err
@@ -153,7 +154,7 @@ func waitInstance(d *Deps) Tool {
 			}
 			timeout, _ := parseWait("timeout", in.Timeout)
 			start := time.Now()
-			w := waiter{p: p, local: local, until: in.Until, image: imageLocal, timeout: timeout}
+			w := waiter{p: p, local: local, until: in.Until, image: imageLocal, imageName: in.ImageName, timeout: timeout}
 			inst, reached, detail, err := d.waitFor(ctx, w)
 			if err != nil {
 				return WaitResult{}, "", err
@@ -180,6 +181,7 @@ type waiter struct {
 	local, orderID string
 	until          string // running, ssh_ready, stopped, image_saved
 	image          string // vendor-local image id, for image_saved
+	imageName      string // or its name, when the vendor named no id
 	timeout        time.Duration
 	// onState, when set, is told each new state instead of the progress notifications.
 	onState func(providers.Instance)
@@ -211,7 +213,7 @@ func (d *Deps) waitFor(ctx context.Context, w waiter) (providers.Instance, bool,
 			}
 			done, failed := reachedState(inst, until)
 			if until == "image_saved" && inst.ImageSaveStatus == "" && failed == "" {
-				done, failed = imageSaved(ctx, p, w.image)
+				done, failed = imageSaved(ctx, p, w.image, w.imageName)
 			}
 			if failed != "" {
 				return inst, false, failed, nil
@@ -297,9 +299,9 @@ func reachedState(inst providers.Instance, until string) (done bool, failed stri
 
 // imageSaved looks for a saved image in the account's images, for vendors whose instances do
 // not report a save's progress.
-func imageSaved(ctx context.Context, p providers.Provider, local string) (bool, string) {
-	if local == "" {
-		return false, p.Name() + " does not report a save's progress on the instance; pass the image_id that save_image returned"
+func imageSaved(ctx context.Context, p providers.Provider, local, name string) (bool, string) {
+	if local == "" && name == "" {
+		return false, p.Name() + " does not report a save's progress on the instance; pass the image_id that save_image returned, or the image_name given to it"
 	}
 	images, err := p.ListImages(ctx, providers.ImageQuery{})
 	if err != nil {
@@ -307,7 +309,7 @@ func imageSaved(ctx context.Context, p providers.Provider, local string) (bool, 
 	}
 	id := providers.QualifyID(p.Name(), local)
 	for _, im := range images {
-		if im.ID == id && im.Kind == providers.ImagePrivate {
+		if im.Kind == providers.ImagePrivate && ((local != "" && im.ID == id) || (local == "" && im.Name == name)) {
 			switch im.Status {
 			case "failed":
 				return false, "saving the image failed at the vendor"

@@ -280,3 +280,64 @@ func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
 		})
 	}
 }
+
+// wait_instance follows a save_image to its end on each vendor, and a stop.
+func TestStdioWaitInstanceAfterSaveImageAndStop(t *testing.T) {
+	for _, v := range launchVendors(t) {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			s := startSession(t, append(slices.Clone(v.env), "GPU_MCP_POLL_INTERVAL=40ms"))
+			var progress progressLog
+			s.c.OnNotification(progress.handle)
+			offer := offersOf(t, s, v.name, v.gpu)[0]["id"].(string)
+			_, m := s.launch(map[string]any{"offer_id": offer, "image_id": imageFor(t, s, offer)})
+			id := m["instance_id"].(string)
+			saved := s.ok("save_image", map[string]any{"instance_id": id, "image_name": "ckpt-" + v.name})
+			if saved["status"] != "confirmation_required" {
+				t.Fatalf("save_image without token: %v", saved)
+			}
+			saved = s.ok("save_image", map[string]any{"instance_id": id, "image_name": "ckpt-" + v.name, "confirm_token": saved["confirmation_token"]})
+			if saved["status"] != "done" {
+				t.Fatalf("save_image: %v", saved)
+			}
+			args := map[string]any{"instance_id": id, "until": "image_saved", "timeout": "30s"}
+			if img, _ := saved["image_id"].(string); img != "" {
+				args["image_id"] = img
+			} else {
+				args["image_name"] = "ckpt-" + v.name
+			}
+			w := s.ok("wait_instance", args)
+			if w["reached"] != true {
+				t.Fatalf("image_saved: %v\n%s", w, s.stderr.String())
+			}
+			if v.name != "huixingyun" {
+				// Saving stopped the instance on Datenfab and Chenyu; start it again first.
+				if w := s.ok("wait_instance", map[string]any{"instance_id": id, "until": "stopped", "timeout": "30s"}); w["reached"] != true {
+					t.Fatalf("stopped after saving: %v", w)
+				}
+				st := s.ok("start_instance", map[string]any{"instance_id": id})
+				if st["status"] == "confirmation_required" {
+					s.ok("start_instance", map[string]any{"instance_id": id, "confirm_token": st["confirmation_token"]})
+				}
+				if w := s.ok("wait_instance", map[string]any{"instance_id": id, "until": "ssh_ready", "timeout": "30s"}); w["reached"] != true {
+					t.Fatalf("ssh_ready after start: %v", w)
+				}
+			}
+			stop := s.ok("stop_instance", map[string]any{"instance_id": id})
+			s.ok("stop_instance", map[string]any{"instance_id": id, "confirm_token": stop["confirmation_token"]})
+			before, _ := progress.snapshot()
+			req := mcp.CallToolRequest{}
+			req.Params.Name = "wait_instance"
+			req.Params.Arguments = map[string]any{"instance_id": id, "until": "stopped", "timeout": "30s"}
+			req.Params.Meta = &mcp.Meta{ProgressToken: "wait-1"}
+			res, err := s.c.CallTool(context.Background(), req)
+			if err != nil || res.IsError || structured(t, res)["reached"] != true {
+				t.Fatalf("wait for stopped: %v %s", err, resultText(res))
+			}
+			eventually(t, "a progress notification of the wait", func() bool {
+				after, _ := progress.snapshot()
+				return len(after) > len(before)
+			})
+		})
+	}
+}
