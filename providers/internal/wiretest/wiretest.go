@@ -7,12 +7,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -203,3 +206,90 @@ func CheckImages(t *testing.T, vendor string, ims []providers.Image) {
 	}
 	CheckJSON(t, ims)
 }
+
+// Replicate returns the testdata document name with the list found under keys (a path of
+// object keys; none: the document is the list) grown to n items, by copying the document's
+// items in turn; each copy gets a unique idKey (the original value plus "-<i>"), and a
+// sibling "total"/"total_items"/"totalCount" field, when present, says n (in its own type).
+func Replicate(tb testing.TB, vendor, name string, keys []string, idKey string, n int) []byte {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", vendor, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // numbers stay as printed, strings stay strings: the vendor's quirks survive
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		tb.Fatalf("%s: %v", name, err)
+	}
+	grow := func(list []any) []any {
+		if len(list) == 0 {
+			tb.Fatalf("%s: the list under %v is empty", name, keys)
+		}
+		out := make([]any, n)
+		for i := range out {
+			var item map[string]any
+			b, _ := json.Marshal(list[i%len(list)])
+			d := json.NewDecoder(bytes.NewReader(b))
+			d.UseNumber()
+			if err := d.Decode(&item); err != nil {
+				tb.Fatal(err)
+			}
+			item[idKey] = fmt.Sprintf("%v-%d", item[idKey], i)
+			out[i] = item
+		}
+		return out
+	}
+	if len(keys) == 0 {
+		list, _ := doc.([]any)
+		doc = grow(list)
+	} else {
+		obj, _ := doc.(map[string]any)
+		for _, k := range keys[:len(keys)-1] {
+			obj, _ = obj[k].(map[string]any)
+		}
+		if obj == nil {
+			tb.Fatalf("%s: no object at %v", name, keys)
+		}
+		list, _ := obj[keys[len(keys)-1]].([]any)
+		obj[keys[len(keys)-1]] = grow(list)
+		for _, t := range []string{"total", "total_items", "totalCount"} {
+			switch obj[t].(type) {
+			case string:
+				obj[t] = strconv.Itoa(n)
+			case json.Number:
+				obj[t] = n
+			}
+		}
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// BenchSizes are the list lengths of the decoding benchmarks.
+var BenchSizes = []int{10, 100, 1000}
+
+// ServeJSON starts a loopback server answering every path that ends with a key of bodies
+// with that body; any other path gets 404. No auth check: only the decoding is measured.
+func ServeJSON(tb testing.TB, bodies map[string]func(r *http.Request) []byte) string {
+	tb.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for suffix, body := range bodies {
+			if strings.HasSuffix(r.URL.Path, suffix) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(body(r))
+				return
+			}
+		}
+		http.NotFound(w, r)
+	}))
+	tb.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// Fixed answers every request with b.
+func Fixed(b []byte) func(*http.Request) []byte { return func(*http.Request) []byte { return b } }
