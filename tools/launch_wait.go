@@ -148,9 +148,13 @@ func (d *Deps) launchOnce(ctx context.Context, p providers.Provider, offer provi
 		att.Result, att.Detail = "ready", detail
 		return att, inst
 	case werr != nil:
-		// The caller gave up: the instance was bought and may yet come up. Leave it, loudly.
-		att.Result, att.Detail = "ordered", "the wait was cancelled ("+werr.Error()+"); the instance exists and bills"
-		d.Log.Warn().Str("instance", att.InstanceID).Str("order", att.OrderID).Msg("launch wait cancelled by the client: the instance was bought and is left as it is")
+		// The caller gave up: the instance was bought and may yet come up. The wait goes on
+		// without it, and an instance that does not come up is cleaned up all the same.
+		att.Result, att.Detail = "ordered", "the wait was cancelled ("+werr.Error()+"); the instance exists and bills; gpu-mcp keeps watching it and cleans it up if it does not come up"
+		d.Log.Warn().Str("instance", att.InstanceID).Str("order", att.OrderID).Msg("launch wait cancelled by the client: watching the instance in the background")
+		w.onState = func(providers.Instance) {}
+		w.until = "running"
+		go d.finishAbandonedLaunch(p, w, local)
 		return att, inst
 	case inst != nil && inst.State == providers.StateRunning:
 		att.Result, att.Detail = "running", "running, but its SSH server did not answer: "+detail
@@ -167,6 +171,29 @@ func (d *Deps) launchOnce(ctx context.Context, p providers.Provider, offer provi
 		cancel()
 	}
 	return att, inst
+}
+
+// finishAbandonedLaunch waits for a launch whose caller went away; if the instance does not
+// come up within the wait the caller asked for, it is cleaned up as if the caller had stayed.
+func (d *Deps) finishAbandonedLaunch(p providers.Provider, w waiter, local string) {
+	ctx, cancel := context.WithTimeout(context.Background(), w.timeout+time.Minute)
+	defer cancel()
+	if local != "" {
+		w.local = local
+	}
+	inst, reached, detail, err := d.waitFor(ctx, w)
+	log := d.Log.With().Str("instance", inst.ID).Str("order", w.orderID).Logger()
+	if reached || (err == nil && inst.State == providers.StateRunning) {
+		log.Info().Msg("abandoned launch: the instance is running and bills; see list_instances")
+		return
+	}
+	cleanup, billing := d.cleanupLaunch(p, strings.TrimPrefix(inst.ID, p.Name()+":"), w.orderID)
+	log.Warn().Str("why", detail).Str("cleanup", cleanup).Str("billing", billing).Msg("abandoned launch did not come up: cleaned up")
+	rec := AuditEntry{Time: time.Now().UTC(), Tool: "launch_cleanup", Confirmation: "approved_at_launch", Outcome: "done",
+		Detail: inst.ID + ": " + cleanup + "; billing: " + billing, Demo: d.Demo}
+	if aerr := d.Audit.Record(rec); aerr != nil {
+		log.Error().Err(aerr).Msg("audit log write failed")
+	}
 }
 
 func orderText(id string) string {

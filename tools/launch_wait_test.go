@@ -91,6 +91,7 @@ func TestAutoStopByGPUMCP(t *testing.T) {
 // A machine that never comes up and that the vendor lets nobody stop or destroy is left
 // alone, and the answer says it bills.
 func TestLaunchThatNeverRunsAndCannotBeCleanedUp(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, newFake("alpha"))
 	f := h.fakes["alpha"]
 	f.launchState, f.noStop = providers.StatePending, true
@@ -116,6 +117,7 @@ func TestLaunchThatNeverRunsAndCannotBeCleanedUp(t *testing.T) {
 }
 
 func TestWaitInstanceArguments(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, newFake("alpha"))
 	h.fakes["alpha"].addInstance("i1", providers.StateRunning)
 	for _, c := range []struct {
@@ -140,5 +142,46 @@ func TestWaitInstanceArguments(t *testing.T) {
 	res, m = h.call("wait_instance", map[string]any{"instance_id": "alpha:i1", "until": "stopped", "timeout": "5s"})
 	if res.IsError || m["reached"] != false || !strings.Contains(m["detail"].(string), "still running") {
 		t.Fatalf("stopped on a running instance: %s", text(res))
+	}
+}
+
+// A client that gives up while a launch waits does not leave a machine that never comes up
+// billing: the wait goes on without it, and the instance is cleaned up.
+func TestAbandonedLaunchIsStillCleanedUp(t *testing.T) {
+	t.Parallel()
+	f := newFake("alpha")
+	f.launchState = providers.StatePending
+	d := depsFor(t, f)
+	var launch Tool
+	for _, tool := range All(d) {
+		if tool.Name == "launch_instance" {
+			launch = tool
+		}
+	}
+	args := `{"offer_id":"alpha:o1","image_id":"alpha:img1","wait_timeout":"5s"`
+	plan := launch.Call(context.Background(), []byte(args+"}"))
+	token := plan.StructuredContent.(LaunchResult).ConfirmationToken
+	if token == "" {
+		t.Fatalf("no token: %s", text(plan))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for f.state("new-1") != providers.StatePending {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	res := launch.Call(ctx, []byte(args+`,"confirm_token":"`+token+`"}`))
+	out, _ := res.StructuredContent.(LaunchResult)
+	if len(out.Attempts) != 1 || out.Attempts[0].Result != "ordered" || !strings.Contains(out.Attempts[0].Detail, "keeps watching") {
+		t.Fatalf("cancelled launch: %s", text(res))
+	}
+	for deadline := time.Now().Add(30 * time.Second); f.state("new-1") != "absent"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned instance was not cleaned up: %s, mutations %v", f.state("new-1"), f.mutations())
+		}
+	}
+	if m := f.mutations(); strings.Join(m, ",") != "launch o1/img1,stop new-1,destroy new-1" {
+		t.Fatalf("mutations %v", m)
 	}
 }
