@@ -131,7 +131,7 @@ type Server struct {
 	outcomes emu.Outcomes
 
 	mu        sync.Mutex
-	closing   []*sshd.Endpoint // endpoints of removed instances, closed once s.mu is released
+	closing   emu.Retired // endpoints of removed instances, closed once s.mu is released
 	requests  []Recorded
 	count     int
 	seq       int
@@ -165,27 +165,15 @@ func (s *Server) Close() {
 	s.faults.Stop()
 	s.ts.Close()
 	s.mu.Lock()
-	eps := s.closing
-	s.closing = nil
 	for _, in := range s.instances {
-		eps = append(eps, in.ssh)
+		s.closing.Add(in.ssh)
 	}
-	s.mu.Unlock()
-	for _, ep := range eps {
-		_ = ep.Close()
-	}
+	s.unlock()
 }
 
 // unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
 // endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
-func (s *Server) unlock() {
-	eps := s.closing
-	s.closing = nil
-	s.mu.Unlock()
-	for _, ep := range eps {
-		_ = ep.Close()
-	}
-}
+func (s *Server) unlock() { s.closing.Unlock(&s.mu) }
 
 // SetLaunchOutcome decides what happens to instances created from now on with offerKey, a
 // gpu_uuid (the adapter's offer id); "" applies to every GPU model without its own outcome.
@@ -365,7 +353,7 @@ func (s *Server) add(in *instance) {
 
 func (s *Server) remove(uuid string) {
 	if in, ok := s.instances[uuid]; ok {
-		s.closing = append(s.closing, in.ssh)
+		s.closing.Add(in.ssh)
 	}
 	delete(s.instances, uuid)
 	for i, id := range s.order {

@@ -120,7 +120,7 @@ type Server struct {
 	outcome emu.Outcomes
 
 	mu        sync.Mutex
-	closing   []*sshd.Endpoint // endpoints of removed instances, closed once s.mu is released
+	closing   emu.Retired // endpoints of removed instances, closed once s.mu is released
 	regions   []regionJSON
 	skus      []*sku
 	instances map[string]*instance
@@ -186,27 +186,15 @@ func (s *Server) Close() {
 	s.faults.Stop()
 	s.srv.Close()
 	s.mu.Lock()
-	eps := s.closing
-	s.closing = nil
 	for _, in := range s.instances {
-		eps = append(eps, in.ssh)
+		s.closing.Add(in.ssh)
 	}
-	s.mu.Unlock()
-	for _, ep := range eps {
-		_ = ep.Close()
-	}
+	s.unlock()
 }
 
 // unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
 // endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
-func (s *Server) unlock() {
-	eps := s.closing
-	s.closing = nil
-	s.mu.Unlock()
-	for _, ep := range eps {
-		_ = ep.Close()
-	}
-}
+func (s *Server) unlock() { s.closing.Unlock(&s.mu) }
 
 // SetLaunchOutcome decides what happens to instances created from now on from offerKey, the
 // adapter's offer id "<clusterName>/<skusID>/<sellingType>"; "" applies to every offer
@@ -373,7 +361,7 @@ func (s *Server) advance() {
 func (s *Server) remove(in *instance) {
 	in.sku.RemainGPUCount += in.sku.GPUCounts
 	delete(s.instances, in.name)
-	s.closing = append(s.closing, in.ssh)
+	s.closing.Add(in.ssh)
 	for i, n := range s.order {
 		if n == in.name {
 			s.order = append(s.order[:i], s.order[i+1:]...)

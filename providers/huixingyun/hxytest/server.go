@@ -151,7 +151,7 @@ type Server struct {
 	outcomes  emu.Outcomes
 
 	mu        sync.Mutex
-	closing   []*sshd.Endpoint // endpoints of removed instances, closed once s.mu is released
+	closing   emu.Retired // endpoints of removed instances, closed once s.mu is released
 	products  []*productJSON
 	apps      []appJSON
 	own       []*ownImage
@@ -217,27 +217,15 @@ func (s *Server) Close() {
 	s.faults.Stop()
 	s.ts.Close()
 	s.mu.Lock()
-	eps := s.closing
-	s.closing = nil
 	for _, in := range s.instances {
-		eps = append(eps, in.ssh)
+		s.closing.Add(in.ssh)
 	}
-	s.mu.Unlock()
-	for _, ep := range eps {
-		_ = ep.Close()
-	}
+	s.unlock()
 }
 
 // unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
 // endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
-func (s *Server) unlock() {
-	eps := s.closing
-	s.closing = nil
-	s.mu.Unlock()
-	for _, ep := range eps {
-		_ = ep.Close()
-	}
-}
+func (s *Server) unlock() { s.closing.Unlock(&s.mu) }
 
 // SetLaunchOutcome decides what happens to the instances bought from now on from offerKey, a
 // gpu_type (the adapter's offer id); "" applies to every offer without its own outcome. A
@@ -552,7 +540,7 @@ func (s *Server) settle(now time.Time) {
 			in.steps = in.steps[1:]
 			if st.status == "" {
 				delete(s.instances, gid)
-				s.closing = append(s.closing, in.ssh)
+				s.closing.Add(in.ssh)
 				break
 			}
 			in.Status = st.status

@@ -1,9 +1,13 @@
-// Package emu holds what the vendor emulators (hxytest, dftest, cytest) share about launches
-// that go wrong. Each emulator re-exports the type and its values, so that users of an
+// Package emu holds what the vendor emulators (hxytest, dftest, cytest) share: launches that
+// go wrong, and the retiring of SSH endpoints. Each emulator re-exports the type and its values, so that users of an
 // emulator need not import this package.
 package emu
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+)
 
 // LaunchOutcome is what happens to instances launched from an offer.
 type LaunchOutcome int
@@ -62,4 +66,22 @@ func (t *Outcomes) For(offerKey string) LaunchOutcome {
 		return o
 	}
 	return t.m[""]
+}
+
+// Retired holds the SSH endpoints of removed instances until the emulator's lock is released:
+// an endpoint's readiness func takes that lock, so an endpoint must not be closed (which waits
+// for its connections) with the lock held. Use it only with the emulator's lock held.
+type Retired struct{ eps []*sshd.Endpoint }
+
+// Add sets endpoints aside, to be closed by the next Unlock.
+func (r *Retired) Add(eps ...*sshd.Endpoint) { r.eps = append(r.eps, eps...) }
+
+// Unlock releases mu, which the caller holds, then closes the endpoints set aside.
+func (r *Retired) Unlock(mu *sync.Mutex) {
+	eps := r.eps
+	r.eps = nil
+	mu.Unlock()
+	for _, ep := range eps {
+		_ = ep.Close()
+	}
 }
