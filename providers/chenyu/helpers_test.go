@@ -1,13 +1,13 @@
 package chenyu
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/wiretest"
 
 	"github.com/rs/zerolog"
 
@@ -26,43 +26,11 @@ const (
 	sample     = cytest.SampleInstanceUUID
 )
 
-// clock is a settable time source shared by the adapter and the emulator.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = wiretest.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)} }
+func newClock() *clock { return wiretest.NewClock(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)) }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a log sink safe for the race detector.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = wiretest.LogBuffer
 
 type env struct {
 	p   *Provider

@@ -187,29 +187,29 @@ func TestTransitionalStates(t *testing.T) {
 		}
 	}
 	step(providers.StatePending, "Creating")
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	step(providers.StateRunning, "Running")
 	if err := p.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	step(providers.StateStopping, "ShuttingDown")
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	step(providers.StateStopped, "Shutdown")
 	if err := p.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	step(providers.StateStarting, "Starting")
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	step(providers.StateRunning, "Running")
 	if err := p.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	if err := p.Destroy(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	step(providers.StateDeleting, "Deleting")
-	c.Advance(time.Minute)
+	c.Add(time.Minute)
 	if _, ok := srv.Instance(id); ok {
 		t.Error("instance not removed after the Deleting step")
 	}

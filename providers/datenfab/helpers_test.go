@@ -1,14 +1,14 @@
 package datenfab
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/wiretest"
 
 	"github.com/rs/zerolog"
 
@@ -16,43 +16,11 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
 )
 
-// logBuffer collects log output; the adapter may log from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type logBuffer = wiretest.LogBuffer
 
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type clock = wiretest.Clock
 
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// clock is a settable time source shared by the emulator and the adapter.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return wiretest.NewClock(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)) }
 
 // setup starts an emulator and an adapter pointed at it, logging at trace level into a buffer.
 func setup(t *testing.T, opts dftest.Options) (*Provider, *dftest.Server, *logBuffer) {

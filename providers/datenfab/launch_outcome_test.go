@@ -47,7 +47,7 @@ func TestSSHBannerOnlyWhileRunning(t *testing.T) {
 	if got, _ := sshd.ReadBanner(addr, time.Second); got != "" {
 		t.Fatalf("creating instance greeted with %q", got)
 	}
-	clk.Advance(time.Minute) // only the TCP endpoint is probed: readiness follows the timeline
+	clk.Add(time.Minute) // only the TCP endpoint is probed: readiness follows the timeline
 	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {
 		t.Fatalf("running instance: banner %q", got)
 	}
@@ -61,7 +61,7 @@ func TestSSHBannerOnlyWhileRunning(t *testing.T) {
 	if got := probe(t, in); got != "" {
 		t.Fatalf("stopping instance greeted with %q", got)
 	}
-	clk.Advance(time.Minute)
+	clk.Add(time.Minute)
 	if got := probe(t, in); got != "" {
 		t.Fatalf("stopped instance greeted with %q", got)
 	}
@@ -77,7 +77,7 @@ func TestLaunchOutcomes(t *testing.T) {
 	failed := launch(t, p, "failed")
 	srv.SetLaunchOutcome(offer4090, dftest.LaunchNormal)
 	normal := launch(t, p, "normal")
-	clk.Advance(time.Hour)
+	clk.Add(time.Hour)
 
 	if in := get(t, p, stuck.InstanceID); in.State != providers.StatePending || in.RawState != "Creating" {
 		t.Errorf("never-runs instance: %s (%s)", in.State, in.RawState)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/wiretest"
+
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
@@ -23,23 +25,7 @@ const (
 	offerA100 = "a100_80g_32u240m_105"
 )
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = wiretest.LogBuffer
 
 type env struct {
 	srv  *hxytest.Server

@@ -10,27 +10,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/wiretest"
 )
 
-// clock is a settable time source for Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = wiretest.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return wiretest.NewClock(time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)) }
 
 type answer struct {
 	HTTP int

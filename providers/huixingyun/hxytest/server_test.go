@@ -10,28 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/wiretest"
+
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
 )
 
 const gpuType = "geforce_rtx_4090_16u100m_106"
 
-// clock is a settable fake time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = wiretest.Clock
 
 type client struct {
 	t   *testing.T
@@ -310,8 +296,8 @@ func TestInstanceListShape(t *testing.T) {
 }
 
 func TestStateWalkWithStepDelay(t *testing.T) {
-	clk := &clock{t: time.Date(2024, 7, 5, 7, 0, 0, 0, time.UTC)}
-	c := start(t, hxytest.Options{StepDelay: 10 * time.Second, Now: clk.now})
+	clk := wiretest.NewClock(time.Date(2024, 7, 5, 7, 0, 0, 0, time.UTC))
+	c := start(t, hxytest.Options{StepDelay: 10 * time.Second, Now: clk.Now})
 	gid := c.buy("4", "1")
 	step := func(action, path string, body map[string]any, during, after string) {
 		t.Helper()
@@ -323,11 +309,11 @@ func TestStateWalkWithStepDelay(t *testing.T) {
 		if in, _ := c.srv.Instance(gid); in.Status != during {
 			t.Fatalf("%s: status %s, want %s", action, in.Status, during)
 		}
-		clk.add(9 * time.Second)
+		clk.Add(9 * time.Second)
 		if in, _ := c.srv.Instance(gid); in.Status != during {
 			t.Fatalf("%s: status %s before the delay, want %s", action, in.Status, during)
 		}
-		clk.add(time.Second)
+		clk.Add(time.Second)
 		if in, _ := c.srv.Instance(gid); in.Status != after {
 			t.Fatalf("%s: status %s after the delay, want %s", action, in.Status, after)
 		}
@@ -341,14 +327,14 @@ func TestStateWalkWithStepDelay(t *testing.T) {
 	if _, f := batch(t, mustPost(c, "/gpu/instances/restart", map[string]any{"gid": gid})); len(f) != 1 || !strings.Contains(f[0], "Stopping") {
 		t.Errorf("restart while stopping: %v", f)
 	}
-	clk.add(10 * time.Second)
+	clk.Add(10 * time.Second)
 	if s, _ := batch(t, mustPost(c, "/gpu/instances/destroy", map[string]any{"gid": gid})); len(s) != 1 {
 		t.Fatal("destroy refused")
 	}
 	if in, ok := c.srv.Instance(gid); !ok || in.Status != hxytest.StatusDestroying {
 		t.Fatalf("destroying: %+v %v", in, ok)
 	}
-	clk.add(10 * time.Second)
+	clk.Add(10 * time.Second)
 	if _, ok := c.srv.Instance(gid); ok {
 		t.Error("destroyed instance still listed")
 	}
@@ -439,10 +425,10 @@ func TestDestroyRenewAndLengthenRules(t *testing.T) {
 }
 
 func TestSnapshotAddsAnOwnImageAfterTheDelay(t *testing.T) {
-	clk := &clock{t: time.Date(2024, 7, 5, 9, 46, 58, 0, time.UTC)}
-	c := start(t, hxytest.Options{StepDelay: time.Minute, Now: clk.now})
+	clk := wiretest.NewClock(time.Date(2024, 7, 5, 9, 46, 58, 0, time.UTC))
+	c := start(t, hxytest.Options{StepDelay: time.Minute, Now: clk.Now})
 	gid := c.buy("4", "1")
-	clk.add(time.Minute)
+	clk.Add(time.Minute)
 	if st, out := c.post("/gpu/instance/snapshot", map[string]any{"gid": gid + "," + gid, "name": "x"}); st != 400 {
 		t.Errorf("two gids: %d %v", st, out)
 	}
@@ -468,7 +454,7 @@ func TestSnapshotAddsAnOwnImageAfterTheDelay(t *testing.T) {
 	if last.Ready || last.SourceGID != gid || last.Name != "mine" {
 		t.Errorf("saving image %+v", last)
 	}
-	clk.add(time.Minute)
+	clk.Add(time.Minute)
 	items := mine()
 	if len(items) != 1 {
 		t.Fatalf("own images %v", items)
