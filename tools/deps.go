@@ -86,6 +86,11 @@ func (d *Deps) resolve(id, what string) (providers.Provider, string, error) {
 	return p, local, nil
 }
 
+// localID is the vendor-local part of an id p qualified (providers.QualifyID).
+func localID(p providers.Provider, id string) string {
+	return strings.TrimPrefix(id, p.Name()+":")
+}
+
 // fanOut calls f on every provider concurrently, each within its own deadline, and gathers
 // what came back; one slow or failing provider never hides the others, and the whole takes as
 // long as the slowest provider, at most the deadline.

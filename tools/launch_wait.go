@@ -140,7 +140,7 @@ func (d *Deps) launchOnce(ctx context.Context, p providers.Provider, offer provi
 	if got.ID != "" {
 		inst = &got
 		att.InstanceID = got.ID
-		local = strings.TrimPrefix(got.ID, p.Name()+":")
+		local = localID(p, got.ID)
 	}
 	switch {
 	case reached:
@@ -187,7 +187,7 @@ func (d *Deps) finishAbandonedLaunch(p providers.Provider, w waiter, local strin
 		log.Info().Msg("abandoned launch: the instance is running and bills; see list_instances")
 		return
 	}
-	cleanup, billing := d.cleanupLaunch(p, strings.TrimPrefix(inst.ID, p.Name()+":"), w.orderID)
+	cleanup, billing := d.cleanupLaunch(p, localID(p, inst.ID), w.orderID)
 	log.Warn().Str("why", detail).Str("cleanup", cleanup).Str("billing", billing).Msg("abandoned launch did not come up: cleaned up")
 	rec := AuditEntry{Time: time.Now().UTC(), Tool: "launch_cleanup", Confirmation: "approved_at_launch", Outcome: "done",
 		Detail: inst.ID + ": " + cleanup + "; billing: " + billing, Demo: d.Demo}
@@ -218,7 +218,7 @@ func (d *Deps) cleanupLaunch(p providers.Provider, local, orderID string) (strin
 	if err != nil {
 		return "could not read the instance to clean it up (" + errorText(err) + "); stop or destroy it with stop_instance or destroy_instance", "unknown"
 	}
-	local = strings.TrimPrefix(inst.ID, p.Name()+":")
+	local = localID(p, inst.ID)
 	log := d.Log.With().Str("instance", inst.ID).Logger()
 	destroy := func() (string, string, bool) {
 		if ok, _ := p.Capabilities().Supports(providers.ActionDestroy); !ok {
@@ -295,7 +295,7 @@ func (d *Deps) nextOffer(ctx context.Context, p providers.Provider, orig provide
 		args := *in
 		args.GPUCount = plan.GPUCount
 		args.Billing = plan.Billing
-		spec, cplan, err := launchPlan(o, &args, strings.TrimPrefix(o.ID, p.Name()+":"), imageLocal)
+		spec, cplan, err := launchPlan(o, &args, localID(p, o.ID), imageLocal)
 		if err != nil {
 			skipped = append(skipped, o.ID+": "+errorText(err))
 			continue
@@ -328,7 +328,7 @@ func (d *Deps) nextOffer(ctx context.Context, p providers.Provider, orig provide
 
 // imageFits reports whether the image is listed for the offer.
 func (d *Deps) imageFits(ctx context.Context, p providers.Provider, o providers.Offer, imageID string) bool {
-	images, err := p.ListImages(ctx, providers.ImageQuery{OfferID: strings.TrimPrefix(o.ID, p.Name()+":")})
+	images, err := p.ListImages(ctx, providers.ImageQuery{OfferID: localID(p, o.ID)})
 	if err != nil {
 		return false
 	}
@@ -347,7 +347,7 @@ func (d *Deps) scheduleAutoStop(ctx context.Context, p providers.Provider, in *L
 		out.Message = strings.TrimSpace(out.Message + " auto_stop_after could not be arranged: the instance is not listed yet; stop it with stop_instance when done.")
 		return
 	}
-	local := strings.TrimPrefix(out.InstanceID, p.Name()+":")
+	local := localID(p, out.InstanceID)
 	at := time.Now().Add(after).Truncate(time.Second)
 	if ss, ok := p.(providers.StopScheduler); ok {
 		err := ss.ScheduleStop(ctx, local, at)

@@ -202,7 +202,7 @@ func (d *Deps) waitFor(ctx context.Context, w waiter) (providers.Instance, bool,
 		switch {
 		case err == nil:
 			seen, last = true, inst
-			local = strings.TrimPrefix(inst.ID, p.Name()+":")
+			local = localID(p, inst.ID)
 			if inst.State != lastState {
 				lastState = inst.State
 				if w.onState != nil {
