@@ -38,12 +38,6 @@ type Tool struct {
 	handle      func(ctx context.Context, raw json.RawMessage) *mcp.CallToolResult
 }
 
-// reply is what a handler produces: the structured result and a short text for humans.
-type reply struct {
-	structured any
-	text       string
-}
-
 // newTool builds a Tool from a typed handler. The handler's error becomes an isError result.
 func newTool[In, Out any](name, title, description string, hints Hints, guarded bool,
 	h func(ctx context.Context, in *In) (Out, string, error)) Tool {

@@ -117,15 +117,6 @@ func (s *netServer) connect(ask client.ElicitationHandler) *session {
 	return &session{t: t, c: c, stderr: s.stderr}
 }
 
-// stop sends SIGTERM and returns the exit status.
-func (s *netServer) stop() int {
-	s.t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		s.t.Fatal(err)
-	}
-	return s.wait()
-}
-
 // wait returns the exit status once the process ended.
 func (s *netServer) wait() int {
 	s.t.Helper()

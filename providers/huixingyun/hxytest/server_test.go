@@ -17,8 +17,6 @@ import (
 
 const gpuType = "geforce_rtx_4090_16u100m_106"
 
-type clock = wiretest.Clock
-
 type client struct {
 	t   *testing.T
 	srv *hxytest.Server
