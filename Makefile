@@ -22,7 +22,10 @@ test: test-go e2e
 
 GOFILES = $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')
 
+# go.mod and go.sum must be what `go mod tidy` makes of the imports: -diff prints the change
+# and fails, so a dependency added without tidying (or left marked indirect) fails the tests.
 test-go:
+	$(GO) mod tidy -diff
 	@unformatted=$$(gofmt -l $(GOFILES)); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
