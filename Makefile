@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/gpu-mcp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean bench
+.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean bench release-check
 
 all: build
 
@@ -22,7 +22,10 @@ test: test-go e2e
 
 GOFILES = $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path '*/node_modules/*')
 
+# go.mod and go.sum must be what `go mod tidy` makes of the imports: -diff prints the change
+# and fails, so a dependency added without tidying (or left marked indirect) fails the tests.
 test-go:
+	$(GO) mod tidy -diff
 	@unformatted=$$(gofmt -l $(GOFILES)); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
@@ -59,6 +62,24 @@ fuzz:
 	  done; \
 	done
 
+# The release archives, as a tagged release would make them, into dist/: goreleaser checks
+# .goreleaser.yaml, builds the six targets (linux, darwin, windows x amd64, arm64) and writes the
+# checksums, which are then verified. goreleaser is installed once, at the pinned version, from
+# the Go module proxy into bin/. Not part of `make test`.
+GORELEASER_VERSION := v2.17.0
+GORELEASER := bin/goreleaser-$(GORELEASER_VERSION)/goreleaser
+
+$(GORELEASER):
+	GOBIN=$(CURDIR)/$(dir $(GORELEASER)) $(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+
+release-check: $(GORELEASER)
+	$(GORELEASER) check
+	$(GORELEASER) release --snapshot --clean --skip=publish
+	cd dist && sha256sum --check --strict *_checksums.txt
+	@n=$$(ls dist/*.tar.gz dist/*.zip | wc -l); \
+	  if [ "$$n" -ne 6 ]; then echo "release-check: $$n archives in dist/, want 6"; exit 1; fi
+	@ls -l dist/*.tar.gz dist/*.zip
+
 vet:
 	$(GO) vet ./...
 
@@ -73,4 +94,4 @@ tools:
 	$(GO) run ./cmd/gpu-mcp tools
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

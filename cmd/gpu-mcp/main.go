@@ -23,9 +23,6 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/tools"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
-
 func main() {
 	os.Exit(run(os.Args[1:], environ(), os.Stdin, os.Stdout, os.Stderr))
 }
