@@ -161,8 +161,10 @@ func envError(err error) error {
 			continue
 		}
 		name := pe.Name
-		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
-			name = f.Tag.Get("env")
+		for _, t := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[netConfig]()} {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				name = f.Tag.Get("env")
+			}
 		}
 		what := map[string]string{"time.Duration": "a duration such as 90s or 5m", "bool": "true or false",
 			"*float64": "a number", "int": "a whole number"}[pe.Type.String()]

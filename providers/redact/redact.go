@@ -23,9 +23,10 @@ import (
 // Mask replaces what is removed.
 const Mask = "[redacted]"
 
-// minSecret is the shortest secret removed as it is: shorter values are ordinary words and
-// numbers, and removing them from every message would make the messages unreadable.
-const minSecret = 4
+// minSecret is the shortest secret removed as it is: shorter values are more often ordinary
+// words and numbers than credentials ("short" is refused as a bearer token, and the refusal
+// must still say "too short"). Shapes of credentials are removed whatever their length.
+const minSecret = 8
 
 // Redactor removes secrets from text. It is safe for concurrent use; the nil *Redactor knows
 // no secrets but still removes anything shaped like a credential.
@@ -42,8 +43,8 @@ func New(secrets ...string) *Redactor {
 	return r
 }
 
-// Add makes r remove secrets from now on (an SSH password learnt at launch, say). Empty ones,
-// and ones shorter than 4 characters, are ignored.
+// Add makes r remove secrets from now on (an SSH password learnt at launch, say). Ones
+// shorter than 8 characters are ignored.
 func (r *Redactor) Add(secrets ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
