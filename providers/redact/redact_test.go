@@ -127,8 +127,14 @@ func TestWriterBoundsALineWithoutEnd(t *testing.T) {
 
 func BenchmarkString(b *testing.B) {
 	r := New(hxyToken, cyKey, "datenfab-token-0123456789")
-	line := `2026-01-02T03:04:05Z WRN vendor call failed error="chenyu: list offers: HTTP 500: {\"code\":-2,\"msg\":\"系统异常\"}" provider=chenyu took=12ms`
-	for b.Loop() {
-		_ = r.String(line)
+	for name, line := range map[string]string{
+		"plain log line": `2026-01-02T03:04:05Z WRN vendor call failed error="chenyu: list offers: HTTP 500: {\"code\":-2,\"msg\":\"系统异常\"}" provider=chenyu took=12ms`,
+		"echoed request": `2026-01-02T03:04:05Z WRN vendor call failed error="chenyu: list offers: HTTP 401: invalid token: Bearer abcdefgh12345678 for GET /gpu/list?page=1&api_key=x" provider=chenyu`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				_ = r.String(line)
+			}
+		})
 	}
 }
