@@ -19,22 +19,22 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// clock is a settable time for the session table.
-type clock struct {
+// tableClock is a settable time for the session table.
+type tableClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) add(d time.Duration) {
+func (c *tableClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *tableClock) add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
 
-func testTable(max int, idle time.Duration) (*sessionTable, *clock, *[]string) {
+func testTable(max int, idle time.Duration) (*sessionTable, *tableClock, *[]string) {
 	var ended []string
-	c := &clock{now: time.Unix(1_700_000_000, 0)}
+	c := &tableClock{now: time.Unix(1_700_000_000, 0)}
 	t := newSessionTable(max, idle, func(id string) { ended = append(ended, id) })
 	t.now = c.Now
 	return t, c, &ended
