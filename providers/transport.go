@@ -1,6 +1,10 @@
 package providers
 
-import "time"
+import (
+	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/redact"
+)
 
 // HTTPOptions tune how an adapter talks to its vendor: how long one request may take, how
 // reads are retried and when a failing vendor is skipped. Every adapter's Config carries one.
@@ -26,4 +30,8 @@ type HTTPOptions struct {
 	BreakerThreshold int
 	// BreakerCooldown is how long a failing vendor is skipped (0: 30s).
 	BreakerCooldown time.Duration
+	// Redactor removes secrets from the vendor's words (error bodies quote requests) before
+	// they become an error. The adapter adds its own credentials to it. nil: a Redactor of the
+	// adapter's own credentials.
+	Redactor *redact.Redactor
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/redact"
 )
 
 // Config is gpu-mcp's configuration: environment first, flags on top.
@@ -56,6 +58,9 @@ type Config struct {
 	DemoLatency string `env:"GPU_MCP_DEMO_LATENCY"`
 	// demoLatency is DemoLatency parsed by validate: vendor name to latency.
 	demoLatency map[string]time.Duration
+	// redactor removes the secrets above, and those the adapters add, from vendor errors and
+	// from everything written to stderr.
+	redactor *redact.Redactor
 }
 
 // demoVendors are the names GPU_MCP_DEMO_LATENCY accepts.
@@ -138,6 +143,7 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Con
 	if err := cfg.validate(); err != nil {
 		return cfg, nil, err
 	}
+	cfg.redactor = redact.New(cfg.secrets()...)
 	return cfg, fs.Args(), nil
 }
 
@@ -155,8 +161,10 @@ func envError(err error) error {
 			continue
 		}
 		name := pe.Name
-		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
-			name = f.Tag.Get("env")
+		for _, t := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[netConfig]()} {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				name = f.Tag.Get("env")
+			}
 		}
 		what := map[string]string{"time.Duration": "a duration such as 90s or 5m", "bool": "true or false",
 			"*float64": "a number", "int": "a whole number"}[pe.Type.String()]

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -14,12 +15,16 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
 )
@@ -31,13 +36,47 @@ type netConfig struct {
 	AllowedHosts []string `env:"GPU_MCP_ALLOWED_HOSTS" envSeparator:","`
 	// ShutdownTimeout bounds how long a stopping server waits for calls in flight.
 	ShutdownTimeout time.Duration `env:"GPU_MCP_SHUTDOWN_TIMEOUT" envDefault:"25s"`
+	// MaxSessions caps the live sessions (streamable HTTP) or streams (SSE); one more ends the
+	// least recently used.
+	MaxSessions int `env:"GPU_MCP_MAX_SESSIONS" envDefault:"1000"`
+	// SessionIdle ends a streamable HTTP session unused this long (one with an open stream
+	// stays).
+	SessionIdle time.Duration `env:"GPU_MCP_SESSION_IDLE" envDefault:"10m"`
+	// BodyTimeout bounds the reading of one request's body.
+	BodyTimeout time.Duration `env:"GPU_MCP_BODY_TIMEOUT" envDefault:"10s"`
 
 	anyHost bool
 	hosts   map[string]bool
+	// originPorts are the allowed hosts listed with a port, as "host:port": browser pages
+	// there may call this server from another port.
+	originPorts map[string]bool
 }
 
-// minAuthTokenLen keeps a guessable bearer token from guarding money.
-const minAuthTokenLen = 16
+// A bearer token guards money: it must be long and varied enough not to be guessed.
+const (
+	minAuthTokenLen      = 16
+	minAuthTokenDistinct = 8
+)
+
+// checkAuthToken refuses bearer tokens that are easy to guess (short, or sixteen times the
+// same character) and ones an Authorization header cannot carry intact.
+func checkAuthToken(token string) error {
+	const use = "use at least 16 random characters, e.g. openssl rand -hex 32"
+	if len(token) < minAuthTokenLen {
+		return fmt.Errorf("GPU_MCP_AUTH_TOKEN is too short (%d characters); %s", len(token), use)
+	}
+	distinct := map[rune]bool{}
+	for _, c := range token {
+		if unicode.IsSpace(c) || unicode.IsControl(c) || c == utf8.RuneError {
+			return fmt.Errorf("GPU_MCP_AUTH_TOKEN holds a space, a control character or invalid UTF-8, which an Authorization header does not carry intact; %s", use)
+		}
+		distinct[c] = true
+	}
+	if len(distinct) < minAuthTokenDistinct {
+		return fmt.Errorf("GPU_MCP_AUTH_TOKEN has only %d different characters, which makes it easy to guess; use %d or more: %s", len(distinct), minAuthTokenDistinct, use)
+	}
+	return nil
+}
 
 // maxRequestBody bounds one JSON-RPC message; the largest tool arguments are far smaller.
 const maxRequestBody = 4 << 20
@@ -47,23 +86,35 @@ const maxRequestBody = 4 << 20
 func loadNetConfig(cfg Config, environ map[string]string) (netConfig, error) {
 	var nc netConfig
 	if err := env.ParseWithOptions(&nc, env.Options{Environment: environ}); err != nil {
-		return nc, fmt.Errorf("configuration: %w", err)
+		return nc, envError(err)
 	}
 	if nc.ShutdownTimeout <= 0 {
 		return nc, fmt.Errorf("GPU_MCP_SHUTDOWN_TIMEOUT %s is not accepted; use a positive duration such as 25s", nc.ShutdownTimeout)
+	}
+	if nc.MaxSessions < 1 || nc.MaxSessions > 1_000_000 {
+		return nc, fmt.Errorf("GPU_MCP_MAX_SESSIONS %d is not accepted; use a whole number from 1 to 1000000 (default 1000)", nc.MaxSessions)
+	}
+	if nc.SessionIdle < 10*time.Second || nc.SessionIdle > 24*time.Hour {
+		return nc, fmt.Errorf("GPU_MCP_SESSION_IDLE %s is not accepted; use a duration from 10s to 24h (default 10m)", nc.SessionIdle)
+	}
+	if nc.BodyTimeout < time.Second || nc.BodyTimeout > 10*time.Minute {
+		return nc, fmt.Errorf("GPU_MCP_BODY_TIMEOUT %s is not accepted; use a duration from 1s to 10m (default 10s)", nc.BodyTimeout)
 	}
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
 		return nc, fmt.Errorf("--addr %q is not accepted; use host:port, e.g. 127.0.0.1:8080", cfg.Addr)
 	}
-	if cfg.AuthToken != "" && len(cfg.AuthToken) < minAuthTokenLen {
-		return nc, fmt.Errorf("GPU_MCP_AUTH_TOKEN is too short; use at least %d random characters (e.g. openssl rand -hex 32)", minAuthTokenLen)
+	if cfg.AuthToken != "" {
+		if err := checkAuthToken(cfg.AuthToken); err != nil {
+			return nc, err
+		}
 	}
 	loopback := isLoopback(host)
 	if !loopback && cfg.AuthToken == "" {
 		return nc, fmt.Errorf("--addr %s is not a loopback address and GPU_MCP_AUTH_TOKEN is not set: anyone who can reach the port could spend money with your vendor keys; set GPU_MCP_AUTH_TOKEN, or listen on 127.0.0.1", cfg.Addr)
 	}
 	nc.hosts = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
+	nc.originPorts = map[string]bool{}
 	for _, h := range nc.AllowedHosts {
 		h = strings.TrimSpace(h)
 		switch {
@@ -72,6 +123,9 @@ func loadNetConfig(cfg Config, environ map[string]string) (netConfig, error) {
 			nc.anyHost = true
 		default:
 			nc.hosts[hostOnly(h)] = true
+			if _, port, err := net.SplitHostPort(h); err == nil && port != "" {
+				nc.originPorts[net.JoinHostPort(hostOnly(h), port)] = true
+			}
 		}
 	}
 	wildcard := host == "" || host == "0.0.0.0" || host == "::"
@@ -107,22 +161,44 @@ func (nc *netConfig) hostAllowed(host string) bool {
 	return nc.anyHost || nc.hosts[hostOnly(host)]
 }
 
-// originAllowed reports whether a browser page at origin may call this server. Clients that
-// are not browsers send no Origin. "*" in GPU_MCP_ALLOWED_HOSTS relaxes the Host check only.
-func (nc *netConfig) originAllowed(origin string) bool {
+// defaultPorts are the ports an Origin without one means.
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
+
+// originAllowed reports whether a browser page at origin may call this server, reached at
+// host (the request's Host header). The page must be on an allowed host name and on the port
+// the request came to: another port of localhost is another program, and another origin. An
+// allowed host listed with its port admits pages on that port too. Clients that are not
+// browsers send no Origin. "*" in GPU_MCP_ALLOWED_HOSTS relaxes the Host check only.
+func (nc *netConfig) originAllowed(origin, host string) bool {
 	if origin == "" {
 		return true
 	}
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	if err != nil || u.Host == "" || defaultPorts[u.Scheme] == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
 		return false
 	}
-	return nc.hosts[hostOnly(u.Host)]
+	name := hostOnly(u.Host)
+	if !nc.hosts[name] {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = defaultPorts[u.Scheme]
+	}
+	if nc.originPorts[net.JoinHostPort(name, port)] {
+		return true
+	}
+	_, hostPort, err := net.SplitHostPort(host)
+	if err != nil || hostPort == "" {
+		// A Host without a port came to the default port of the scheme the client used.
+		return port == defaultPorts[u.Scheme]
+	}
+	return port == hostPort
 }
 
-// front is gpu-mcp's HTTP side: health, Host and Origin checks, bearer auth, and the MCP
-// transport; it also knows which calls are in flight, so that a stopping server can let them
-// finish.
+// front is gpu-mcp's HTTP side: health, Host and Origin checks, bearer auth, bounded bodies,
+// the table of live sessions, and the MCP transport; it also knows which calls are in flight,
+// so that a stopping server can let them finish.
 type front struct {
 	transport string
 	nc        netConfig
@@ -131,6 +207,7 @@ type front struct {
 
 	streamable *server.StreamableHTTPServer
 	mux        *http.ServeMux
+	sessions   *sessionTable
 
 	draining atomic.Bool
 	calls    *inflight
@@ -154,19 +231,25 @@ func newFront(app *App, cfg Config, nc netConfig, stderr io.Writer) *front {
 	f.mux.HandleFunc("/healthz", f.health)
 	switch cfg.Transport {
 	case "http":
+		// The table, not mcp-go's idle sweeper, expires sessions: it also caps them, and
+		// refuses ids it does not know instead of keeping state for each one.
+		f.sessions = newSessionTable(nc.MaxSessions, nc.SessionIdle, f.endStreamable)
 		f.streamable = server.NewStreamableHTTPServer(app.Server,
 			server.WithEndpointPath("/mcp"),
-			server.WithSessionIdleTTL(30*time.Minute),
+			server.WithSessionIdManager(f.sessions),
 			server.WithDisableLocalhostProtection(!ownHostsOnly),
 			server.WithStreamableHTTPLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slogLevel(cfg.LogLevel)}))),
 		)
 		f.mux.Handle("/mcp", f.guard(f.trackStreamable(f.streamable)))
 	case "sse":
+		// An SSE session lives as long as its stream: ending the stream ends it.
+		f.sessions = newSessionTable(nc.MaxSessions, 0, nil)
 		sse := server.NewSSEServer(app.Server,
 			server.WithSSEEndpoint("/sse"),
 			server.WithMessageEndpoint("/message"),
 			server.WithKeepAliveInterval(30*time.Second),
 			server.WithSSEDisableLocalhostProtection(!ownHostsOnly),
+			server.WithSessionIDGenerator(f.sseSessionID),
 		)
 		f.mux.Handle("/sse", f.guard(f.trackSSEStream(sse.SSEHandler())))
 		f.mux.Handle("/message", f.guard(f.trackSSEMessage(sse.MessageHandler())))
@@ -211,17 +294,20 @@ func (f *front) health(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `{"status":"ok"}`+"\n")
 }
 
-// guard refuses requests from browsers on other sites (Host and Origin) and requests without
-// the bearer token, before any MCP code sees them.
-func (f *front) guard(next http.Handler) http.Handler {
+// bodyHandler serves a request whose body the guard has read; r.Body reads it again.
+type bodyHandler func(w http.ResponseWriter, r *http.Request, body []byte)
+
+// guard refuses requests from browsers on other sites (Host and Origin), requests without
+// the bearer token, and bodies too large or too slow, before any MCP code sees them.
+func (f *front) guard(next bodyHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !f.nc.hostAllowed(r.Host) {
 			f.log.Warn().Str("host", r.Host).Str("remote", r.RemoteAddr).Msg("request refused: Host is not an allowed host name (GPU_MCP_ALLOWED_HOSTS)")
 			http.Error(w, fmt.Sprintf("Forbidden: Host %q is not allowed", r.Host), http.StatusForbidden)
 			return
 		}
-		if origin := r.Header.Get("Origin"); !f.nc.originAllowed(origin) {
-			f.log.Warn().Str("origin", origin).Str("remote", r.RemoteAddr).Msg("request refused: Origin is not an allowed host name (GPU_MCP_ALLOWED_HOSTS)")
+		if origin := r.Header.Get("Origin"); !f.nc.originAllowed(origin, r.Host) {
+			f.log.Warn().Str("origin", origin).Str("host", r.Host).Str("remote", r.RemoteAddr).Msg("request refused: Origin is not this server (its host name and port; GPU_MCP_ALLOWED_HOSTS)")
 			http.Error(w, fmt.Sprintf("Forbidden: Origin %q is not allowed", origin), http.StatusForbidden)
 			return
 		}
@@ -237,9 +323,48 @@ func (f *front) guard(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
-		next.ServeHTTP(w, r)
+		body, ok := f.readBody(w, r)
+		if !ok {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next(w, r, body)
 	})
+}
+
+// readBody reads a request's body, maxRequestBody bytes at most, within GPU_MCP_BODY_TIMEOUT:
+// a client that sends its body a byte at a time is cut off instead of holding a connection
+// for as long as it likes. The server's ReadTimeout cannot do this: it also bounds the
+// long-lived streams.
+func (f *front) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Body == nil {
+		return nil, true
+	}
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(f.nc.BodyTimeout)) == nil
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err == nil {
+		if deadline {
+			// A call or a stream may follow for long: the connection's background read,
+			// which notices a client that hangs up, must not time out under it.
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+		return body, true
+	}
+	// The deadline stays: net/http would otherwise wait for the rest of the body before it
+	// closes the connection.
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		http.Error(w, fmt.Sprintf("request body larger than %d bytes", maxRequestBody), http.StatusRequestEntityTooLarge)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		w.Header().Set("Connection", "close")
+		http.Error(w, fmt.Sprintf("request body not received within %s (GPU_MCP_BODY_TIMEOUT)", f.nc.BodyTimeout), http.StatusRequestTimeout)
+	default:
+		http.Error(w, "request body unreadable", http.StatusBadRequest)
+	}
+	f.log.Info().Err(err).Str("remote", r.RemoteAddr).Int("read", len(body)).Msg("request refused: its body was too large, too slow or broken")
+	return nil, false
 }
 
 // authorized compares the bearer token in constant time (of equal-length hashes, so that not
@@ -266,14 +391,9 @@ func (m rpcMessage) isCall() bool {
 	return m.Method != "" && len(m.ID) > 0 && string(m.ID) != "null"
 }
 
-// readMessages reads a POST body and puts it back for the transport; a body that is not
-// JSON-RPC yields no messages and is left for the transport to refuse.
-func readMessages(r *http.Request) ([]byte, []rpcMessage, error) {
-	body, err := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
-		return nil, nil, err
-	}
+// parseMessages reads the JSON-RPC messages of a POST body; a body that is not JSON-RPC
+// yields none and is left for the transport to refuse.
+func parseMessages(body []byte) []rpcMessage {
 	trimmed := bytes.TrimSpace(body)
 	var msgs []rpcMessage
 	if len(trimmed) > 0 && trimmed[0] == '[' {
@@ -284,7 +404,7 @@ func readMessages(r *http.Request) ([]byte, []rpcMessage, error) {
 			msgs = append(msgs, m)
 		}
 	}
-	return body, msgs, nil
+	return msgs
 }
 
 func hasCall(msgs []rpcMessage) bool {
@@ -305,17 +425,12 @@ func refuseDraining(w http.ResponseWriter) {
 }
 
 // trackStreamable counts the calls of streamable HTTP, where a call lives as long as its POST,
-// and ends the GET streams when the server stops.
-func (f *front) trackStreamable(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// puts the GET streams in the session table, and ends them when the server stops.
+func (f *front) trackStreamable(next http.Handler) bodyHandler {
+	return func(w http.ResponseWriter, r *http.Request, body []byte) {
 		switch r.Method {
 		case http.MethodPost:
-			_, msgs, err := readMessages(r)
-			if err != nil {
-				http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
-				return
-			}
-			if hasCall(msgs) {
+			if hasCall(parseMessages(body)) {
 				if f.draining.Load() {
 					refuseDraining(w)
 					return
@@ -325,26 +440,68 @@ func (f *front) trackStreamable(next http.Handler) http.Handler {
 				defer f.calls.done(key)
 			}
 			next.ServeHTTP(w, r)
+			// An initialize whose session was evicted before mcp-go registered it (a flood
+			// of others came meanwhile) is ended now that it is registered.
+			if id := w.Header().Get(server.HeaderKeySessionID); id != "" && !f.sessions.known(id) {
+				f.endStreamable(id)
+			}
 		case http.MethodGet:
 			if f.draining.Load() {
 				refuseDraining(w)
 				return
 			}
-			r, cleanup := f.endsWithServer(r)
+			r, cancel, cleanup := f.endsWithServer(r)
 			defer cleanup()
+			// Protocol 2026-07-28 has no GET stream; mcp-go answers it.
+			if !mcp.IsModernProtocol(r.Header.Get(mcp.HeaderProtocolVersion)) {
+				detach, ok := f.openStreamable(w, r, cancel)
+				if !ok {
+					http.Error(w, "Invalid session ID: "+errUnknownSession.Error(), http.StatusNotFound)
+					return
+				}
+				defer detach()
+			}
 			next.ServeHTTP(w, r)
 		default:
 			next.ServeHTTP(w, r)
 		}
-	})
+	}
 }
 
-// endsWithServer gives a long-lived stream a context that ends when the server stops; call
-// cleanup when the stream is over.
-func (f *front) endsWithServer(r *http.Request) (*http.Request, func()) {
+// openStreamable puts a GET stream, which cancel ends, in the session table: as the stream
+// of its session, or, without a session id, as a session of its own that ends with it.
+func (f *front) openStreamable(w http.ResponseWriter, r *http.Request, cancel context.CancelFunc) (detach func(), ok bool) {
+	id := r.Header.Get(server.HeaderKeySessionID)
+	if id != "" {
+		return f.sessions.attach(id, cancel)
+	}
+	id, detach = f.sessions.openStream(cancel)
+	r.Header.Set(server.HeaderKeySessionID, id)
+	w.Header().Set(server.HeaderKeySessionID, id)
+	return detach, true
+}
+
+// endStreamable releases mcp-go's state of a session the table dropped, as its client's
+// DELETE would: mcp-go offers no other way in to a session's state.
+func (f *front) endStreamable(id string) {
+	r := &http.Request{Method: http.MethodDelete, URL: &url.URL{Path: "/mcp"}, Host: "localhost",
+		Header: http.Header{server.HeaderKeySessionID: {id}}}
+	f.streamable.ServeHTTP(discardResponse(http.Header{}), r)
+}
+
+// discardResponse is a ResponseWriter for requests the front makes itself.
+type discardResponse http.Header
+
+func (d discardResponse) Header() http.Header       { return http.Header(d) }
+func (discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+func (discardResponse) WriteHeader(int)             {}
+
+// endsWithServer gives a long-lived stream a context that ends when the server stops or
+// cancel is called; call cleanup when the stream is over.
+func (f *front) endsWithServer(r *http.Request) (*http.Request, context.CancelFunc, func()) {
 	ctx, cancel := context.WithCancel(r.Context())
 	stop := context.AfterFunc(f.streams, cancel)
-	return r.WithContext(ctx), func() { stop(); cancel() }
+	return r.WithContext(ctx), cancel, func() { stop(); cancel() }
 }
 
 // The SSE transport answers a call on the session's GET stream, long after the POST that
@@ -352,22 +509,19 @@ func (f *front) endsWithServer(r *http.Request) (*http.Request, func()) {
 // the stream.
 
 // trackSSEMessage records the calls posted to /message.
-func (f *front) trackSSEMessage(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (f *front) trackSSEMessage(next http.Handler) bodyHandler {
+	return func(w http.ResponseWriter, r *http.Request, body []byte) {
 		if r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
 			return
 		}
-		body, msgs, err := readMessages(r)
-		if err != nil {
-			http.Error(w, "request body too large or unreadable", http.StatusRequestEntityTooLarge)
-			return
-		}
+		msgs := parseMessages(body)
 		session := r.URL.Query().Get("sessionId")
 		if hasCall(msgs) && f.draining.Load() {
 			refuseDraining(w)
 			return
 		}
+		f.sessions.touch(session)
 		var keys []string
 		for _, m := range msgs {
 			if m.isCall() {
@@ -375,7 +529,6 @@ func (f *front) trackSSEMessage(next http.Handler) http.Handler {
 				f.calls.add(keys[len(keys)-1])
 			}
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		if sw.status != http.StatusAccepted {
@@ -384,7 +537,7 @@ func (f *front) trackSSEMessage(next http.Handler) http.Handler {
 				f.calls.done(k)
 			}
 		}
-	})
+	}
 }
 
 func sseCallKey(session string, id json.RawMessage) string {
@@ -396,10 +549,31 @@ func sseCallKey(session string, id json.RawMessage) string {
 	return "sse-" + session + "\x00" + b.String()
 }
 
+// sseStream is an SSE stream the front is serving: the session table learns its session as
+// mcp-go opens it (sseSessionID).
+type sseStream struct {
+	cancel context.CancelFunc
+	id     string
+	detach func()
+}
+
+type sseStreamKey struct{}
+
+// sseSessionID starts the session of the SSE stream being opened in ctx, in the session
+// table; mcp-go calls it from the stream's handler.
+func (f *front) sseSessionID(ctx context.Context, _ *http.Request) (string, error) {
+	st, ok := ctx.Value(sseStreamKey{}).(*sseStream)
+	if !ok {
+		return "", errors.New("an SSE stream that did not pass the front")
+	}
+	st.id, st.detach = f.sessions.openStream(st.cancel)
+	return st.id, nil
+}
+
 // trackSSEStream watches a session's stream: each answer written to it ends a call, and when
 // the stream ends, the calls it would have answered are given up.
-func (f *front) trackSSEStream(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (f *front) trackSSEStream(next http.Handler) bodyHandler {
+	return func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		if r.Method != http.MethodGet {
 			next.ServeHTTP(w, r)
 			return
@@ -408,38 +582,37 @@ func (f *front) trackSSEStream(next http.Handler) http.Handler {
 			refuseDraining(w)
 			return
 		}
-		tw := &sseTracker{ResponseWriter: w, calls: f.calls}
+		r, cancel, cleanup := f.endsWithServer(r)
+		defer cleanup()
+		st := &sseStream{cancel: cancel}
+		r = r.WithContext(context.WithValue(r.Context(), sseStreamKey{}, st))
 		defer func() {
-			if tw.session != "" {
-				f.calls.dropPrefix(sseCallKey(tw.session, nil))
+			if st.detach != nil {
+				st.detach()
+				f.calls.dropPrefix(sseCallKey(st.id, nil))
 			}
 		}()
-		r, cleanup := f.endsWithServer(r)
-		defer cleanup()
-		next.ServeHTTP(tw, r)
-	})
+		next.ServeHTTP(&sseTracker{ResponseWriter: w, calls: f.calls, stream: st}, r)
+	}
 }
 
-// sseTracker reads the events mcp-go writes to an SSE stream, one event per Write.
+// sseTracker reads the events mcp-go writes to an SSE stream, one event per Write, from the
+// stream's handler goroutine (which also set its session id).
 type sseTracker struct {
 	http.ResponseWriter
-	calls   *inflight
-	session string
+	calls  *inflight
+	stream *sseStream
 }
 
 func (t *sseTracker) Write(p []byte) (int, error) {
 	n, err := t.ResponseWriter.Write(p)
-	event := string(p)
-	if t.session == "" {
-		if _, rest, ok := strings.Cut(event, "sessionId="); ok && strings.HasPrefix(event, "event: endpoint") {
-			t.session = strings.TrimSpace(strings.FieldsFunc(rest, func(r rune) bool { return r == '&' || r == '\r' || r == '\n' })[0])
-		}
+	if t.stream.id == "" {
 		return n, err
 	}
-	if _, data, ok := strings.Cut(event, "data:"); ok {
+	if _, data, ok := strings.Cut(string(p), "data:"); ok {
 		var m rpcMessage
 		if json.Unmarshal([]byte(strings.TrimSpace(data)), &m) == nil && m.Method == "" && len(m.ID) > 0 {
-			t.calls.done(sseCallKey(t.session, m.ID))
+			t.calls.done(sseCallKey(t.stream.id, m.ID))
 		}
 	}
 	return n, err

@@ -38,7 +38,7 @@ type netServer struct {
 
 // networkSettings are cleared like the vendor credentials, so the developer's own cannot leak in.
 var networkSettings = []string{"GPU_MCP_TRANSPORT=", "GPU_MCP_ADDR=", "GPU_MCP_AUTH_TOKEN=", "GPU_MCP_ALLOWED_HOSTS=",
-	"GPU_MCP_CONFIRM_SECRET=", "GPU_MCP_SHUTDOWN_TIMEOUT="}
+	"GPU_MCP_CONFIRM_SECRET=", "GPU_MCP_SHUTDOWN_TIMEOUT=", "GPU_MCP_MAX_SESSIONS=", "GPU_MCP_SESSION_IDLE=", "GPU_MCP_BODY_TIMEOUT="}
 
 var listeningOn = regexp.MustCompile(`serving MCP over .* addr=(\S+)`)
 

@@ -62,17 +62,81 @@ func TestLoadNetConfig(t *testing.T) {
 }
 
 func TestOriginAllowed(t *testing.T) {
-	nc, err := loadNetConfig(Config{Addr: "127.0.0.1:0"}, map[string]string{"GPU_MCP_ALLOWED_HOSTS": "*,app.example.test"})
+	nc, err := loadNetConfig(Config{Addr: "127.0.0.1:0"}, map[string]string{"GPU_MCP_ALLOWED_HOSTS": "*,app.example.test,localhost:6274"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for origin, want := range map[string]bool{
-		"": true, "http://localhost:6274": true, "http://127.0.0.1": true, "https://app.example.test": true,
-		"http://evil.example.com": false, "null": false, "file://": false, "https://localhost.evil.example": false,
+	for _, tc := range []struct {
+		origin, host string
+		want         bool
+	}{
+		{"", "localhost:8080", true},
+		{"http://localhost:8080", "localhost:8080", true},
+		{"http://127.0.0.1:8080", "localhost:8080", true}, // loopback names are one machine
+		{"http://[::1]:8080", "127.0.0.1:8080", true},
+		{"https://app.example.test", "app.example.test", true},
+		{"https://app.example.test:443", "app.example.test", true},
+		{"http://localhost:6274", "localhost:8080", true}, // listed with its port
+		// Another port is another program: a page there is another origin.
+		{"http://localhost:9999", "localhost:8080", false},
+		{"http://127.0.0.1", "127.0.0.1:8080", false},
+		{"http://app.example.test:8443", "app.example.test", false},
+		{"http://app.example.test", "app.example.test:8443", false},
+		{"https://app.example.test", "app.example.test:80", false},
+		{"http://evil.example.com:8080", "localhost:8080", false},
+		{"null", "localhost:8080", false},
+		{"file://", "localhost:8080", false},
+		{"https://localhost.evil.example", "localhost", false},
+		{"http://localhost:8080/path", "localhost:8080", false},
+		{"http://user@localhost:8080", "localhost:8080", false},
 	} {
-		if got := nc.originAllowed(origin); got != want {
-			t.Errorf("Origin %q: allowed %v, want %v", origin, got, want)
+		if got := nc.originAllowed(tc.origin, tc.host); got != tc.want {
+			t.Errorf("Origin %q to Host %q: allowed %v, want %v", tc.origin, tc.host, got, tc.want)
 		}
+	}
+}
+
+func TestAuthTokenNeedsVariety(t *testing.T) {
+	for token, want := range map[string]string{
+		"short":                              "too short",
+		"aaaaaaaaaaaaaaaa":                   "only 1 different characters",
+		"                ":                   "space",
+		"abcabcabcabcabcabcabc":              "only 3 different characters",
+		"0123456789abcdef\n":                 "space",
+		"with a space 0123456789":            "space",
+		"tab\t0123456789abcdefg":             "space",
+		"ctl\x01" + "0123456789abcdefg":      "control character",
+		" lead-0123456789abcdef":             "space",
+		"e2e-token-0123456789abcdef01234567": "",
+	} {
+		_, err := loadNetConfig(Config{Addr: "127.0.0.1:8080", AuthToken: token}, nil)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%q refused: %v", token, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "openssl rand")):
+			t.Errorf("%q: %v, want an error about %q that says what to use", token, err, want)
+		}
+	}
+}
+
+func TestNetLimitsAreValidated(t *testing.T) {
+	for env, want := range map[string]string{
+		"GPU_MCP_MAX_SESSIONS=0":       "GPU_MCP_MAX_SESSIONS 0 is not accepted",
+		"GPU_MCP_MAX_SESSIONS=2000000": "from 1 to 1000000",
+		"GPU_MCP_SESSION_IDLE=1s":      "GPU_MCP_SESSION_IDLE 1s is not accepted; use a duration from 10s to 24h",
+		"GPU_MCP_BODY_TIMEOUT=0s":      "GPU_MCP_BODY_TIMEOUT 0s is not accepted",
+		"GPU_MCP_BODY_TIMEOUT=11m":     "from 1s to 10m",
+		"GPU_MCP_MAX_SESSIONS=many":    "GPU_MCP_MAX_SESSIONS",
+	} {
+		k, v, _ := strings.Cut(env, "=")
+		_, err := loadNetConfig(Config{Addr: "127.0.0.1:8080"}, map[string]string{k: v})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error with %q", env, err, want)
+		}
+	}
+	nc, err := loadNetConfig(Config{Addr: "127.0.0.1:8080"}, nil)
+	if err != nil || nc.MaxSessions != 1000 || nc.SessionIdle != 10*time.Minute || nc.BodyTimeout != 10*time.Second {
+		t.Fatalf("defaults: %+v, %v", nc, err)
 	}
 }
 
@@ -138,7 +202,8 @@ func TestHTTPAuthHostAndOrigin(t *testing.T) {
 		{name: "scheme in lower case", header: map[string]string{"Authorization": "bearer " + testAuthToken}, status: 200},
 		{name: "foreign Host", header: map[string]string{"Authorization": auth, "Host": "evil.example.com"}, status: 403},
 		{name: "foreign Origin", header: map[string]string{"Authorization": auth, "Origin": "http://evil.example.com"}, status: 403},
-		{name: "local Origin", header: map[string]string{"Authorization": auth, "Origin": "http://localhost:6274"}, status: 200},
+		{name: "this server's Origin", header: map[string]string{"Authorization": auth, "Origin": ts.URL}, status: 200},
+		{name: "Origin on another local port", header: map[string]string{"Authorization": auth, "Origin": "http://localhost:6274"}, status: 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, body := post(t, ts.URL+"/mcp", initializeBody, tc.header)

@@ -47,6 +47,11 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "gpu-mcp:", err)
 		return 2
 	}
+	// From here on, whatever reaches stderr (logs, errors, the transports' own logs) passes
+	// the redactor, which the adapters teach their credentials too.
+	redacted := cfg.redactor.Writer(stderr)
+	defer redacted.Flush()
+	stderr = redacted
 	logger := newLogger(cfg.LogLevel, stderr)
 	cmd := "serve"
 	if len(rest) > 0 {

@@ -13,9 +13,10 @@ import (
 )
 
 // httpOptions is how every adapter talks to its vendor: GPU_MCP_REQUEST_TIMEOUT per request,
-// GPU_MCP_READ_RETRIES retries of reads (never of changes), the default circuit breaker.
+// GPU_MCP_READ_RETRIES retries of reads (never of changes), the default circuit breaker, and
+// the redactor of every configured secret.
 func httpOptions(cfg Config) providers.HTTPOptions {
-	return providers.HTTPOptions{Timeout: cfg.RequestTimeout, Retries: max(cfg.ReadRetries, 0)}
+	return providers.HTTPOptions{Timeout: cfg.RequestTimeout, Retries: max(cfg.ReadRetries, 0), Redactor: cfg.redactor}
 }
 
 // configuredProviders builds the providers whose credentials are set; the others are simply

@@ -41,7 +41,7 @@ func (p *Provider) call(ctx context.Context, c *httpx.Client, r httpx.Request) (
 	}
 	if !hasCode {
 		e := errf(providers.KindUnavailable, r.Op, "Chenyu answered something other than its {code,msg,data} envelope; try again later",
-			"unreadable answer: %s", httpx.Excerpt(resp.Body))
+			"unreadable answer: %s", c.Excerpt(resp.Body))
 		e.Status = resp.Status
 		if r.Mutating {
 			e.Kind, e.Remedy = providers.KindUnknown, unknownRemedy
@@ -49,7 +49,8 @@ func (p *Provider) call(ctx context.Context, c *httpx.Client, r httpx.Request) (
 		return nil, e
 	}
 	if code != "0" {
-		return nil, codeError(r, resp, code, string(env.Msg))
+		// A 2xx envelope is not redacted by httpx (data carries passwords): its msg is, here.
+		return nil, codeError(r, resp, code, c.Redact(string(env.Msg)))
 	}
 	return env.Data, nil
 }
@@ -68,7 +69,7 @@ func (p *Provider) refineHTTP(err error, resp *httpx.Response, r httpx.Request) 
 		msg = strings.TrimSpace(string(env.Msg))
 	}
 	if msg == "" {
-		msg = httpx.Excerpt(resp.Body)
+		msg = p.http.Excerpt(resp.Body)
 	}
 	pe.Message = fmt.Sprintf("HTTP %d: %s", resp.Status, msg)
 	switch {
@@ -154,7 +155,7 @@ func (p *Provider) getWith(ctx context.Context, c *httpx.Client, path string, q 
 		return errf(providers.KindUnavailable, op, "try again later", "chenyu answered without data")
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return errf(providers.KindUnavailable, op, "try again later", "unreadable data (%v): %s", err, httpx.Excerpt(data))
+		return errf(providers.KindUnavailable, op, "try again later", "unreadable data (%v): %s", err, c.Excerpt(data))
 	}
 	return nil
 }
@@ -191,7 +192,7 @@ func fetchAll[T any](ctx context.Context, p *Provider, c *httpx.Client, path, li
 		var items []T
 		if raw, ok := data[listKey]; ok && string(raw) != "null" {
 			if err := json.Unmarshal(raw, &items); err != nil {
-				return nil, errf(providers.KindUnavailable, op, "try again later", "unreadable %s (%v): %s", listKey, err, httpx.Excerpt(raw))
+				return nil, errf(providers.KindUnavailable, op, "try again later", "unreadable %s (%v): %s", listKey, err, c.Excerpt(raw))
 			}
 		}
 		total, hasTotal := 0, false

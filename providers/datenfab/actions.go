@@ -102,7 +102,7 @@ func (p *Provider) Launch(ctx context.Context, spec providers.LaunchSpec) (provi
 	if err := json.Unmarshal(resp.Body, &w); err != nil || w.Name == "" {
 		return providers.LaunchResult{}, errf(providers.KindUnknown, op,
 			"the instance may have been created: check list_instances before launching again",
-			"datenfab accepted the create (HTTP %d) but its answer names no instance: %s", resp.Status, httpx.Excerpt(resp.Body))
+			"datenfab accepted the create (HTTP %d) but its answer names no instance: %s", resp.Status, p.http.Excerpt(resp.Body))
 	}
 	p.mu.Lock()
 	p.clusters[w.Name] = ref.cluster

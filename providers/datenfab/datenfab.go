@@ -158,7 +158,7 @@ func (p *Provider) call(ctx context.Context, r httpx.Request) (*httpx.Response, 
 	}
 	ev.Msg("datenfab request")
 	if err != nil {
-		return resp, refine(err, resp, r)
+		return resp, p.refine(err, resp, r)
 	}
 	return resp, nil
 }
@@ -195,7 +195,7 @@ func (p *Provider) checkAnswer(op string, body []byte) {
 	if json.Unmarshal([]byte(s), &str) == nil && strings.EqualFold(strings.TrimSpace(str), "ok") {
 		return
 	}
-	p.log.Warn().Str("op", op).Str("answer", httpx.Excerpt(body)).Msg("datenfab answered an action with something other than \"ok\"; treating the 2xx status as success")
+	p.log.Warn().Str("op", op).Str("answer", p.http.Excerpt(body)).Msg("datenfab answered an action with something other than \"ok\"; treating the 2xx status as success")
 }
 
 // businessWords mark a 4xx answer as a business refusal (balance, stock) rather than a bad
@@ -205,12 +205,15 @@ var businessWords = regexp.MustCompile(`(?i)insufficient|not enough|sold out|out
 // refine turns the shared client's status error into one carrying Datenfab's own message and
 // a kind and remedy that fit. Datenfab documents no error format: JSON objects with a
 // message/msg/error/reason field, JSON strings and plain text are all read.
-func refine(err error, resp *httpx.Response, r httpx.Request) error {
+func (p *Provider) refine(err error, resp *httpx.Response, r httpx.Request) error {
 	pe, ok := err.(*providers.Error)
 	if !ok || resp == nil || resp.Status < 400 {
 		return err
 	}
 	msg := vendorMessage(resp.Body)
+	if msg == "" {
+		msg = p.http.Excerpt(resp.Body)
+	}
 	pe.Message = fmt.Sprintf("HTTP %d: %s", resp.Status, msg)
 	switch {
 	case pe.Kind == providers.KindAuth:
@@ -229,7 +232,7 @@ func refine(err error, resp *httpx.Response, r httpx.Request) error {
 	return pe
 }
 
-// vendorMessage extracts the human message of an error body.
+// vendorMessage extracts the human message of an error body ("": none, quote the body).
 func vendorMessage(body []byte) string {
 	var s string
 	if json.Unmarshal(body, &s) == nil && strings.TrimSpace(s) != "" {
@@ -243,7 +246,7 @@ func vendorMessage(body []byte) string {
 			}
 		}
 	}
-	return httpx.Excerpt(body)
+	return ""
 }
 
 // errf builds an adapter error.

@@ -223,8 +223,8 @@ func TestVendorErrorMessages(t *testing.T) {
 		{`{"code":3,"msg":"余额不足"}`, "余额不足"},
 		{`{"error":"bad"}`, "bad"},
 		{`"instance is running"`, "instance is running"},
-		{`plain text`, "plain text"},
-		{``, "(empty body)"},
+		{`plain text`, ""},
+		{``, ""},
 	}
 	for _, tt := range tests {
 		if got := vendorMessage([]byte(tt.body)); got != tt.want {

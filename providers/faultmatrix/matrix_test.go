@@ -22,6 +22,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
+	"github.com/gpu-mcp/gpu-mcp/providers/redact"
 )
 
 // Every emulator, its handler goroutines and every connection must be gone when the tests end.
@@ -331,5 +332,74 @@ func TestCallerDeadlineEndsRetriesAndWaits(t *testing.T) {
 				t.Fatalf("the cause is lost: %#v", err)
 			}
 		})
+	}
+}
+
+// credential is what the adapter sends to its emulator to authenticate.
+func credential(e emulator) string {
+	switch e := e.(type) {
+	case *hxytest.Server:
+		return e.Token()
+	case *dftest.Server:
+		return e.Token()
+	case *cytest.Server:
+		return e.APIKey()
+	}
+	panic("unknown emulator")
+}
+
+func TestEchoedCredentialsAreRedacted(t *testing.T) {
+	const configured = "configured-secret-of-another-vendor"
+	for _, v := range vendors {
+		for _, shared := range []*redact.Redactor{nil, redact.New(configured)} {
+			name := v.name + "/own redactor"
+			if shared != nil {
+				name = v.name + "/shared redactor"
+			}
+			t.Run(name, func(t *testing.T) {
+				o := options
+				o.Redactor = shared
+				p, emu := v.start(o)
+				defer emu.Close()
+				secret := credential(emu)
+				spec := launchable(t, p)
+				masked := 0
+				for _, status := range []int{200, 400, 401, 403, 404, 429, 500, 502} {
+					emu.SetFaults(faults.Faults{EchoStatus: status})
+					_, errOffers := p.ListOffers(t.Context())
+					_, errInstances := p.ListInstances(t.Context())
+					// The purchase itself, not the reads a launch makes first.
+					buy := v.buy
+					buy.EchoStatus = status
+					emu.SetFaults(buy)
+					_, errLaunch := p.Launch(t.Context(), spec)
+					for _, err := range []error{errOffers, errInstances, errLaunch} {
+						if err == nil {
+							if status >= 400 {
+								t.Errorf("HTTP %d: no error", status)
+							}
+							continue
+						}
+						msg := err.Error()
+						var pe *providers.Error
+						if errors.As(err, &pe) && pe.Err != nil {
+							msg += " " + pe.Err.Error()
+						}
+						if strings.Contains(msg, secret) || strings.Contains(msg, configured) {
+							t.Errorf("HTTP %d: a credential is in the error: %s", status, msg)
+						}
+						if strings.Contains(msg, redact.Mask) {
+							masked++
+						}
+					}
+				}
+				if masked == 0 {
+					t.Fatal("no error quoted the echo, so the test proved nothing")
+				}
+				if shared != nil && !strings.Contains(shared.String("x "+secret), redact.Mask) {
+					t.Error("the adapter did not add its credential to the redactor")
+				}
+			})
+		}
 	}
 }

@@ -269,7 +269,7 @@ func (p *Provider) buy(ctx context.Context, r httpx.Request) (providers.LaunchRe
 	}
 	order, err := buyOrder(r.Op, ans)
 	if err != nil {
-		return providers.LaunchResult{}, err
+		return providers.LaunchResult{}, p.http.RedactError(err)
 	}
 	res := providers.LaunchResult{OrderID: order}
 	p.log.Info().Str("op", r.Op).Str("order_uid", order).Msg("huixingyun order placed")
@@ -344,7 +344,7 @@ func (p *Provider) act(ctx context.Context, path, op, gid string, body any, reme
 	if err := p.call(ctx, httpx.Request{Path: path, Body: body, Mutating: true, Op: op}, &ans); err != nil {
 		return err
 	}
-	return confirmed(op, gid, ans, remedy)
+	return p.http.RedactError(confirmed(op, gid, ans, remedy))
 }
 
 // confirmed maps a batch answer to gid's outcome: gid in success is done; gid in fails, or
@@ -497,12 +497,12 @@ func (p *Provider) SaveImage(ctx context.Context, id, name string) (string, erro
 	if successIsFalse(ans.Success) {
 		msg := "HuiXingYun refused to save the image"
 		if m := ans.vendorMessage(); m != "" {
-			msg += ": " + m
+			msg += ": " + p.http.Redact(m)
 		}
 		return "", &providers.Error{Kind: providers.KindRejected, Provider: Name, Op: op, Message: msg, Remedy: remedy}
 	}
 	if err := confirmed(op, id, ans, remedy); err != nil {
-		return "", err
+		return "", p.http.RedactError(err)
 	}
 	if beforeErr != nil {
 		return "", nil

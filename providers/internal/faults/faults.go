@@ -1,10 +1,13 @@
 // Package faults makes an emulated vendor misbehave, for tests: slow answers, rate limits,
-// server errors, garbage, gateway error pages, dropped connections and bodies that stall. The
+// server errors, garbage, gateway error pages, dropped connections, bodies that stall and
+// error bodies that quote the request's credentials. The
 // three vendor emulators wrap their handlers with an Injector and expose it as SetFaults.
 package faults
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -43,6 +46,11 @@ type Faults struct {
 	// SlowBody handles the request, sends the headers and the first half of the answer, waits
 	// this long, then sends the rest.
 	SlowBody time.Duration
+	// EchoStatus answers with this status and an error body that quotes the request: its
+	// Authorization header, its URL with the query string, and every header, as a proxy or a
+	// firewall that reports what it refused does. The request is not handled. With a 2xx
+	// status the body is a refusal in the vendors' envelope (code 1, success false).
+	EchoStatus int
 }
 
 func (f Faults) matches(r *http.Request) bool {
@@ -147,6 +155,9 @@ func (in *Injector) Wrap(h http.Handler) http.Handler {
 		case f.Status500:
 			writeJSON(w, http.StatusInternalServerError, `{"code":-2,"msg":"系统异常 / internal error (injected fault)","message":"internal error (injected fault)"}`)
 			return
+		case f.EchoStatus != 0:
+			writeJSON(w, f.EchoStatus, echo(r, f.EchoStatus))
+			return
 		case f.HTMLErrorPage:
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusBadGateway)
@@ -182,6 +193,18 @@ func (in *Injector) Wrap(h http.Handler) http.Handler {
 		in.sleep(f.SlowBody, r.Context().Done())
 		_, _ = w.Write(body[half:])
 	})
+}
+
+// echo is an error body quoting r, under every key an adapter reads a message from.
+func echo(r *http.Request, status int) string {
+	code := status
+	if status < 300 {
+		code = 1
+	}
+	said := fmt.Sprintf("invalid token: %s for %s %s (request headers: %v)", r.Header.Get("Authorization"), r.Method, r.URL.RequestURI(), r.Header)
+	b, _ := json.Marshal(map[string]any{"code": code, "success": false, "msg": said, "message": said, "error": said,
+		"fails": []map[string]string{{"message": said}}})
+	return string(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, body string) {

@@ -1,7 +1,7 @@
 // Package httpx is the HTTP plumbing every vendor adapter shares: one request shape, a timeout
 // per request, retries of reads (never of changes), Retry-After, a circuit breaker per vendor,
 // bounded response bodies, and the mapping of transport failures and HTTP statuses to
-// providers.Error.
+// providers.Error, with secrets removed from whatever the vendor said.
 package httpx
 
 import (
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/redact"
 )
 
 // DefaultMaxBody bounds a vendor response; no documented payload comes near it.
@@ -53,6 +54,9 @@ type Client struct {
 	MaxRetryAfter time.Duration
 	// Breaker, when set, skips the vendor while it keeps failing. Clients of one vendor share it.
 	Breaker *Breaker
+	// Redactor removes secrets from the vendor's words before they become an error; nil
+	// removes only what is shaped like a credential. Configure sets it.
+	Redactor *redact.Redactor
 
 	// wait sleeps between attempts; tests replace it.
 	wait func(ctx context.Context, d time.Duration) error
@@ -83,11 +87,52 @@ func New(provider, baseURL string, auth func(http.Header)) *Client {
 	return &Client{Provider: provider, BaseURL: strings.TrimRight(baseURL, "/"), Auth: auth}
 }
 
-// Configure applies o and the vendor's breaker (nil: none) to c, and returns c.
+// Configure applies o and the vendor's breaker (nil: none) to c, and returns c. The
+// credentials c.Auth sends are added to o's Redactor (or to a new one), since a vendor, a proxy
+// or a firewall that quotes the request in an error body quotes them too.
 func (c *Client) Configure(o providers.HTTPOptions, b *Breaker) *Client {
 	c.Timeout, c.Retries, c.RetryBackoff, c.MaxRetryAfter, c.Breaker = o.Timeout, max(o.Retries, 0), o.RetryBackoff, o.MaxRetryAfter, b
+	c.Redactor = o.Redactor
+	if c.Redactor == nil {
+		c.Redactor = redact.New()
+	}
+	if c.Auth != nil {
+		h := http.Header{}
+		c.Auth(h)
+		for _, vs := range h {
+			for _, v := range vs {
+				c.Redactor.Add(v)
+				if _, credential, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
+					c.Redactor.Add(credential) // "Bearer <key>": the key alone, as echoes quote it
+				}
+			}
+		}
+	}
 	return c
 }
+
+// Redact returns s, words of the vendor's, without secrets: for adapters that put what the
+// vendor said in a 2xx answer into an error (error bodies come redacted already).
+func (c *Client) Redact(s string) string { return c.Redactor.String(s) }
+
+// RedactError removes secrets from the message of err, a *providers.Error that quotes what
+// the vendor said in a 2xx answer, and returns err.
+func (c *Client) RedactError(err error) error {
+	var e *providers.Error
+	if errors.As(err, &e) {
+		e.Message = c.Redact(e.Message)
+	}
+	return err
+}
+
+// Excerpt is excerpt(b) without secrets; they are removed first, so that cutting the body
+// short cannot leave half a secret that is no longer recognised.
+func (c *Client) Excerpt(b []byte) string {
+	return excerpt([]byte(c.Redact(string(b[:min(len(b), maxRedacted)]))))
+}
+
+// maxRedacted is how much of a body Excerpt looks at: its 200 characters come from the start.
+const maxRedacted = 16 << 10
 
 // Do sends r, retrying a read that failed in a way a retry may cure. It returns an error for
 // transport failures, oversized bodies and non-2xx statuses (mapped to a providers.Error
@@ -165,6 +210,11 @@ func (c *Client) attempt(ctx context.Context, r Request, body []byte) (*Response
 		return nil, retry{retry: ctx.Err() == nil}, c.transportFailure(ctx, r, err, timeout, trial)
 	}
 	out := &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		// An error body is read for its message only, and may quote the request: the adapters
+		// get it without secrets. A 2xx body is data (instance lists carry SSH passwords).
+		out.Body = []byte(c.Redact(string(b)))
+	}
 	if resp.StatusCode >= 500 {
 		c.Breaker.record(trial, failure, fmt.Sprintf("HTTP %d", resp.StatusCode))
 	} else {
@@ -279,7 +329,7 @@ func (c *Client) transportFailure(ctx context.Context, r Request, err error, tim
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		e.Message = fmt.Sprintf("no answer within %s", timeout)
 	default:
-		e.Message = "no answer from the vendor: " + scrub(err.Error())
+		e.Message = "no answer from the vendor: " + c.Redact(scrub(err.Error()))
 	}
 	c.Breaker.record(trial, failure, e.Message)
 	return e
@@ -309,7 +359,7 @@ func (c *Client) skipped(r Request, o *openError) error {
 
 func (c *Client) statusError(r Request, resp *Response) *providers.Error {
 	e := &providers.Error{Provider: c.Provider, Op: r.Op, Status: resp.Status,
-		Message: fmt.Sprintf("HTTP %d: %s", resp.Status, Excerpt(resp.Body))}
+		Message: fmt.Sprintf("HTTP %d: %s", resp.Status, excerpt(resp.Body))}
 	switch {
 	case resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden:
 		e.Kind, e.Remedy = providers.KindAuth, "check the "+c.Provider+" credentials in the server's environment"
@@ -355,9 +405,9 @@ func RetryAfter(h http.Header) time.Duration {
 
 var htmlTitle = regexp.MustCompile(`(?is)<title[^>]*>(.*?)</title>`)
 
-// Excerpt returns the start of a body, on one line, for error messages. An HTML page (a
+// excerpt returns the start of a body, on one line, for error messages. An HTML page (a
 // gateway's or a load balancer's error page) is reduced to its title.
-func Excerpt(b []byte) string {
+func excerpt(b []byte) string {
 	head := strings.ToLower(strings.TrimSpace(string(b[:min(len(b), 512)])))
 	if strings.HasPrefix(head, "<!doctype html") || strings.HasPrefix(head, "<html") {
 		title := ""

@@ -2,14 +2,17 @@ package httpx
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/redact"
 )
 
 func TestRequestShape(t *testing.T) {
@@ -142,5 +145,46 @@ func TestRetryAfter(t *testing.T) {
 	h.Set("Retry-After", "soon")
 	if RetryAfter(h) != 0 {
 		t.Error("garbage")
+	}
+}
+
+// A vendor (or its proxy) that quotes the request in its error body must not put the
+// credentials into the error: those the client sends, those configured elsewhere, and those
+// it does not know of but that look like credentials (a key in the query string).
+func TestErrorsQuotingTheRequestLeakNoSecret(t *testing.T) {
+	const (
+		key       = "vendor-key-0123456789"
+		other     = "another-vendors-token-abcdef"
+		queryKey  = "query-key-that-nobody-configured"
+		longEcho  = 190 // puts the key across the excerpt's 200-character cut
+		wantCount = 3
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"msg":"%s %s Authorization: %s; also %s; headers %v"}`, strings.Repeat("x", longEcho), r.URL.RequestURI(), r.Header.Get("Authorization"), other, r.Header)
+	}))
+	defer srv.Close()
+	c := New("acme", srv.URL, func(h http.Header) { h.Set("Authorization", "Bearer "+key) }).
+		Configure(providers.HTTPOptions{Redactor: redact.New(other)}, nil)
+	resp, err := c.Do(context.Background(), Request{Method: http.MethodGet, Path: "/list", Query: url.Values{"api_key": {queryKey}}})
+	if err == nil {
+		t.Fatal("no error for a 400")
+	}
+	for what, text := range map[string]string{"error": err.Error(), "body handed to the adapter": string(resp.Body), "excerpt": c.Excerpt(resp.Body)} {
+		for _, s := range []string{key, other, queryKey, key[:12]} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s holds %q: %s", what, s, text)
+			}
+		}
+	}
+	if n := strings.Count(string(resp.Body), redact.Mask); n < wantCount {
+		t.Errorf("%d masks in %s, want %d or more", n, resp.Body, wantCount)
+	}
+
+	// A failure to connect quotes the URL: the query string is dropped, the rest redacted.
+	dead := New("acme", "http://127.0.0.1:1/"+key, nil).Configure(providers.HTTPOptions{Redactor: redact.New(key)}, nil)
+	_, err = dead.Do(context.Background(), Request{Method: http.MethodGet, Path: "/x", Query: url.Values{"token": {queryKey}}})
+	if err == nil || strings.Contains(err.Error(), key) || strings.Contains(err.Error(), queryKey) {
+		t.Fatalf("transport failure: %v", err)
 	}
 }

@@ -312,10 +312,10 @@ func TestBackoffIsJitteredAndCapped(t *testing.T) {
 
 func TestExcerptOfAnHTMLErrorPage(t *testing.T) {
 	page := []byte("<!DOCTYPE html>\n<html><head><title>502 Bad\n Gateway</title></head><body><h1>nginx</h1> token=abc</body></html>")
-	if got := Excerpt(page); got != "an HTML page instead of JSON: 502 Bad Gateway" {
+	if got := excerpt(page); got != "an HTML page instead of JSON: 502 Bad Gateway" {
 		t.Fatalf("excerpt %q", got)
 	}
-	if got := Excerpt([]byte("<html><body>oops</body></html>")); got != "an HTML page instead of JSON" {
+	if got := excerpt([]byte("<html><body>oops</body></html>")); got != "an HTML page instead of JSON" {
 		t.Fatalf("excerpt without title %q", got)
 	}
 }
