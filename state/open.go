@@ -23,7 +23,7 @@ type Options struct {
 	// Now is the clock that stamps CreatedAt, UpdatedAt and the like (default time.Now).
 	Now func() time.Time
 	// BusyTimeout is how long a SQLite write waits for another process's write to finish
-	// before it fails (default 10s).
+	// before it fails, and how long any write is retried after contention (default 10s).
 	BusyTimeout time.Duration
 }
 
