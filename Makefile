@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/gpu-mcp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean bench release-check
+.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean bench release-check postgres
 
 all: build
 
@@ -53,7 +53,7 @@ bench/node_modules/.package-lock.json: bench/package-lock.json
 
 bench: build bench/node_modules/.package-lock.json
 	$(GO) run ./bench/cmd/mcpbench -bin $(BIN) -ref bench/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/
+	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/ ./state/
 
 # Run each fuzz target for FUZZTIME (the seeds alone run in `make test`).
 FUZZTIME ?= 30s
@@ -81,6 +81,11 @@ release-check: $(GORELEASER)
 	@n=$$(ls dist/*.tar.gz dist/*.zip | wc -l); \
 	  if [ "$$n" -ne 6 ]; then echo "release-check: $$n archives in dist/, want 6"; exit 1; fi
 	@ls -l dist/*.tar.gz dist/*.zip
+
+# A throwaway PostgreSQL on loopback for the state store's tests (state/): eval its output, or
+# export the GPU_MCP_TEST_POSTGRES_URL line it prints, then `make test`; it says how to stop it.
+postgres:
+	@bash .ci/postgres start
 
 vet:
 	$(GO) vet ./...
