@@ -35,9 +35,9 @@ func benchClient(b *testing.B, tune func(*Deps)) *client.Client {
 	hxy, df, cy := hxytest.NewServer(hxytest.Options{}), dftest.NewServer(dftest.Options{}), cytest.NewServer(cytest.Options{})
 	b.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
 	reg, err := providers.NewRegistry(
-		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL()}),
-		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL()}),
-		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL()}),
+		huixingyun.New(huixingyun.Config{Token: hxy.Credential(), BaseURL: hxy.URL()}),
+		datenfab.New(datenfab.Config{Token: df.Credential(), Namespace: df.Namespace(), BaseURL: df.URL()}),
+		chenyu.New(chenyu.Config{APIKey: cy.Credential(), BaseURL: cy.URL()}),
 	)
 	if err != nil {
 		b.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
 )
@@ -31,7 +32,7 @@ import (
 
 // faulty is what every emulator offers for fault injection.
 type faulty interface {
-	SetFaults(...hxytest.Faults)
+	SetFaults(...emulated.Faults)
 	FaultsApplied() int
 }
 
@@ -40,7 +41,7 @@ type vendorEnv struct {
 	*harness
 	emus    map[string]faulty
 	ps      map[string]providers.Provider
-	buyPath map[string]hxytest.Faults
+	buyPath map[string]emulated.Faults
 }
 
 // envOptions tune a vendorEnv.
@@ -67,9 +68,9 @@ func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 		}
 	}
 	ps := map[string]providers.Provider{
-		huixingyun.Name: huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: base[huixingyun.Name], HTTP: o.http}),
-		datenfab.Name:   datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: base[datenfab.Name], HTTP: o.http}),
-		chenyu.Name:     chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: base[chenyu.Name], HTTP: o.http}),
+		huixingyun.Name: huixingyun.New(huixingyun.Config{Token: hxy.Credential(), BaseURL: base[huixingyun.Name], HTTP: o.http}),
+		datenfab.Name:   datenfab.New(datenfab.Config{Token: df.Credential(), Namespace: df.Namespace(), BaseURL: base[datenfab.Name], HTTP: o.http}),
+		chenyu.Name:     chenyu.New(chenyu.Config{APIKey: cy.Credential(), BaseURL: base[chenyu.Name], HTTP: o.http}),
 	}
 	reg, err := providers.NewRegistry(ps[huixingyun.Name], ps[datenfab.Name], ps[chenyu.Name])
 	if err != nil {
@@ -97,7 +98,7 @@ func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 		harness: &harness{t: t, deps: d, c: c},
 		emus:    map[string]faulty{huixingyun.Name: hxy, datenfab.Name: df, chenyu.Name: cy},
 		ps:      ps,
-		buyPath: map[string]hxytest.Faults{
+		buyPath: map[string]emulated.Faults{
 			huixingyun.Name: {Method: http.MethodPost, Path: "/gpu/instances/buy"},
 			datenfab.Name:   {Method: http.MethodPost, Path: "/instances"},
 			chenyu.Name:     {Method: http.MethodPost, Path: "/instance/create_by_image"},
@@ -145,7 +146,7 @@ func TestPurchaseWhoseAnswerIsLostIsNeverRepeated(t *testing.T) {
 	noLeaks(t)
 	e := newVendorEnv(t, envOptions{http: fast})
 	for _, vendor := range []string{huixingyun.Name, datenfab.Name, chenyu.Name} {
-		for _, f := range []hxytest.Faults{{DropConnection: true}, {MalformedJSON: true}, {Status500: true}, {HTMLErrorPage: true}} {
+		for _, f := range []emulated.Faults{{DropConnection: true}, {MalformedJSON: true}, {Status500: true}, {HTMLErrorPage: true}} {
 			args := e.launchArgs(vendor)
 			args["idempotency_key"] = fmt.Sprintf("k-%s-%v", vendor, f)
 			_, plan := e.call("launch_instance", args)
@@ -186,14 +187,14 @@ func TestReadFaultsNameTheVendorBesideTheOthersResults(t *testing.T) {
 	o.BreakerThreshold = -1 // every fault in turn, without the breaker skipping the vendor
 	e := newVendorEnv(t, envOptions{http: o})
 	cases := []struct {
-		f     hxytest.Faults
+		f     emulated.Faults
 		frags []string
 	}{
-		{hxytest.Faults{Status500: true}, []string{"HTTP 500", "try again"}},
-		{hxytest.Faults{HTMLErrorPage: true}, []string{"HTTP 502", "HTML page", "Bad Gateway"}},
-		{hxytest.Faults{MalformedJSON: true}, []string{"unreadable"}},
-		{hxytest.Faults{DropConnection: true}, []string{"no answer from the vendor"}},
-		{hxytest.Faults{Status429: true, RetryAfter: "90"}, []string{"retry after 1m30s", "wait"}},
+		{emulated.Faults{Status500: true}, []string{"HTTP 500", "try again"}},
+		{emulated.Faults{HTMLErrorPage: true}, []string{"HTTP 502", "HTML page", "Bad Gateway"}},
+		{emulated.Faults{MalformedJSON: true}, []string{"unreadable"}},
+		{emulated.Faults{DropConnection: true}, []string{"no answer from the vendor"}},
+		{emulated.Faults{Status429: true, RetryAfter: "90"}, []string{"retry after 1m30s", "wait"}},
 	}
 	for _, vendor := range []string{huixingyun.Name, datenfab.Name, chenyu.Name} {
 		for _, c := range cases {
@@ -234,7 +235,7 @@ func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
 	noLeaks(t)
 	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: time.Minute}, deps: func(d *Deps) { d.VendorTimeout = 300 * time.Millisecond }})
 	// Chenyu answers in ten minutes; the others at once.
-	e.emus[chenyu.Name].SetFaults(hxytest.Faults{Latency: 10 * time.Minute})
+	e.emus[chenyu.Name].SetFaults(emulated.Faults{Latency: 10 * time.Minute})
 	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
 		res, m := e.call(tool, map[string]any{})
 		errs, _ := m["errors"].([]any)
@@ -287,7 +288,7 @@ func TestFanOutTakesTheSlowestVendorNotTheSum(t *testing.T) {
 	tl.reset()
 	e := newVendorEnv(t, envOptions{http: fast, wrap: tl.wrap})
 	for _, emu := range e.emus {
-		emu.SetFaults(hxytest.Faults{Latency: 40 * time.Millisecond})
+		emu.SetFaults(emulated.Faults{Latency: 40 * time.Millisecond})
 	}
 	vendors := []string{huixingyun.Name, datenfab.Name, chenyu.Name}
 	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
@@ -341,7 +342,7 @@ func TestBreakerThroughTheTools(t *testing.T) {
 	o := fast
 	o.BreakerThreshold, o.BreakerCooldown = 2, time.Hour
 	e := newVendorEnv(t, envOptions{http: o})
-	e.emus[huixingyun.Name].SetFaults(hxytest.Faults{Status500: true})
+	e.emus[huixingyun.Name].SetFaults(emulated.Faults{Status500: true})
 	e.call("list_gpu_offers", map[string]any{})
 	hits := e.emus[huixingyun.Name].FaultsApplied()
 	res, m := e.call("list_gpu_offers", map[string]any{})

@@ -46,9 +46,9 @@ func launchVendors(t *testing.T) []launchVendor {
 	cy := cytest.NewServer(cytest.Options{StepDelay: step, Now: cyClock.Now})
 	t.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
 	return []launchVendor{
-		{"huixingyun", []string{"HUIXINGYUN_TOKEN=" + hxy.Token(), "HUIXINGYUN_BASE_URL=" + hxy.URL()}, hxy.SetLaunchOutcome, "NVIDIA 4090", "6s", nil},
-		{"datenfab", []string{"DATENFAB_TOKEN=" + df.Token(), "DATENFAB_NAMESPACE=" + df.Namespace(), "DATENFAB_BASE_URL=" + df.URL()}, df.SetLaunchOutcome, "RTX 4090", "6s", nil},
-		{"chenyu", []string{"CHENYU_API_KEY=" + cy.APIKey(), "CHENYU_BASE_URL=" + cy.URL()}, cy.SetLaunchOutcome, "NVIDIA RTX 4090", "10m", cyClock.advance},
+		{"huixingyun", []string{"HUIXINGYUN_TOKEN=" + hxy.Credential(), "HUIXINGYUN_BASE_URL=" + hxy.URL()}, hxy.SetLaunchOutcome, "NVIDIA 4090", "6s", nil},
+		{"datenfab", []string{"DATENFAB_TOKEN=" + df.Credential(), "DATENFAB_NAMESPACE=" + df.Namespace(), "DATENFAB_BASE_URL=" + df.URL()}, df.SetLaunchOutcome, "RTX 4090", "6s", nil},
+		{"chenyu", []string{"CHENYU_API_KEY=" + cy.Credential(), "CHENYU_BASE_URL=" + cy.URL()}, cy.SetLaunchOutcome, "NVIDIA RTX 4090", "10m", cyClock.advance},
 	}
 }
 

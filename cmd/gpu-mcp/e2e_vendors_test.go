@@ -27,7 +27,7 @@ func instanceIDs(m map[string]any) []string {
 func TestStdioHuiXingYunLifecycle(t *testing.T) {
 	emu := hxytest.NewServer(hxytest.Options{})
 	defer emu.Close()
-	s := startSession(t, []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + emu.URL()})
+	s := startSession(t, []string{"HUIXINGYUN_TOKEN=" + emu.Credential(), "HUIXINGYUN_BASE_URL=" + emu.URL()})
 	reads := map[string]bool{"/gpu/product/list": true, "/gpu/application/list": true, "/gpu/images/list": true, "/gpu/images/mine": true, "/gpu/instances/list": true}
 	mutations := func() int {
 		n := 0
@@ -93,13 +93,13 @@ func TestStdioHuiXingYunLifecycle(t *testing.T) {
 		t.Fatalf("renew by 3 months moved the expiry by %s", got)
 	}
 	s.fails("destroy_instance", map[string]any{"instance_id": monthly}, "hourly")
-	s.noSecretsIn(emu.Token(), rec.Password)
+	s.noSecretsIn(emu.Credential(), rec.Password)
 }
 
 func TestStdioDatenfabLifecycle(t *testing.T) {
 	emu := dftest.NewServer(dftest.Options{})
 	defer emu.Close()
-	s := startSession(t, []string{"DATENFAB_TOKEN=" + emu.Token(), "DATENFAB_NAMESPACE=" + emu.Namespace(), "DATENFAB_BASE_URL=" + emu.URL()})
+	s := startSession(t, []string{"DATENFAB_TOKEN=" + emu.Credential(), "DATENFAB_NAMESPACE=" + emu.Namespace(), "DATENFAB_BASE_URL=" + emu.URL()})
 	mutations := func() int {
 		n := 0
 		for _, r := range emu.Requests() {
@@ -154,13 +154,13 @@ func TestStdioDatenfabLifecycle(t *testing.T) {
 	if _, ok := emu.Instance(name); ok {
 		t.Fatal("destroyed instance still exists")
 	}
-	s.noSecretsIn(emu.Token())
+	s.noSecretsIn(emu.Credential())
 }
 
 func TestStdioChenyuLifecycle(t *testing.T) {
 	emu := cytest.NewServer(cytest.Options{MaxPageSize: 2})
 	defer emu.Close()
-	s := startSession(t, []string{"CHENYU_API_KEY=" + emu.APIKey(), "CHENYU_BASE_URL=" + emu.URL()})
+	s := startSession(t, []string{"CHENYU_API_KEY=" + emu.Credential(), "CHENYU_BASE_URL=" + emu.URL()})
 	mutations := func() int {
 		n := 0
 		for _, r := range emu.Requests() {
@@ -236,7 +236,7 @@ func TestStdioChenyuLifecycle(t *testing.T) {
 	if _, ok := emu.Instance(local(byImage)); ok {
 		t.Fatal("destroyed instance still exists")
 	}
-	s.noSecretsIn(emu.APIKey())
+	s.noSecretsIn(emu.Credential())
 }
 
 func toStrings(v any) []string {

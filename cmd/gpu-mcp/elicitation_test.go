@@ -158,7 +158,7 @@ func mutationsOf(emu *hxytest.Server) int {
 func firstPublicImage(t *testing.T, gpuType string) string {
 	emu := hxytest.NewServer(hxytest.Options{})
 	defer emu.Close()
-	p := huixingyun.New(huixingyun.Config{Token: emu.Token(), BaseURL: emu.URL()})
+	p := huixingyun.New(huixingyun.Config{Token: emu.Credential(), BaseURL: emu.URL()})
 	ims, err := p.ListImages(context.Background(), providers.ImageQuery{OfferID: gpuType})
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func firstPublicImage(t *testing.T, gpuType string) string {
 func seedInstance(t *testing.T, emu *hxytest.Server, gpuType string, billing providers.BillingMode, stopped bool) string {
 	t.Helper()
 	ctx := context.Background()
-	p := huixingyun.New(huixingyun.Config{Token: emu.Token(), BaseURL: emu.URL()})
+	p := huixingyun.New(huixingyun.Config{Token: emu.Credential(), BaseURL: emu.URL()})
 	res, err := p.Launch(ctx, providers.LaunchSpec{OfferID: gpuType, ImageID: firstPublicImage(t, gpuType), GPUCount: 1, Billing: billing})
 	if err != nil || res.InstanceID == "" {
 		t.Fatalf("seed launch: %v %+v", err, res)
@@ -192,7 +192,7 @@ func seedInstance(t *testing.T, emu *hxytest.Server, gpuType string, billing pro
 
 func elicitingClient(t *testing.T, emu *hxytest.Server, h *human) *client.Client {
 	t.Helper()
-	cfg, _, err := loadConfig(nil, map[string]string{"HUIXINGYUN_TOKEN": emu.Token(), "HUIXINGYUN_BASE_URL": emu.URL()}, io.Discard)
+	cfg, _, err := loadConfig(nil, map[string]string{"HUIXINGYUN_TOKEN": emu.Credential(), "HUIXINGYUN_BASE_URL": emu.URL()}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

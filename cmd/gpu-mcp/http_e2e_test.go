@@ -136,7 +136,7 @@ func (s *netServer) wait() int {
 func TestHTTPReplicasShareConfirmations(t *testing.T) {
 	emu := hxytest.NewServer(hxytest.Options{})
 	defer emu.Close()
-	vendor := []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + emu.URL(), "GPU_MCP_AUTH_TOKEN=" + testAuthToken}
+	vendor := []string{"HUIXINGYUN_TOKEN=" + emu.Credential(), "HUIXINGYUN_BASE_URL=" + emu.URL(), "GPU_MCP_AUTH_TOKEN=" + testAuthToken}
 	shared := "GPU_MCP_CONFIRM_SECRET=replicas-share-this-secret-0123456789"
 	a := startNetServer(t, "http", append(slices.Clone(vendor), shared)).connect(nil)
 	b := startNetServer(t, "http", append(slices.Clone(vendor), shared)).connect(nil)
@@ -174,7 +174,7 @@ func TestHTTPReplicasShareConfirmations(t *testing.T) {
 	if n := len(emu.Instances()); n != 1 {
 		t.Fatalf("%d instances at the vendor, want 1", n)
 	}
-	a.noSecretsIn(testAuthToken, emu.Token(), "replicas-share-this-secret-0123456789")
+	a.noSecretsIn(testAuthToken, emu.Credential(), "replicas-share-this-secret-0123456789")
 }
 
 // A SIGTERM lets the call in flight finish and answer; new calls are refused meanwhile, and
@@ -200,7 +200,7 @@ func TestNetworkShutdownFinishesCallsInFlight(t *testing.T) {
 			var releaseOnce sync.Once
 			defer releaseOnce.Do(func() { close(release) })
 
-			srv := startNetServer(t, tr, []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + vendor.URL,
+			srv := startNetServer(t, tr, []string{"HUIXINGYUN_TOKEN=" + emu.Credential(), "HUIXINGYUN_BASE_URL=" + vendor.URL,
 				"GPU_MCP_AUTH_TOKEN=" + testAuthToken})
 			s := srv.connect(nil)
 			type answer struct {
@@ -264,7 +264,7 @@ func TestNetworkElicitation(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			emu := hxytest.NewServer(hxytest.Options{})
 			defer emu.Close()
-			srv := startNetServer(t, tr, []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + emu.URL(),
+			srv := startNetServer(t, tr, []string{"HUIXINGYUN_TOKEN=" + emu.Credential(), "HUIXINGYUN_BASE_URL=" + emu.URL(),
 				"GPU_MCP_AUTH_TOKEN=" + testAuthToken})
 			var mu sync.Mutex
 			var asked []string

@@ -8,6 +8,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
 )
@@ -46,21 +47,21 @@ func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, func()) {
 	cy := cytest.NewServer(cytest.Options{StepDelay: step})
 	// GPU_MCP_DEMO_LATENCY: every request of an emulator waits this long before it is handled.
 	if d := cfg.demoLatency["huixingyun"]; d > 0 {
-		hxy.SetFaults(hxytest.Faults{Latency: d})
+		hxy.SetFaults(emulated.Faults{Latency: d})
 	}
 	if d := cfg.demoLatency["datenfab"]; d > 0 {
-		df.SetFaults(dftest.Faults{Latency: d})
+		df.SetFaults(emulated.Faults{Latency: d})
 	}
 	if d := cfg.demoLatency["chenyu"]; d > 0 {
-		cy.SetFaults(cytest.Faults{Latency: d})
+		cy.SetFaults(emulated.Faults{Latency: d})
 	}
 	log.Info().Str("huixingyun", hxy.URL()).Str("datenfab", df.URL()).Str("chenyu", cy.URL()).Dur("step_delay", step).Str("latency", cfg.DemoLatency).
 		Msg("demo: vendor emulators started on loopback; nothing is real")
 	o := httpOptions(cfg)
 	ps := []providers.Provider{
-		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL(), Logger: &log, HTTP: o}),
-		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL(), Logger: &log, HTTP: o}),
-		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL(), Logger: &log, HTTP: o}),
+		huixingyun.New(huixingyun.Config{Token: hxy.Credential(), BaseURL: hxy.URL(), Logger: &log, HTTP: o}),
+		datenfab.New(datenfab.Config{Token: df.Credential(), Namespace: df.Namespace(), BaseURL: df.URL(), Logger: &log, HTTP: o}),
+		chenyu.New(chenyu.Config{APIKey: cy.Credential(), BaseURL: cy.URL(), Logger: &log, HTTP: o}),
 	}
 	return ps, func() { hxy.Close(); df.Close(); cy.Close() }
 }

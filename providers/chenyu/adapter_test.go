@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 )
 
 func TestNameAndCapabilities(t *testing.T) {
@@ -118,13 +119,13 @@ func TestListImages(t *testing.T) {
 	if im, ok := byID["chenyu:pod:"+podComfy+"@v0.3.27"]; !ok || im.Name != "ComfyUI v0.3.27" || im.Kind != providers.ImageApp {
 		t.Fatalf("tagged pod image %+v", im)
 	}
-	var market *cytest.Recorded
+	var market *emulated.Recorded
 	for _, r := range e.srv.Requests() {
 		if strings.HasSuffix(r.Path, "/image/market/list") {
 			market = &r
 		}
 	}
-	if market == nil || market.Authorization != "" {
+	if market == nil || market.Header.Get("Authorization") != "" {
 		t.Fatalf("market list request %+v: must be sent, without the key", market)
 	}
 }
@@ -177,7 +178,7 @@ func TestListInstancesFetchesAllPages(t *testing.T) {
 	var pages []string
 	for _, r := range e.srv.Requests() {
 		if strings.HasSuffix(r.Path, "/instance/list") {
-			pages = append(pages, r.Query.Get("page")+"/"+r.Query.Get("page_size"))
+			pages = append(pages, r.Query().Get("page")+"/"+r.Query().Get("page_size"))
 		}
 	}
 	if strings.Join(pages, " ") != "1/50 2/50" {

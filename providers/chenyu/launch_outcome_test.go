@@ -172,7 +172,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	srv := cytest.NewServer(cytest.Options{})
 	tr := &http.Transport{}
-	p := New(Config{APIKey: srv.APIKey(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
+	p := New(Config{APIKey: srv.Credential(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
 	res, err := p.Launch(t.Context(), providers.LaunchSpec{OfferID: gpu4090, ImageID: marketImg, GPUCount: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -36,8 +36,8 @@ func TestQuirk5_3_3_InstanceListIsPagedAlthoughDocumentedWithoutParams(t *testin
 		t.Fatal(err)
 	}
 	r := e.srv.Requests()[0]
-	if !strings.HasSuffix(r.Path, "/instance/list") || r.Query.Get("page") != "1" || r.Query.Get("page_size") != "50" {
-		t.Fatalf("first request %s %v", r.Path, r.Query)
+	if !strings.HasSuffix(r.Path, "/instance/list") || r.Query().Get("page") != "1" || r.Query().Get("page_size") != "50" {
+		t.Fatalf("first request %s %v", r.Path, r.RawQuery)
 	}
 }
 

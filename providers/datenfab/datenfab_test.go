@@ -360,7 +360,7 @@ func TestErrorsMapToKinds(t *testing.T) {
 	wantKind(t, err, providers.KindInvalid, "image name")
 
 	// Deleted behind the adapter's back: the cached cluster answers 404 and the cache is dropped.
-	other := newAdapter(srv, srv.Token(), &logBuffer{})
+	other := newAdapter(srv, srv.Credential(), &logBuffer{})
 	if err := other.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestErrorsMapToKinds(t *testing.T) {
 func TestCacheMissFindsInstanceByListing(t *testing.T) {
 	p, srv, _ := setup(t, dftest.Options{})
 	id := launch(t, p, "elsewhere").InstanceID
-	fresh := newAdapter(srv, srv.Token(), &logBuffer{})
+	fresh := newAdapter(srv, srv.Credential(), &logBuffer{})
 	in := get(t, fresh, id)
 	if in.Name != "elsewhere" {
 		t.Errorf("name = %q", in.Name)
@@ -471,7 +471,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Fatalf("expected request logs, got %q", out)
 	}
 	jupyterToken := in.Connection.WebURLs[0].URL[strings.Index(in.Connection.WebURLs[0].URL, "token=")+len("token="):]
-	for _, secret := range []string{srv.Token(), "another-secret-token", "bearer", in.Connection.SSHPassword, jupyterToken} {
+	for _, secret := range []string{srv.Credential(), "another-secret-token", "bearer", in.Connection.SSHPassword, jupyterToken} {
 		if secret == "" || strings.Contains(out, secret) {
 			t.Errorf("log output contains secret %q", secret)
 		}

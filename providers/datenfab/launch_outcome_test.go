@@ -174,7 +174,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	srv := dftest.NewServer(dftest.Options{})
 	tr := &http.Transport{}
-	p := New(Config{Token: srv.Token(), Namespace: srv.Namespace(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
+	p := New(Config{Token: srv.Credential(), Namespace: srv.Namespace(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
 	res := launch(t, p, "leak")
 	addr, _ := srv.SSHAddr(res.InstanceID)
 	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {

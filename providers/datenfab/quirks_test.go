@@ -45,7 +45,7 @@ func TestQuirk5_2_02_NamespaceHeaderOnEveryRequest(t *testing.T) {
 			t.Errorf("%s %s: namespace header %q", r.Method, r.Path, got)
 		}
 	}
-	wrongNS := New(Config{Token: srv.Token(), Namespace: "someone-else", BaseURL: srv.URL()})
+	wrongNS := New(Config{Token: srv.Credential(), Namespace: "someone-else", BaseURL: srv.URL()})
 	_, err := wrongNS.ListInstances(t.Context())
 	wantKind(t, err, providers.KindAuth, "namespace")
 }

@@ -51,7 +51,7 @@ var vendors = []vendor{
 		buy: faults.Faults{Method: http.MethodPost, Path: "/gpu/instances/buy"},
 		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
 			e := hxytest.NewServer(hxytest.Options{})
-			return huixingyun.New(huixingyun.Config{Token: e.Token(), BaseURL: e.URL(), HTTP: o}), e
+			return huixingyun.New(huixingyun.Config{Token: e.Credential(), BaseURL: e.URL(), HTTP: o}), e
 		},
 	},
 	{
@@ -59,7 +59,7 @@ var vendors = []vendor{
 		buy: faults.Faults{Method: http.MethodPost, Path: "/instances"},
 		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
 			e := dftest.NewServer(dftest.Options{})
-			return datenfab.New(datenfab.Config{Token: e.Token(), Namespace: e.Namespace(), BaseURL: e.URL(), HTTP: o}), e
+			return datenfab.New(datenfab.Config{Token: e.Credential(), Namespace: e.Namespace(), BaseURL: e.URL(), HTTP: o}), e
 		},
 	},
 	{
@@ -67,7 +67,7 @@ var vendors = []vendor{
 		buy: faults.Faults{Method: http.MethodPost, Path: "/instance/create_by_image"},
 		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
 			e := cytest.NewServer(cytest.Options{})
-			return chenyu.New(chenyu.Config{APIKey: e.APIKey(), BaseURL: e.URL(), HTTP: o}), e
+			return chenyu.New(chenyu.Config{APIKey: e.Credential(), BaseURL: e.URL(), HTTP: o}), e
 		},
 	},
 }

@@ -41,7 +41,7 @@ func setup(t *testing.T, opts hxytest.Options, cfg ...func(*huixingyun.Config)) 
 	t.Cleanup(srv.Close)
 	logs := &syncBuffer{}
 	log := zerolog.New(logs).Level(zerolog.TraceLevel)
-	c := huixingyun.Config{Token: srv.Token(), BaseURL: srv.URL(), Logger: &log}
+	c := huixingyun.Config{Token: srv.Credential(), BaseURL: srv.URL(), Logger: &log}
 	for _, f := range cfg {
 		f(&c)
 	}
@@ -50,7 +50,7 @@ func setup(t *testing.T, opts hxytest.Options, cfg ...func(*huixingyun.Config)) 
 
 // newProvider is a second adapter on the same emulator (a fresh process, with no memory).
 func (e *env) newProvider() *huixingyun.Provider {
-	return huixingyun.New(huixingyun.Config{Token: e.srv.Token(), BaseURL: e.srv.URL()})
+	return huixingyun.New(huixingyun.Config{Token: e.srv.Credential(), BaseURL: e.srv.URL()})
 }
 
 // publicImage returns the local id of a public image usable with offer.

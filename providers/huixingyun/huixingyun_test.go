@@ -446,7 +446,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if !strings.Contains(logs, "huixingyun request") {
 		t.Fatalf("nothing logged at debug level: %q", logs)
 	}
-	for _, secret := range []string{e.srv.Token(), rec.Password} {
+	for _, secret := range []string{e.srv.Credential(), rec.Password} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("secret %q appears in the logs", secret)
 		}
@@ -456,7 +456,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 func TestNilLoggerLogsNothingAndWorks(t *testing.T) {
 	srv := hxytest.NewServer(hxytest.Options{})
 	defer srv.Close()
-	p := huixingyun.New(huixingyun.Config{Token: srv.Token(), BaseURL: srv.URL()})
+	p := huixingyun.New(huixingyun.Config{Token: srv.Credential(), BaseURL: srv.URL()})
 	offers, err := p.ListOffers(context.Background())
 	if err != nil || len(offers) == 0 {
 		t.Fatalf("%v %v", offers, err)

@@ -216,7 +216,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	srv := hxytest.NewServer(hxytest.Options{})
 	tr := &http.Transport{}
-	p := huixingyun.New(huixingyun.Config{Token: srv.Token(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
+	p := huixingyun.New(huixingyun.Config{Token: srv.Credential(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
 	e := &env{srv: srv, p: p, ctx: t.Context()}
 	gid := e.launch(t, offer4090, 1, providers.BillingHourly)
 	addr, _ := srv.SSHAddr(gid)

@@ -65,7 +65,7 @@ func TestQuirk_5_1_5_BareTokenAuthorizationHeader(t *testing.T) {
 	// The emulator checks the header exactly as documented.
 	srv := hxytest.NewServer(hxytest.Options{})
 	defer srv.Close()
-	for _, h := range []string{"Bearer " + srv.Token(), `"` + srv.Token() + `"`} {
+	for _, h := range []string{"Bearer " + srv.Credential(), `"` + srv.Credential() + `"`} {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL()+"/gpu/product/list", strings.NewReader("{}"))
 		req.Header.Set("Authorization", h)
 		resp, err := http.DefaultClient.Do(req)
