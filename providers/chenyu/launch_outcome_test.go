@@ -163,7 +163,7 @@ func TestShutdownTimerStopsTheInstance(t *testing.T) {
 func TestLaunchNamesItsInstance(t *testing.T) {
 	e := setup(t, cytest.Options{StepDelay: time.Hour})
 	res, err := e.p.Launch(t.Context(), providers.LaunchSpec{OfferID: gpu4090, ImageID: marketImg, GPUCount: 1})
-	if err != nil || res.InstanceID == "" || res.Instance == nil || res.Instance.ID != providers.QualifyID(Name, res.InstanceID) {
+	if err != nil || res.InstanceID == "" || res.Instance == nil || res.Instance.ID != res.InstanceID {
 		t.Fatalf("launch %+v %v", res, err)
 	}
 }

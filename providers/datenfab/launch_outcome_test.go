@@ -164,7 +164,7 @@ func TestOrderIDOnEveryInstance(t *testing.T) {
 		if in.OrderID == "" {
 			t.Errorf("%s has no order id", in.ID)
 		}
-		if in.OrderID == res.OrderID && in.ID != providers.QualifyID(Name, res.InstanceID) {
+		if in.OrderID == res.OrderID && in.ID != res.InstanceID {
 			t.Errorf("order %s lists %s", res.OrderID, in.ID)
 		}
 	}

@@ -258,7 +258,7 @@ func TestQuirk5_2_11_CreateAnswerHasNoServersAndDataSizeZero(t *testing.T) {
 		t.Fatalf("create example = %+v", w)
 	}
 	in := New(Config{}).instanceOf(w, "host-cluster")
-	if in.Connection != nil || in.State != providers.StatePending || in.ID != "datenfab:instance-ccffxxxx" {
+	if in.Connection != nil || in.State != providers.StatePending || in.ID != "instance-ccffxxxx" {
 		t.Errorf("instance = %+v", in)
 	}
 }

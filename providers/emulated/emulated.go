@@ -49,6 +49,8 @@ const MaxRequests = emu.MaxRequests
 type Server interface {
 	// URL is the base URL the adapter is configured with.
 	URL() string
+	// Credential is the secret it accepts (a token, an API key).
+	Credential() string
 	// SetFaults replaces the faults injected into its answers (none: it behaves again).
 	SetFaults(rules ...Faults)
 	// FaultsApplied counts the requests a fault was injected into.

@@ -7,7 +7,7 @@ package faultmatrix_test
 import (
 	"context"
 	"errors"
-	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,61 +15,24 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/providers/fakecloud"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// Every emulator, its handler goroutines and every connection must be gone when the tests end.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// emulator is what the matrix needs of a vendor emulator.
-type emulator interface {
-	SetFaults(...faults.Faults)
-	FaultsApplied() int
-	Close()
+// The matrix runs against every vendor of the list, and a made-up one: whatever a new vendor
+// is, it must behave under faults as these do. Every emulator, its handler goroutines and every
+// connection must be gone when the tests end.
+func TestMain(m *testing.M) {
+	vendors.WithExtra(fakecloud.Vendor)
+	goleak.VerifyTestMain(m)
 }
 
-// vendor is one adapter wired to its emulator.
-type vendor struct {
-	name      string
-	offerPath string // the request ListOffers fails on
-	// offerReads is how many offerPath requests one ListOffers sends at once (datenfab asks
-	// each of its regions in parallel).
-	offerReads int
-	buy        faults.Faults
-	start      func(o providers.HTTPOptions) (providers.Provider, emulator)
-}
-
-var vendors = []vendor{
-	{
-		name: huixingyun.Name, offerPath: "/gpu/product/list", offerReads: 1,
-		buy: faults.Faults{Method: http.MethodPost, Path: "/gpu/instances/buy"},
-		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
-			e := hxytest.NewServer(hxytest.Options{})
-			return huixingyun.New(huixingyun.Config{Token: e.Credential(), BaseURL: e.URL(), HTTP: o}), e
-		},
-	},
-	{
-		name: datenfab.Name, offerPath: "/skus/computings", offerReads: 2,
-		buy: faults.Faults{Method: http.MethodPost, Path: "/instances"},
-		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
-			e := dftest.NewServer(dftest.Options{})
-			return datenfab.New(datenfab.Config{Token: e.Credential(), Namespace: e.Namespace(), BaseURL: e.URL(), HTTP: o}), e
-		},
-	},
-	{
-		name: chenyu.Name, offerPath: "/gpu/list", offerReads: 1,
-		buy: faults.Faults{Method: http.MethodPost, Path: "/instance/create_by_image"},
-		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
-			e := cytest.NewServer(cytest.Options{})
-			return chenyu.New(chenyu.Config{APIKey: e.Credential(), BaseURL: e.URL(), HTTP: o}), e
-		},
-	},
+// start wires v's adapter, with options o, to a new emulator of v.
+func start(v providers.Vendor, o providers.HTTPOptions) (providers.Provider, emulated.Server) {
+	cfg, emu := v.Emulate(emulated.Options{})
+	return cfg.Provider(o, nil), emu
 }
 
 // options keep the matrix fast: a short timeout, one retry, almost no backoff, no breaker.
@@ -159,8 +122,7 @@ func launchable(t *testing.T, p providers.Provider) providers.LaunchSpec {
 		if !o.Available || !hourly(o) {
 			continue
 		}
-		_, offerLocal, _ := providers.SplitID(o.ID)
-		images, err := p.ListImages(t.Context(), providers.ImageQuery{OfferID: offerLocal})
+		images, err := p.ListImages(t.Context(), providers.ImageQuery{OfferID: o.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,22 +130,14 @@ func launchable(t *testing.T, p providers.Provider) providers.LaunchSpec {
 			if im.Kind != providers.ImagePublic {
 				continue
 			}
-			_, imageLocal, _ := providers.SplitID(im.ID)
-			return providers.LaunchSpec{OfferID: offerLocal, ImageID: imageLocal, GPUCount: o.GPUCounts[0], Billing: providers.BillingHourly}
+			return providers.LaunchSpec{OfferID: o.ID, ImageID: im.ID, GPUCount: o.GPUCounts[0], Billing: providers.BillingHourly}
 		}
 	}
 	t.Fatalf("%s: nothing to launch", p.Name())
 	return providers.LaunchSpec{}
 }
 
-func hourly(o providers.Offer) bool {
-	for _, b := range o.Billing {
-		if b == providers.BillingHourly {
-			return true
-		}
-	}
-	return false
-}
+func hourly(o providers.Offer) bool { return slices.Contains(o.Billing, providers.BillingHourly) }
 
 func countInstances(t *testing.T, p providers.Provider) int {
 	t.Helper()
@@ -195,33 +149,33 @@ func countInstances(t *testing.T, p providers.Provider) int {
 }
 
 func TestFaultMatrix(t *testing.T) {
-	for _, v := range vendors {
+	for _, v := range vendors.All() {
 		for _, row := range matrix {
-			t.Run(v.name+"/"+row.name, func(t *testing.T) {
-				p, emu := v.start(options)
+			t.Run(v.Name+"/"+row.name, func(t *testing.T) {
+				p, emu := start(v, options)
 				defer emu.Close()
 
 				read := row.f
-				read.Path = v.offerPath
+				read.Path = v.Endpoints.Offers
 				emu.SetFaults(read)
 				_, err := p.ListOffers(t.Context())
-				checkErr(t, "read", v.name, err, row.readKind, row.readFrags)
+				checkErr(t, "read", v.Name, err, row.readKind, row.readFrags)
 				// Go's transport itself resends a GET whose reused connection dropped before
 				// any answer; that resend is not ours, and never happens to a POST.
-				want := row.readHits * v.offerReads
+				want := row.readHits * v.Endpoints.OfferReads
 				if n := emu.FaultsApplied(); row.readKind != "" && (n < row.readHits || n > want && !(row.f.DropConnection && n <= 2*want)) {
-					t.Errorf("read: the fault hit %d requests, want %d (%d parallel reads, each 1 + %d retry when a retry may help)", n, want, v.offerReads, options.Retries)
+					t.Errorf("read: the fault hit %d requests, want %d (%d parallel reads, each 1 + %d retry when a retry may help)", n, want, v.Endpoints.OfferReads, options.Retries)
 				}
 
 				emu.SetFaults()
 				spec := launchable(t, p)
 				before := countInstances(t, p)
 				buy := row.f
-				buy.Method, buy.Path = v.buy.Method, v.buy.Path
+				buy.Method, buy.Path = v.Endpoints.Buy.Method, v.Endpoints.Buy.Path
 				emu.SetFaults(buy)
 				hits := emu.FaultsApplied()
 				res, err := p.Launch(t.Context(), spec)
-				checkErr(t, "buy", v.name, err, row.buyKind, row.buyFrags)
+				checkErr(t, "buy", v.Name, err, row.buyKind, row.buyFrags)
 				if n := emu.FaultsApplied() - hits; n != 1 {
 					t.Errorf("buy: sent %d times; a purchase is never sent twice", n)
 				}
@@ -241,11 +195,11 @@ func TestFaultMatrix(t *testing.T) {
 }
 
 func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
-	for _, v := range vendors {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.BreakerThreshold, o.BreakerCooldown, o.Retries = 3, 100*time.Millisecond, 0
-			p, emu := v.start(o)
+			p, emu := start(v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
 			for range 3 {
@@ -255,7 +209,7 @@ func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
 			}
 			hits := emu.FaultsApplied()
 			_, err := p.ListOffers(t.Context())
-			checkErr(t, "read while open", v.name, err, providers.KindUnavailable, []string{"not sent", "failed 3 times in a row", "will try it again at", "nothing was sent"})
+			checkErr(t, "read while open", v.Name, err, providers.KindUnavailable, []string{"not sent", "failed 3 times in a row", "will try it again at", "nothing was sent"})
 			err = p.Stop(t.Context(), "some-instance")
 			if providers.KindOf(err) == providers.KindUnknown || !strings.Contains(err.Error(), "not sent") {
 				t.Errorf("a change while open must not be sent, and its outcome is known: %v", err)
@@ -281,21 +235,23 @@ func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
 }
 
 func TestAuthFailuresDoNotTripTheBreaker(t *testing.T) {
-	for _, v := range vendors {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.BreakerThreshold = 2
-			_, emu := v.start(o)
+			cfg, emu := v.Emulate(emulated.Options{})
 			defer emu.Close()
-			var bad providers.Provider
-			switch e := emu.(type) {
-			case *hxytest.Server:
-				bad = huixingyun.New(huixingyun.Config{Token: "wrong", BaseURL: e.URL(), HTTP: o})
-			case *dftest.Server:
-				bad = datenfab.New(datenfab.Config{Token: "wrong", Namespace: e.Namespace(), BaseURL: e.URL(), HTTP: o})
-			case *cytest.Server:
-				bad = chenyu.New(chenyu.Config{APIKey: "wrong", BaseURL: e.URL(), HTTP: o})
+			env := vendors.Environ(v, cfg)
+			for k, val := range env {
+				if slices.Contains(cfg.Secrets(), val) {
+					env[k] = "wrong"
+				}
 			}
+			wrong, err := vendors.Load(v, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := wrong.Provider(o, nil)
 			for range 5 {
 				_, err := bad.ListInstances(t.Context())
 				if providers.KindOf(err) != providers.KindAuth {
@@ -307,11 +263,11 @@ func TestAuthFailuresDoNotTripTheBreaker(t *testing.T) {
 }
 
 func TestCallerDeadlineEndsRetriesAndWaits(t *testing.T) {
-	for _, v := range vendors {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.Retries, o.RetryBackoff, o.Timeout = 5, 10*time.Second, time.Minute
-			p, emu := v.start(o)
+			p, emu := start(v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

@@ -62,7 +62,7 @@ func (e *env) publicImage(t *testing.T, offer string) string {
 	}
 	for _, im := range imgs {
 		if im.Kind == providers.ImagePublic && strings.HasPrefix(im.Name, "ubuntu") {
-			return local(t, im.ID)
+			return im.ID
 		}
 	}
 	t.Fatalf("no public ubuntu image for %s in %v", offer, imgs)
@@ -99,15 +99,6 @@ func (e *env) paths(from int) []string {
 		out = append(out, r.Path)
 	}
 	return out
-}
-
-func local(t *testing.T, id string) string {
-	t.Helper()
-	p, l, err := providers.SplitID(id)
-	if err != nil || p != huixingyun.Name {
-		t.Fatalf("id %q: %v", id, err)
-	}
-	return l
 }
 
 // wantKind fails unless err is a *providers.Error of kind naming huixingyun and containing

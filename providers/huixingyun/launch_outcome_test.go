@@ -202,7 +202,7 @@ func TestLaunchFindsTheInstanceOfItsOrder(t *testing.T) {
 	for _, in := range list {
 		if in.OrderID == res.OrderID {
 			found++
-			if local(t, in.ID) != res.InstanceID {
+			if in.ID != res.InstanceID {
 				t.Fatalf("order %s lists %s, launch said %s", res.OrderID, in.ID, res.InstanceID)
 			}
 		}
