@@ -24,7 +24,9 @@ func TestStateRules(t *testing.T) {
 				}},
 		},
 	}
-	in := func(s State, raw string) Instance { return Instance{ID: "i1", State: s, RawState: raw, Billing: BillingHourly} }
+	in := func(s State, raw string) Instance {
+		return Instance{ID: "i1", State: s, RawState: raw, Billing: BillingHourly}
+	}
 	cases := []struct {
 		name   string
 		req    ActionRequest
