@@ -11,7 +11,7 @@ import (
 // SaveImageArgs names the instance and the image to save.
 type SaveImageArgs struct {
 	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"provider-qualified instance id"`
-	ImageName  string `json:"image_name" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$" jsonschema_description:"name of the new image: letters, digits, dots, dashes, underscores (datenfab also takes name:tag)"`
+	ImageName  string `json:"image_name" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9][A-Za-z0-9._:-]*$" jsonschema_description:"name of the new image: letters, digits, dots, dashes, underscores, and name:tag where the provider tags images"`
 	Confirm
 }
 

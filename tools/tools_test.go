@@ -622,3 +622,27 @@ func truncateText(s string) string {
 	}
 	return s
 }
+
+// list_providers names each action a provider lacks by the tool an agent would call.
+func TestListProvidersNamesTheToolsOfUnsupportedActions(t *testing.T) {
+	f := newFake("alpha")
+	f.caps.Unsupported = map[providers.Action]string{}
+	for a := range actionTool {
+		f.caps.Unsupported[a] = "no " + string(a)
+	}
+	h := newHarness(t, f)
+	_, m := h.call("list_providers", map[string]any{})
+	unsupported := m["providers"].([]any)[0].(map[string]any)["unsupported"].(map[string]any)
+	names := map[string]bool{}
+	for _, tool := range All(h.deps) {
+		names[tool.Name] = true
+	}
+	if len(unsupported) != len(actionTool) {
+		t.Fatalf("unsupported %v", unsupported)
+	}
+	for tool, why := range unsupported {
+		if !names[tool] || !strings.HasPrefix(why.(string), "no ") {
+			t.Errorf("unsupported %q (%v) is not a tool's name", tool, why)
+		}
+	}
+}
