@@ -24,14 +24,23 @@ func instanceIDs(m map[string]any) []string {
 	return ids
 }
 
-// vendorSession starts gpu-mcp configured with v alone, on a new emulator of v.
-func vendorSession(t *testing.T, v providers.Vendor, o emulated.Options, env ...string) (*session, emulated.Server) {
+// emulate starts a new emulator of v, closed when the test ends, and returns the variables
+// that configure gpu-mcp for it.
+func emulate(t *testing.T, v providers.Vendor, o emulated.Options) (emulated.Server, []string) {
 	t.Helper()
 	cfg, emu := v.Emulate(o)
 	t.Cleanup(emu.Close)
+	var env []string
 	for k, val := range vendors.Environ(v, cfg) {
 		env = append(env, k+"="+val)
 	}
+	return emu, env
+}
+
+// vendorSession starts gpu-mcp configured with v alone, on a new emulator of v.
+func vendorSession(t *testing.T, v providers.Vendor, o emulated.Options) (*session, emulated.Server) {
+	t.Helper()
+	emu, env := emulate(t, v, o)
 	return startSession(t, env), emu
 }
 
