@@ -25,9 +25,9 @@ type Vendor struct {
 	Config func() VendorConfig
 	// Capabilities say what its API can and cannot do, as its adapter reports them.
 	Capabilities Capabilities
-	// Emulate starts its emulator on loopback and returns the configuration that points an
-	// adapter at it.
-	Emulate func(emulated.Options) (VendorConfig, emulated.Server)
+	// Emulate starts its emulator on loopback, and returns with it the variables that point an
+	// adapter at it, without EnvPrefix ("TOKEN", "BASE_URL").
+	Emulate func(emulated.Options) (emulated.Server, map[string]string)
 	// Endpoints are the requests of its emulated API that tests aim faults at.
 	Endpoints emulated.Endpoints
 }

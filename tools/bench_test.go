@@ -31,9 +31,12 @@ func benchClient(b *testing.B, tune func(*Deps)) *client.Client {
 	b.Helper()
 	var ps []providers.Provider
 	for _, v := range vendors.All() {
-		cfg, emu := v.Emulate(emulated.Options{})
+		emu, err := vendors.Emulate(v, emulated.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Cleanup(emu.Close)
-		ps = append(ps, cfg.Provider(providers.HTTPOptions{}, nil))
+		ps = append(ps, emu.Config.Provider(providers.HTTPOptions{}, nil))
 	}
 	reg, err := providers.NewRegistry(ps...)
 	if err != nil {

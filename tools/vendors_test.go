@@ -56,9 +56,12 @@ func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 		if o.wrap != nil {
 			eo.Wrap = func(h http.Handler) http.Handler { return o.wrap(v.Name, h) }
 		}
-		cfg, emu := v.Emulate(eo)
+		emu, err := vendors.Emulate(v, eo)
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(emu.Close)
-		p := cfg.Provider(o.http, nil)
+		p := emu.Config.Provider(o.http, nil)
 		e.names = append(e.names, v.Name)
 		e.emus[v.Name], e.buy[v.Name] = emu, v.Endpoints.Buy
 		ps = append(ps, p)

@@ -15,6 +15,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
 )
 
@@ -72,40 +73,60 @@ func Load(v providers.Vendor, environ map[string]string) (providers.VendorConfig
 	return cfg, nil
 }
 
-// Environ is the environment that configures v as cfg, the inverse of Load: the variables
-// cfg's env tags name, with the values it holds (empty ones left out).
-func Environ(v providers.Vendor, cfg providers.VendorConfig) map[string]string {
-	out := map[string]string{}
-	environ(reflect.ValueOf(cfg).Elem(), v.EnvPrefix, func(name string, val reflect.Value) {
-		if !val.IsZero() {
-			out[name] = fmt.Sprint(val.Interface())
-		}
-	})
+// Emulated is a running emulator of a vendor, with what configures gpu-mcp for it.
+type Emulated struct {
+	emulated.Server
+	// Env holds the variables, by their full names, that point gpu-mcp at the emulator.
+	Env map[string]string
+	// Config is Env as Load reads it.
+	Config providers.VendorConfig
+}
+
+// Emulate starts v's emulator on loopback.
+func Emulate(v providers.Vendor, o emulated.Options) (*Emulated, error) {
+	srv, vars := v.Emulate(o)
+	e := &Emulated{Server: srv, Env: map[string]string{}}
+	for k, val := range vars {
+		e.Env[v.EnvPrefix+k] = val
+	}
+	cfg, err := Load(v, e.Env)
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	e.Config = cfg
+	return e, nil
+}
+
+// EnvLines is Env as NAME=value lines, for a process's environment.
+func (e *Emulated) EnvLines() []string {
+	var out []string
+	for k, v := range e.Env {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
 	return out
 }
 
 // Variables names every environment variable v reads, sorted.
 func Variables(v providers.Vendor) []string {
-	var out []string
-	environ(reflect.ValueOf(v.Config()).Elem(), v.EnvPrefix, func(name string, _ reflect.Value) { out = append(out, name) })
+	out := variables(reflect.TypeOf(v.Config()).Elem(), v.EnvPrefix)
 	slices.Sort(out)
 	return out
 }
 
-// environ calls f with the variable name and the value of every field of s that an env tag
-// names, nested structs (envPrefix) included.
-func environ(s reflect.Value, prefix string, f func(name string, val reflect.Value)) {
-	t := s.Type()
+// variables are the names the env tags of struct t give, nested structs (envPrefix) included.
+func variables(t reflect.Type, prefix string) []string {
+	var out []string
 	for i := range t.NumField() {
-		field, val := t.Field(i), s.Field(i)
-		if field.Type.Kind() == reflect.Struct {
-			if p, ok := field.Tag.Lookup("envPrefix"); ok {
-				environ(val, prefix+p, f)
-			}
+		f := t.Field(i)
+		if p, ok := f.Tag.Lookup("envPrefix"); ok && f.Type.Kind() == reflect.Struct {
+			out = append(out, variables(f.Type, prefix+p)...)
 			continue
 		}
-		if name, _, _ := strings.Cut(field.Tag.Get("env"), ","); name != "" && name != "-" {
-			f(prefix+name, val)
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" && name != "-" {
+			out = append(out, prefix+name)
 		}
 	}
+	return out
 }

@@ -1,11 +1,11 @@
 package vendors
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 )
 
@@ -22,38 +22,39 @@ func TestTheListNamesPeopleAndSaysHowToConfigure(t *testing.T) {
 	}
 }
 
-// Every vendor's configuration is read from its variables, says whether it enables the
-// vendor, names its secrets, and goes back to the same variables (which the tests that start
-// gpu-mcp against an emulator rely on).
-func TestConfigurationsRoundTripThroughTheEnvironment(t *testing.T) {
+// Every vendor's emulator comes with the variables that configure gpu-mcp for it, which are
+// among those the vendor reads, enable it, and name its secrets.
+func TestEmulatorsComeWithTheirConfiguration(t *testing.T) {
 	for _, v := range All() {
 		t.Run(v.Name, func(t *testing.T) {
-			cfg, emu := v.Emulate(emulated.Options{})
-			defer emu.Close()
-			environ := Environ(v, cfg)
-			if len(environ) == 0 {
-				t.Fatal("no variables")
+			e, err := Emulate(v, emulated.Options{})
+			if err != nil {
+				t.Fatal(err)
 			}
-			for k := range environ {
+			defer e.Close()
+			if len(e.Env) == 0 || len(e.EnvLines()) != len(e.Env) {
+				t.Fatalf("variables %v", e.Env)
+			}
+			for k := range e.Env {
 				if !strings.HasPrefix(k, v.EnvPrefix) || !slices.Contains(Variables(v), k) {
 					t.Errorf("%s lacks the prefix %s or is not among %v", k, v.EnvPrefix, Variables(v))
 				}
 			}
-			again, err := Load(v, environ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if back := Environ(v, again); !maps.Equal(back, environ) {
-				t.Errorf("%v read back as %v", environ, back)
-			}
-			if on, err := again.Enabled(); !on || err != nil {
+			if on, err := e.Config.Enabled(); !on || err != nil {
 				t.Errorf("the emulator's configuration does not enable %s: %v", v.Name, err)
 			}
-			if secrets := again.Secrets(); len(secrets) == 0 || !slices.Contains(secrets, emu.Credential()) {
+			if secrets := e.Config.Secrets(); !slices.Contains(secrets, e.Credential()) {
 				t.Errorf("secrets %q lack the credential", secrets)
 			}
-			if !strings.Contains(v.Hint, v.EnvPrefix) {
-				t.Errorf("hint %q does not name a variable of %s", v.Hint, v.Name)
+			if p := e.Config.Provider(providers.HTTPOptions{}, nil); p.Name() != v.Name {
+				t.Errorf("the adapter is called %s", p.Name())
+			} else if _, err := p.ListOffers(t.Context()); err != nil {
+				t.Errorf("the adapter cannot read its emulator: %v", err)
+			}
+			for _, name := range strings.Split(v.Hint, " and ") {
+				if !slices.Contains(Variables(v), name) {
+					t.Errorf("hint %q names %s, which %s does not read", v.Hint, name, v.Name)
+				}
 			}
 			empty, _ := Load(v, map[string]string{})
 			if on, err := empty.Enabled(); on || err != nil {

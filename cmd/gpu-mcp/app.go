@@ -28,12 +28,17 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 	app := &App{Log: log}
 	var ps []providers.Provider
 	if cfg.Demo {
-		ps, app.Emulators = startDemo(cfg, log)
+		var err error
+		ps, app.Emulators, err = startDemo(cfg, log)
 		app.closers = append(app.closers, func() {
 			for _, e := range app.Emulators {
 				e.Close()
 			}
 		})
+		if err != nil {
+			app.Close()
+			return nil, err
+		}
 	} else {
 		ps = configuredProviders(cfg, log)
 	}

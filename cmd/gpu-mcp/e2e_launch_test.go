@@ -41,13 +41,8 @@ func launchVendors(t *testing.T) []launchVendor {
 	var out []launchVendor
 	for _, v := range vendors.All() {
 		clock := &offsetClock{}
-		cfg, emu := v.Emulate(emulated.Options{StepDelay: step, Now: clock.Now})
-		t.Cleanup(emu.Close)
-		var env []string
-		for k, val := range vendors.Environ(v, cfg) {
-			env = append(env, k+"="+val)
-		}
-		_, timer := cfg.Provider(providers.HTTPOptions{}, nil).(providers.StopScheduler)
+		emu, env := emulate(t, v, emulated.Options{StepDelay: step, Now: clock.Now})
+		_, timer := emu.Config.Provider(providers.HTTPOptions{}, nil).(providers.StopScheduler)
 		out = append(out, launchVendor{name: v.Name, env: env, emu: emu, timer: timer, advance: clock.advance})
 	}
 	return out

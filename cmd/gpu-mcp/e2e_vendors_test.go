@@ -26,19 +26,18 @@ func instanceIDs(m map[string]any) []string {
 
 // emulate starts a new emulator of v, closed when the test ends, and returns the variables
 // that configure gpu-mcp for it.
-func emulate(t *testing.T, v providers.Vendor, o emulated.Options) (emulated.Server, []string) {
+func emulate(t *testing.T, v providers.Vendor, o emulated.Options) (*vendors.Emulated, []string) {
 	t.Helper()
-	cfg, emu := v.Emulate(o)
-	t.Cleanup(emu.Close)
-	var env []string
-	for k, val := range vendors.Environ(v, cfg) {
-		env = append(env, k+"="+val)
+	emu, err := vendors.Emulate(v, o)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return emu, env
+	t.Cleanup(emu.Close)
+	return emu, emu.EnvLines()
 }
 
 // vendorSession starts gpu-mcp configured with v alone, on a new emulator of v.
-func vendorSession(t *testing.T, v providers.Vendor, o emulated.Options) (*session, emulated.Server) {
+func vendorSession(t *testing.T, v providers.Vendor, o emulated.Options) (*session, *vendors.Emulated) {
 	t.Helper()
 	emu, env := emulate(t, v, o)
 	return startSession(t, env), emu

@@ -75,11 +75,10 @@ func TestElicitationAgainstTheEmulators(t *testing.T) {
 			}
 			for _, a := range answers {
 				t.Run(v.Name+"/"+c.tool+"/"+string(a.action), func(t *testing.T) {
-					cfg, emu := v.Emulate(emulated.Options{})
-					defer emu.Close()
-					seed := seedInstance(t, cfg, c.setup != nil, c.setup != nil && c.setup.prepaid, c.setup != nil && c.setup.stopped)
+					emu, _ := emulate(t, v, emulated.Options{})
+					seed := seedInstance(t, emu.Config, c.setup != nil, c.setup != nil && c.setup.prepaid, c.setup != nil && c.setup.stopped)
 					h := &human{action: a.action, content: a.content}
-					c2 := elicitingClient(t, v, cfg, h)
+					c2 := elicitingClient(t, emu, h)
 					before := emu.Changes()
 					req := mcp.CallToolRequest{}
 					req.Params.Name = c.tool
@@ -167,9 +166,9 @@ func seedInstance(t *testing.T, cfg providers.VendorConfig, launch, prepaid, sto
 	return seeded{}
 }
 
-func elicitingClient(t *testing.T, v providers.Vendor, vc providers.VendorConfig, h *human) *client.Client {
+func elicitingClient(t *testing.T, emu *vendors.Emulated, h *human) *client.Client {
 	t.Helper()
-	cfg, _, err := loadConfig(nil, vendors.Environ(v, vc), io.Discard)
+	cfg, _, err := loadConfig(nil, emu.Env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

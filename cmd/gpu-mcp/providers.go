@@ -28,21 +28,24 @@ func configuredProviders(cfg Config, log zerolog.Logger) []providers.Provider {
 
 // startDemo starts every vendor's emulator on loopback and points adapters at them; the
 // emulators are returned by vendor name.
-func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, map[string]emulated.Server) {
+func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, map[string]emulated.Server, error) {
 	step := max(cfg.DemoStepDelay, 0)
 	var ps []providers.Provider
 	emus := map[string]emulated.Server{}
 	ev := log.Info()
 	for _, v := range vendors.All() {
-		vc, emu := v.Emulate(emulated.Options{StepDelay: step})
+		emu, err := vendors.Emulate(v, emulated.Options{StepDelay: step})
+		if err != nil {
+			return nil, emus, err
+		}
 		// GPU_MCP_DEMO_LATENCY: every request of an emulator waits this long before it is handled.
 		if d := cfg.demoLatency[v.Name]; d > 0 {
 			emu.SetFaults(emulated.Faults{Latency: d})
 		}
 		emus[v.Name] = emu
 		ev = ev.Str(v.Name, emu.URL())
-		ps = append(ps, vc.Provider(httpOptions(cfg), &log))
+		ps = append(ps, emu.Config.Provider(httpOptions(cfg), &log))
 	}
 	ev.Dur("step_delay", step).Str("latency", cfg.DemoLatency).Msg("demo: vendor emulators started on loopback; nothing is real")
-	return ps, emus
+	return ps, emus, nil
 }

@@ -43,7 +43,7 @@ type Config struct {
 	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
 	HTTP providers.HTTPOptions `env:"-"`
 	// Logger nil means no logs.
-	Logger *zerolog.Logger
+	Logger *zerolog.Logger `env:"-"`
 }
 
 // Provider is the Chenyu adapter. It is safe for concurrent use.
@@ -82,6 +82,19 @@ func New(cfg Config) *Provider {
 	return &Provider{http: c, public: pub, log: log, now: time.Now}
 }
 
+// Provider implements providers.VendorConfig.
+func (c *Config) Provider(o providers.HTTPOptions, log *zerolog.Logger) providers.Provider {
+	cfg := *c
+	cfg.HTTP, cfg.Logger = o, log
+	return New(cfg)
+}
+
+// Enabled implements providers.VendorConfig: the API key enables Chenyu.
+func (c *Config) Enabled() (bool, error) { return c.APIKey != "", nil }
+
+// Secrets implements providers.VendorConfig.
+func (c *Config) Secrets() []string { return []string{c.APIKey} }
+
 // Name implements providers.Provider.
 func (p *Provider) Name() string { return Name }
 
@@ -90,6 +103,11 @@ const renewWhy = "chenyu documents no renew call and no billing choice at create
 
 // Capabilities implements providers.Provider.
 func (p *Provider) Capabilities() providers.Capabilities { return capabilities }
+
+// Precheck implements providers.Provider with rules.
+func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
+	return rules.Precheck(req)
+}
 
 // capabilities says what Chenyu's API allows, for list_providers and the rules of Precheck.
 var capabilities = providers.Capabilities{

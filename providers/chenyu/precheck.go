@@ -6,18 +6,11 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
-// Precheck implements providers.Provider with rules.
-func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
-	return rules.Precheck(req)
-}
-
 // rules follow Chenyu's pages: startup from stopped, shutdown and save_image while running, a
 // shutdown timer while running. Restart is taken to need a running instance. Destroy has no
 // documented precondition; refusing a running or changing instance is this adapter's safe
 // rule. A status gpu-mcp does not know is let through with a warning, since Chenyu decides.
-var rules = providers.StateRules{
-	Provider: Name, Title: "Chenyu",
-	Unsupported: capabilities.Unsupported,
+var rules = providers.StateRules{Provider: Name, Title: "Chenyu", Unsupported: capabilities.Unsupported,
 	Actions: map[providers.Action]providers.ActionRule{
 		providers.ActionLaunch: {Warnings: []string{"Chenyu bills by the hour from creation until the instance is stopped or destroyed"}},
 		providers.ActionStart: {

@@ -18,6 +18,7 @@ package datenfab
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -53,7 +54,7 @@ type Config struct {
 	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
 	HTTP providers.HTTPOptions `env:"-"`
 	// Logger nil means no logs.
-	Logger *zerolog.Logger
+	Logger *zerolog.Logger `env:"-"`
 }
 
 // Provider is the Datenfab adapter. It is safe for concurrent use.
@@ -104,6 +105,28 @@ func New(cfg Config) *Provider {
 	}
 }
 
+// Provider implements providers.VendorConfig.
+func (c *Config) Provider(o providers.HTTPOptions, log *zerolog.Logger) providers.Provider {
+	cfg := *c
+	cfg.HTTP, cfg.Logger = o, log
+	return New(cfg)
+}
+
+// Enabled implements providers.VendorConfig: the token and the namespace, both, enable
+// Datenfab.
+func (c *Config) Enabled() (bool, error) {
+	switch {
+	case c.Token != "" && c.Namespace == "":
+		return false, errors.New("DATENFAB_TOKEN is set but DATENFAB_NAMESPACE is not: datenfab needs both")
+	case c.Token == "" && c.Namespace != "":
+		return false, errors.New("DATENFAB_NAMESPACE is set but DATENFAB_TOKEN is not: datenfab needs both")
+	}
+	return c.Token != "", nil
+}
+
+// Secrets implements providers.VendorConfig.
+func (c *Config) Secrets() []string { return []string{c.Token} }
+
 // Name implements providers.Provider.
 func (p *Provider) Name() string { return Name }
 
@@ -115,6 +138,11 @@ const maxSaneGPUHourCNY = 50
 
 // Capabilities implements providers.Provider.
 func (p *Provider) Capabilities() providers.Capabilities { return capabilities }
+
+// Precheck implements providers.Provider with rules.
+func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
+	return rules.Precheck(req)
+}
 
 // capabilities says what Datenfab's API allows, for list_providers and the rules of Precheck.
 var capabilities = providers.Capabilities{

@@ -6,18 +6,11 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
-// Precheck implements providers.Provider with rules.
-func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
-	return rules.Precheck(req)
-}
-
 // rules follow NeoLink's instance-status page (power on from Shutdown, power off from Running,
 // delete from Shutdown); a status this adapter does not recognise is let through with a
 // warning, because Datenfab decides.
-var rules = providers.StateRules{
-	Provider: Name, Title: "Datenfab",
-	Unsupported: capabilities.Unsupported,
-	Busy:        map[providers.State]string{providers.StateDeleting: "the instance is being deleted; nothing can be done to it"},
+var rules = providers.StateRules{Provider: Name, Title: "Datenfab", Unsupported: capabilities.Unsupported,
+	Busy: map[providers.State]string{providers.StateDeleting: "the instance is being deleted; nothing can be done to it"},
 	Actions: map[providers.Action]providers.ActionRule{
 		providers.ActionLaunch: {},
 		providers.ActionStart: {

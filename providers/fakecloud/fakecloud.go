@@ -19,7 +19,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
-	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/fakecloud/fctest"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/httpx"
 )
@@ -28,17 +27,9 @@ import (
 const Name = "fakecloud"
 
 // Vendor describes FakeCloud to the vendor list of a test binary.
-var Vendor = providers.Vendor{
-	Name: Name, Title: "FakeCloud", EnvPrefix: "FAKECLOUD_", Hint: "FAKECLOUD_API_KEY",
-	Config:       func() providers.VendorConfig { return &Config{} },
-	Capabilities: capabilities,
-	Emulate: func(o emulated.Options) (providers.VendorConfig, emulated.Server) {
-		s := fctest.NewServer(fctest.Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
-		return &Config{APIKey: s.Credential(), BaseURL: s.URL()}, s
-	},
-	Endpoints: emulated.Endpoints{Offers: "/v1/offers", OfferReads: 1,
-		Buy: emulated.Faults{Method: http.MethodPost, Path: "/v1/machines"}},
-}
+var Vendor = providers.Vendor{Name: Name, Title: "FakeCloud", EnvPrefix: "FAKECLOUD_", Hint: "FAKECLOUD_API_KEY",
+	Config: func() providers.VendorConfig { return &Config{} }, Capabilities: capabilities,
+	Emulate: fctest.Emulate, Endpoints: fctest.Endpoints}
 
 // Config configures the adapter.
 type Config struct {
@@ -99,11 +90,10 @@ var rules = providers.StateRules{
 }
 
 type wireOffer struct {
-	ID        string  `json:"id"`
-	GPU       string  `json:"gpu"`
-	VRAMGB    int     `json:"vram_gb"`
-	Counts    []int   `json:"gpu_counts"`
+	ID, GPU   string
 	PriceHour float64 `json:"price_hour"`
+	Counts    []int   `json:"gpu_counts"`
+	VRAMGB    int     `json:"vram_gb"`
 	Free      int     `json:"free_gpus"`
 }
 

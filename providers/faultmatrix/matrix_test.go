@@ -7,6 +7,7 @@ package faultmatrix_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -30,9 +31,13 @@ func TestMain(m *testing.M) {
 }
 
 // start wires v's adapter, with options o, to a new emulator of v.
-func start(v providers.Vendor, o providers.HTTPOptions) (providers.Provider, emulated.Server) {
-	cfg, emu := v.Emulate(emulated.Options{})
-	return cfg.Provider(o, nil), emu
+func start(t *testing.T, v providers.Vendor, o providers.HTTPOptions) (providers.Provider, *vendors.Emulated) {
+	t.Helper()
+	e, err := vendors.Emulate(v, emulated.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Config.Provider(o, nil), e
 }
 
 // options keep the matrix fast: a short timeout, one retry, almost no backoff, no breaker.
@@ -152,7 +157,7 @@ func TestFaultMatrix(t *testing.T) {
 	for _, v := range vendors.All() {
 		for _, row := range matrix {
 			t.Run(v.Name+"/"+row.name, func(t *testing.T) {
-				p, emu := start(v, options)
+				p, emu := start(t, v, options)
 				defer emu.Close()
 
 				read := row.f
@@ -199,7 +204,7 @@ func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.BreakerThreshold, o.BreakerCooldown, o.Retries = 3, 100*time.Millisecond, 0
-			p, emu := start(v, o)
+			p, emu := start(t, v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
 			for range 3 {
@@ -239,11 +244,11 @@ func TestAuthFailuresDoNotTripTheBreaker(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.BreakerThreshold = 2
-			cfg, emu := v.Emulate(emulated.Options{})
+			_, emu := start(t, v, o)
 			defer emu.Close()
-			env := vendors.Environ(v, cfg)
+			env := maps.Clone(emu.Env)
 			for k, val := range env {
-				if slices.Contains(cfg.Secrets(), val) {
+				if slices.Contains(emu.Config.Secrets(), val) {
 					env[k] = "wrong"
 				}
 			}
@@ -267,7 +272,7 @@ func TestCallerDeadlineEndsRetriesAndWaits(t *testing.T) {
 		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.Retries, o.RetryBackoff, o.Timeout = 5, 10*time.Second, time.Minute
-			p, emu := start(v, o)
+			p, emu := start(t, v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

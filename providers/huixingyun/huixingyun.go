@@ -90,11 +90,30 @@ func New(cfg Config) *Provider {
 	return p
 }
 
+// Provider implements providers.VendorConfig.
+func (c *Config) Provider(o providers.HTTPOptions, log *zerolog.Logger) providers.Provider {
+	cfg := *c
+	cfg.HTTP, cfg.Logger = o, log
+	return New(cfg)
+}
+
+// Enabled implements providers.VendorConfig: the token enables HuiXingYun.
+func (c *Config) Enabled() (bool, error) { return c.Token != "", nil }
+
+// Secrets implements providers.VendorConfig.
+func (c *Config) Secrets() []string { return []string{c.Token} }
+
 // Name returns "huixingyun".
 func (p *Provider) Name() string { return Name }
 
 // Capabilities describes what HuiXingYun's API allows.
 func (p *Provider) Capabilities() providers.Capabilities { return capabilities }
+
+// Precheck refuses what HuiXingYun would refuse in the instance's current state and lists
+// what the action interrupts or costs (rules).
+func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
+	return rules.Precheck(req)
+}
 
 // capabilities says what HuiXingYun's API allows, for list_providers and the rules of Precheck.
 var capabilities = providers.Capabilities{

@@ -8,16 +8,9 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
-// Precheck refuses what HuiXingYun would refuse in the instance's current state and lists
-// what the action interrupts or costs (rules).
-func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
-	return rules.Precheck(req)
-}
-
 // rules are HuiXingYun's: only "Stopped" is documented, so a state this adapter does not know
 // is left to the vendor, except for a destroy, which cannot be undone.
-var rules = providers.StateRules{
-	Provider: Name, Title: "HuiXingYun",
+var rules = providers.StateRules{Provider: Name, Title: "HuiXingYun",
 	Busy: map[providers.State]string{providers.StateDeleting: "the instance is being destroyed"},
 	Actions: map[providers.Action]providers.ActionRule{
 		providers.ActionLaunch: {

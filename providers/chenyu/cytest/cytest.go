@@ -18,8 +18,8 @@
 //	                                 starting (24), which aborts the boot (a guess: Chenyu
 //	                                 documents no rule), so that a stuck instance can go
 //
-// Launch outcomes (SetLaunchOutcome): LaunchNeverRuns leaves an instance at 1 forever,
-// LaunchFails takes it 1 -> 23 (abnormally stopped), LaunchSoldOut refuses the create with
+// Launch outcomes (SetLaunchOutcome): emu.LaunchNeverRuns leaves an instance at 1 forever,
+// emu.LaunchFails takes it 1 -> 23 (abnormally stopped), emu.LaunchSoldOut refuses the create with
 // "GPU资源不足". A stuck instance cannot be shut down (shutdown needs 2, as documented) but can
 // be destroyed.
 //
@@ -35,19 +35,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
-)
-
-// LaunchOutcome is what happens to the instances created with a GPU model; see
-// SetLaunchOutcome.
-type LaunchOutcome = emu.LaunchOutcome
-
-// Launch outcomes.
-const (
-	LaunchNormal    = emu.LaunchNormal    // 1, then 2 after StepDelay
-	LaunchNeverRuns = emu.LaunchNeverRuns // created and billed, but 1 forever
-	LaunchFails     = emu.LaunchFails     // 1, then 23 (abnormally stopped) after StepDelay
-	LaunchSoldOut   = emu.LaunchSoldOut   // the create is refused: "GPU资源不足"
 )
 
 // DemoAPIKey is the only key the emulator accepts ("Authorization: Bearer <DemoAPIKey>").
@@ -126,6 +115,16 @@ type Server struct {
 	balance   float64
 	card      float64
 }
+
+// Emulate starts an emulator for the vendor list (providers.Vendor); the variables are the
+// adapter's, without their prefix.
+func Emulate(o emulated.Options) (emulated.Server, map[string]string) {
+	s := NewServer(Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
+	return s, map[string]string{"API_KEY": s.Credential(), "BASE_URL": s.URL()}
+}
+
+// Endpoints are the emulated requests that tests aim faults at: the GPU list and a create.
+var Endpoints = emulated.Endpoints{Offers: "/gpu/list", OfferReads: 1, Buy: emulated.Faults{Method: http.MethodPost, Path: "/instance/create_by_image"}}
 
 // NewServer starts an emulator on loopback.
 func NewServer(opts Options) *Server {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
 )
 
 // Business refusals carry this code: the documents define only 0, 2 and -2, and say every
@@ -271,7 +273,7 @@ func (s *Server) checkGPU(gpuUUID string, nums *int) (gpu, reply, bool) {
 	if !found {
 		return gpu{}, refuse("GPU型号不存在", "GPU model %s not found", gpuUUID), false
 	}
-	if g.Status != 1 || s.Outcome(g.UUID) == LaunchSoldOut {
+	if g.Status != 1 || s.Outcome(g.UUID) == emu.LaunchSoldOut {
 		return gpu{}, refuse("GPU资源不足, 请稍后再试", "not enough free %s GPUs, try later", g.Name), false
 	}
 	if g.Price.Hour != nil && s.balance+s.card < *g.Price.Hour*float64(*nums) {
@@ -281,7 +283,7 @@ func (s *Server) checkGPU(gpuUUID string, nums *int) (gpu, reply, bool) {
 }
 
 // newInstance makes an instance of g as the launch outcome of g says (the caller has checked
-// it is not LaunchSoldOut), with its SSH endpoint; a refusal when no port can be bound.
+// it is not emu.LaunchSoldOut), with its SSH endpoint; a refusal when no port can be bound.
 func (s *Server) newInstance(g gpu, nums int, title string) (*instance, reply, bool) {
 	n := s.nextSeq()
 	now := s.Now()
@@ -291,8 +293,8 @@ func (s *Server) newInstance(g gpu, nums int, title string) (*instance, reply, b
 		return nil, reply{Code: -2, Msg: "系统错误 / system error: cannot bind an SSH port: " + err.Error()}, false
 	}
 	switch s.Outcome(g.UUID) {
-	case LaunchNeverRuns:
-	case LaunchFails:
+	case emu.LaunchNeverRuns:
+	case emu.LaunchFails:
 		in.steps.Then(now, s.StepDelay(), statusAbnormal, nil)
 	default:
 		in.steps.Then(now, s.StepDelay(), statusRunning, in.markStarted)

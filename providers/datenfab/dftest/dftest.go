@@ -21,7 +21,7 @@
 //   - power_off is accepted while an instance is Creating or Starting as well as Running (it
 //     scales the pending container to zero), so that an instance that never comes up can be
 //     powered off and then deleted; delete needs Shutdown or Failed. "Failed" is the failure
-//     status LaunchFails leads to; the documents name none.
+//     status emu.LaunchFails leads to; the documents name none.
 //
 // Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound at create:
 // servers.SSH.sshAddr reads "ssh -p<port> root@127.0.0.1", and the endpoint greets with an SSH
@@ -39,18 +39,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
-)
-
-// LaunchOutcome is what happens to the instances created from an offer; see SetLaunchOutcome.
-type LaunchOutcome = emu.LaunchOutcome
-
-// Launch outcomes.
-const (
-	LaunchNormal    = emu.LaunchNormal    // Creating, then Running after StepDelay
-	LaunchNeverRuns = emu.LaunchNeverRuns // created and billed, but Creating forever
-	LaunchFails     = emu.LaunchFails     // Creating, then Failed after StepDelay
-	LaunchSoldOut   = emu.LaunchSoldOut   // create answers 400 "insufficient GPU resources"
 )
 
 // StatusFailed is the failure status the emulator uses (a guess: none is documented).
@@ -126,6 +116,17 @@ type instance struct {
 	sshPassword, jupyterToken              string
 	saved                                  []string
 }
+
+// Emulate starts an emulator for the vendor list (providers.Vendor); the variables are the
+// adapter's, without their prefix.
+func Emulate(o emulated.Options) (emulated.Server, map[string]string) {
+	s := NewServer(Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
+	return s, map[string]string{"TOKEN": s.Credential(), "NAMESPACE": s.Namespace(), "BASE_URL": s.URL()}
+}
+
+// Endpoints are the emulated requests that tests aim faults at: a ListOffers asks the SKUs of
+// both regions at once; the create buys.
+var Endpoints = emulated.Endpoints{Offers: "/skus/computings", OfferReads: 2, Buy: emulated.Faults{Method: http.MethodPost, Path: "/instances"}}
 
 // NewServer starts an emulator on a loopback port.
 func NewServer(opts Options) *Server {
@@ -441,7 +442,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	outcome := s.Outcome(rg.ClusterName + "/" + k.SKUsID + "/" + k.SellingType)
-	if outcome == LaunchSoldOut {
+	if outcome == emu.LaunchSoldOut {
 		bad("insufficient GPU resources: GPU SKU %s is sold out", k.SKUsID)
 		return
 	}
@@ -470,9 +471,9 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.instances[in.name] = in
 	s.order = append(s.order, in.name)
 	switch outcome {
-	case LaunchNeverRuns:
+	case emu.LaunchNeverRuns:
 		s.transition(in, "Creating")
-	case LaunchFails:
+	case emu.LaunchFails:
 		s.transition(in, "Creating", StatusFailed)
 	default:
 		s.transition(in, "Creating", "Running")

@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
 )
 
@@ -86,6 +87,16 @@ type Server struct {
 	order    []string
 	seq      int
 }
+
+// Emulate starts an emulator for the vendor list; the variables are the adapter's, without
+// their prefix.
+func Emulate(o emulated.Options) (emulated.Server, map[string]string) {
+	s := NewServer(Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
+	return s, map[string]string{"API_KEY": s.Credential(), "BASE_URL": s.URL()}
+}
+
+// Endpoints are the emulated requests that tests aim faults at.
+var Endpoints = emulated.Endpoints{Offers: "/v1/offers", OfferReads: 1, Buy: emulated.Faults{Method: http.MethodPost, Path: "/v1/machines"}}
 
 // NewServer starts an emulator on loopback.
 func NewServer(opts Options) *Server {

@@ -21,9 +21,9 @@
 //   - a stop is accepted while an instance is Creating or Starting as well as Running (it
 //     aborts the boot), so that an instance that never comes up can be stopped, then, if
 //     billed by the hour, destroyed; the document states no rule for it;
-//   - a buy refused for lack of capacity (SetGPURemain, LaunchSoldOut) is a fails element
+//   - a buy refused for lack of capacity (SetGPURemain, emu.LaunchSoldOut) is a fails element
 //     {"message":"insufficient GPUs ..."} with fail_instance counted; the document has no
-//     failure status, so LaunchFails behaves like LaunchNeverRuns.
+//     failure status, so emu.LaunchFails behaves like emu.LaunchNeverRuns.
 //
 // Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound when it is
 // bought: the list reports ip "127.0.0.1" and its port, and the endpoint greets with an SSH
@@ -43,18 +43,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
-)
-
-// LaunchOutcome is what happens to the instances bought from an offer; see SetLaunchOutcome.
-type LaunchOutcome = emu.LaunchOutcome
-
-// Launch outcomes. HuiXingYun documents no failure status, so LaunchFails is LaunchNeverRuns.
-const (
-	LaunchNormal    = emu.LaunchNormal    // Creating, then Running after StepDelay
-	LaunchNeverRuns = emu.LaunchNeverRuns // bought and billed, but Creating forever
-	LaunchFails     = emu.LaunchFails     // as LaunchNeverRuns (no failure status documented)
-	LaunchSoldOut   = emu.LaunchSoldOut   // the buy is refused: insufficient GPUs, no instance
 )
 
 // DemoToken is the API token the emulator accepts unless Options.Token says otherwise. It is
@@ -161,6 +151,16 @@ var cst = time.FixedZone("CST", 8*3600)
 
 // vendorName is the vendor name the SSH banners carry.
 const vendorName = "huixingyun"
+
+// Emulate starts an emulator for the vendor list (providers.Vendor); the variables are the
+// adapter's, without their prefix.
+func Emulate(o emulated.Options) (emulated.Server, map[string]string) {
+	s := NewServer(Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
+	return s, map[string]string{"TOKEN": s.Credential(), "BASE_URL": s.URL()}
+}
+
+// Endpoints are the emulated requests that tests aim faults at: the product list and the buy.
+var Endpoints = emulated.Endpoints{Offers: "/gpu/product/list", OfferReads: 1, Buy: emulated.Faults{Method: http.MethodPost, Path: "/gpu/instances/buy"}}
 
 // NewServer starts an emulator on a loopback port.
 func NewServer(opts Options) *Server {
@@ -651,7 +651,7 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 	ans := buyAnswer{Success: []orderJSON{}, Fails: []failJSON{}}
 	outcome := s.Outcome(p.GPUType)
 	for range num {
-		if outcome == LaunchSoldOut {
+		if outcome == emu.LaunchSoldOut {
 			ans.FailInstance++
 			ans.Fails = append(ans.Fails, failJSON{Message: fmt.Sprintf("insufficient GPUs: %s is sold out", p.GPUType)})
 			continue
@@ -690,10 +690,10 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 		case PayMonth:
 			in.ExpireAt = now.AddDate(0, 1, 0)
 		}
-		if outcome == LaunchNormal {
+		if outcome == emu.LaunchNormal {
 			s.walk(in, now, StatusCreating, StatusRunning)
 		} else {
-			in.Status = StatusCreating // LaunchNeverRuns, LaunchFails: no failure status to reach
+			in.Status = StatusCreating // emu.LaunchNeverRuns, emu.LaunchFails: no failure status to reach
 		}
 		s.instances[in.GID] = in
 		ans.SuccessInstance++
