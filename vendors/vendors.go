@@ -6,7 +6,6 @@ package vendors
 
 import (
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -110,23 +109,14 @@ func (e *Emulated) EnvLines() []string {
 
 // Variables names every environment variable v reads, sorted.
 func Variables(v providers.Vendor) []string {
-	out := variables(reflect.TypeOf(v.Config()).Elem(), v.EnvPrefix)
-	slices.Sort(out)
-	return out
-}
-
-// variables are the names the env tags of struct t give, nested structs (envPrefix) included.
-func variables(t reflect.Type, prefix string) []string {
-	var out []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if p, ok := f.Tag.Lookup("envPrefix"); ok && f.Type.Kind() == reflect.Struct {
-			out = append(out, variables(f.Type, prefix+p)...)
-			continue
-		}
-		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" && name != "-" {
-			out = append(out, prefix+name)
-		}
+	params, err := env.GetFieldParamsWithOptions(v.Config(), env.Options{Prefix: v.EnvPrefix})
+	if err != nil {
+		panic(fmt.Sprintf("%s: the configuration is not a struct with env tags: %v", v.Name, err))
 	}
+	out := make([]string, len(params))
+	for i, p := range params {
+		out[i] = p.Key
+	}
+	slices.Sort(out)
 	return out
 }
