@@ -6,13 +6,16 @@ import (
 	"strings"
 )
 
-// Registry holds the configured providers by name.
+// Registry holds the configured providers by name. It is the one layer that owns the
+// provider prefix of identifiers: each adapter is wrapped so that everything above the
+// registry sees provider-qualified ids only ("huixingyun:gpu-105b...": offers, images,
+// instances, launch results, saved images), and the adapter sees its vendor-local ones only.
 type Registry struct {
 	byName map[string]Provider
 	names  []string
 }
 
-// NewRegistry returns a registry of ps; names must be unique.
+// NewRegistry returns a registry of ps, each wrapped to qualify its ids; names must be unique.
 func NewRegistry(ps ...Provider) (*Registry, error) {
 	r := &Registry{byName: map[string]Provider{}}
 	for _, p := range ps {
@@ -20,7 +23,7 @@ func NewRegistry(ps ...Provider) (*Registry, error) {
 		if _, dup := r.byName[n]; dup {
 			return nil, fmt.Errorf("provider %q registered twice", n)
 		}
-		r.byName[n] = p
+		r.byName[n] = qualify(p)
 		r.names = append(r.names, n)
 	}
 	sort.Strings(r.names)
@@ -49,27 +52,21 @@ func (r *Registry) Get(name string) (Provider, error) {
 	}
 	if len(r.names) == 0 {
 		return nil, &Error{Kind: KindInvalid, Provider: "gpu-mcp", Message: fmt.Sprintf("provider %q is not configured", name),
-			Remedy: "no provider is configured: " + ConfigureHint}
+			Remedy: "no provider is configured; list_providers says how to configure one"}
 	}
 	return nil, &Error{Kind: KindInvalid, Provider: "gpu-mcp", Message: fmt.Sprintf("unknown provider %q", name),
 		Remedy: "configured providers: " + strings.Join(r.names, ", ")}
 }
 
-// Resolve splits a provider-qualified id ("provider:local") and finds its provider.
-func (r *Registry) Resolve(id string) (Provider, string, error) {
-	name, local, err := SplitID(id)
+// Resolve finds the provider of a provider-qualified id ("provider:local"), to which the id
+// is then given as it is.
+func (r *Registry) Resolve(id string) (Provider, error) {
+	name, _, err := SplitID(id)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	p, err := r.Get(name)
-	if err != nil {
-		return nil, "", err
-	}
-	return p, local, nil
+	return r.Get(name)
 }
-
-// ConfigureHint says how to enable a provider.
-const ConfigureHint = "set HUIXINGYUN_TOKEN, or DATENFAB_TOKEN and DATENFAB_NAMESPACE, or CHENYU_API_KEY in the server's environment (or start it with --demo to try the built-in emulators)"
 
 // QualifyID joins a provider name and a vendor-local id.
 func QualifyID(provider, local string) string { return provider + ":" + local }

@@ -173,13 +173,15 @@ type Image struct {
 	CreatedAt   *time.Time `json:"created_at,omitempty"`
 }
 
-// ImageQuery narrows ListImages. Both fields hold vendor-local values.
+// ImageQuery narrows ListImages. Both fields hold vendor-local values at the adapter (the
+// registry's wrapper takes a qualified OfferID).
 type ImageQuery struct {
 	OfferID string // images usable with this offer
 	Region  string // images in this region
 }
 
-// LaunchSpec is a request to create an instance. IDs are vendor-local (the prefix removed).
+// LaunchSpec is a request to create an instance. Its ids are qualified above the registry and
+// vendor-local at the adapter.
 type LaunchSpec struct {
 	OfferID  string
 	ImageID  string
@@ -189,8 +191,8 @@ type LaunchSpec struct {
 	Name     string
 }
 
-// LaunchResult tells what a launch created. InstanceID is vendor-local and may be empty
-// when the vendor answered with an order only and the instance is not yet visible.
+// LaunchResult tells what a launch created. InstanceID may be empty when the vendor answered
+// with an order only and the instance is not yet visible.
 type LaunchResult struct {
 	InstanceID string
 	OrderID    string
@@ -239,8 +241,8 @@ type ActionRequest struct {
 	Launch    *LaunchSpec // launch: what will be bought
 }
 
-// Provider is one GPU cloud. IDs passed in and returned are vendor-local; the tools layer adds
-// and removes the provider prefix. Errors are *Error values.
+// Provider is one GPU cloud. An adapter takes and returns vendor-local ids; the Registry
+// wraps it so that everything above sees provider-qualified ones. Errors are *Error values.
 type Provider interface {
 	Name() string
 	Capabilities() Capabilities

@@ -24,8 +24,8 @@ type AuditEntry struct {
 	Tool         string          `json:"tool"`
 	Arguments    json.RawMessage `json:"arguments"`
 	Plan         *Plan           `json:"plan,omitempty"`
-	Confirmation string          `json:"confirmation"` // none, token, elicitation_accept, elicitation_decline, elicitation_cancel
-	Outcome      string          `json:"outcome"`      // confirmation_required, done, nothing_to_do, declined, cancelled, refused, failed
+	Confirmation Confirmation    `json:"confirmation"`
+	Outcome      Status          `json:"outcome"`
 	Detail       string          `json:"detail,omitempty"`
 	Demo         bool            `json:"demo,omitempty"`
 }

@@ -18,7 +18,7 @@ const (
 // AutoStop says how and when a launched instance will be stopped.
 type AutoStop struct {
 	At   time.Time `json:"at" jsonschema_description:"when the instance will be stopped"`
-	By   string    `json:"by" jsonschema:"enum=vendor,enum=gpu-mcp" jsonschema_description:"vendor: the vendor's own shutdown timer; gpu-mcp: this server process stops it, so only while it keeps running"`
+	By   StopBy    `json:"by" jsonschema:"enum=vendor,enum=gpu-mcp" jsonschema_description:"vendor: the vendor's own shutdown timer; gpu-mcp: this server process stops it, so only while it keeps running"`
 	Note string    `json:"note,omitempty"`
 }
 
@@ -35,9 +35,8 @@ type scheduledStop struct {
 	timer *time.Timer
 }
 
-// schedule arranges for d to stop the instance at at. A later schedule replaces an earlier.
-func (s *autoStops) schedule(d *Deps, p providers.Provider, local string, at time.Time) {
-	id := providers.QualifyID(p.Name(), local)
+// schedule arranges for d to stop the instance id at at. A later schedule replaces an earlier.
+func (s *autoStops) schedule(d *Deps, p providers.Provider, id string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -50,13 +49,13 @@ func (s *autoStops) schedule(d *Deps, p providers.Provider, local string, at tim
 		old.timer.Stop()
 	}
 	st := &scheduledStop{at: at}
-	st.timer = time.AfterFunc(time.Until(at), func() { s.fire(d, p, local, id, st) })
+	st.timer = time.AfterFunc(time.Until(at), func() { s.fire(d, p, id, st) })
 	s.timers[id] = st
 }
 
 // fire stops the instance if it is still running; a vendor failure is tried again a few
 // times, and logged loudly if it persists, since the instance then keeps billing.
-func (s *autoStops) fire(d *Deps, p providers.Provider, local, id string, st *scheduledStop) {
+func (s *autoStops) fire(d *Deps, p providers.Provider, id string, st *scheduledStop) {
 	defer func() {
 		s.mu.Lock()
 		if s.timers[id] == st {
@@ -76,11 +75,11 @@ func (s *autoStops) fire(d *Deps, p providers.Provider, local, id string, st *sc
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		outcome, err := s.stopNow(ctx, d, p, local)
+		outcome, err := s.stopNow(ctx, p, id)
 		cancel()
 		if err == nil {
 			d.Log.Info().Str("instance", id).Str("outcome", outcome).Msg("auto-stop")
-			rec := AuditEntry{Time: time.Now().UTC(), Tool: "auto_stop", Confirmation: "approved_at_launch", Outcome: "done", Detail: id + ": " + outcome, Demo: d.Demo}
+			rec := AuditEntry{Time: time.Now().UTC(), Tool: "auto_stop", Confirmation: ConfirmedAtLaunch, Outcome: StatusDone, Detail: id + ": " + outcome, Demo: d.Demo}
 			if aerr := d.Audit.Record(rec); aerr != nil {
 				d.Log.Error().Err(aerr).Msg("audit log write failed")
 			}
@@ -92,12 +91,12 @@ func (s *autoStops) fire(d *Deps, p providers.Provider, local, id string, st *sc
 		}
 	}
 	d.Log.Error().Str("instance", id).Str("error", errorText(lastErr)).Msg("auto-stop failed: the instance may still be running and billing; stop it with stop_instance")
-	rec := AuditEntry{Time: time.Now().UTC(), Tool: "auto_stop", Confirmation: "approved_at_launch", Outcome: "failed", Detail: id + ": " + errorText(lastErr), Demo: d.Demo}
+	rec := AuditEntry{Time: time.Now().UTC(), Tool: "auto_stop", Confirmation: ConfirmedAtLaunch, Outcome: StatusFailed, Detail: id + ": " + errorText(lastErr), Demo: d.Demo}
 	_ = d.Audit.Record(rec)
 }
 
-func (s *autoStops) stopNow(ctx context.Context, d *Deps, p providers.Provider, local string) (string, error) {
-	inst, err := p.GetInstance(ctx, local)
+func (s *autoStops) stopNow(ctx context.Context, p providers.Provider, id string) (string, error) {
+	inst, err := p.GetInstance(ctx, id)
 	if providers.KindOf(err) == providers.KindNotFound {
 		return "the instance no longer exists", nil
 	}
@@ -111,7 +110,7 @@ func (s *autoStops) stopNow(ctx context.Context, d *Deps, p providers.Provider, 
 	if _, err := p.Precheck(providers.ActionRequest{Action: providers.ActionStop, Instance: inst}); err != nil {
 		return "", err
 	}
-	if err := p.Stop(ctx, local); err != nil {
+	if err := p.Stop(ctx, id); err != nil {
 		return "", err
 	}
 	return "stopped", nil

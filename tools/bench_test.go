@@ -1,8 +1,9 @@
 package tools
 
 // Benchmarks only (they run with -bench, never in `go test`): tool calls through the MCP
-// server in-process (mcp-go's in-process client, JSON-RPC and all), against the three demo
-// emulators on loopback; and the guarded path, whole and its confirmation tokens alone.
+// server in-process (mcp-go's in-process client, JSON-RPC and all), against the demo emulator
+// of every vendor of the list on loopback; and the guarded path, whole and its confirmation
+// tokens alone.
 
 import (
 	"context"
@@ -19,26 +20,25 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// benchClient starts the three emulators (transitions complete at once), the adapters on them
-// with the default HTTP options, and an initialized in-process client; tune adjusts the Deps
-// before the server is built.
+// benchClient starts every vendor's emulator (transitions complete at once), the adapters on
+// them with the default HTTP options, and an initialized in-process client; tune adjusts the
+// Deps before the server is built.
 func benchClient(b *testing.B, tune func(*Deps)) *client.Client {
 	b.Helper()
-	hxy, df, cy := hxytest.NewServer(hxytest.Options{}), dftest.NewServer(dftest.Options{}), cytest.NewServer(cytest.Options{})
-	b.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
-	reg, err := providers.NewRegistry(
-		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL()}),
-		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL()}),
-		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL()}),
-	)
+	var ps []providers.Provider
+	for _, v := range vendors.All() {
+		emu, err := vendors.Emulate(v, emulated.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(emu.Close)
+		ps = append(ps, emu.Config.Provider(providers.HTTPOptions{}, nil))
+	}
+	reg, err := providers.NewRegistry(ps...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,9 +96,9 @@ func BenchmarkToolsList(b *testing.B) {
 	}
 }
 
-// BenchmarkListGPUOffers calls list_gpu_offers across the three emulators: warm (every
-// iteration served by the offer cache), cold-nocache (no cache: every iteration asks the three
-// vendors, as GPU_MCP_OFFER_CACHE_TTL=0 does) and cold-invalidated (the cache is on but
+// BenchmarkListGPUOffers calls list_gpu_offers across the emulators: warm (every iteration
+// served by the offer cache), cold-nocache (no cache: every iteration asks every vendor, as
+// GPU_MCP_OFFER_CACHE_TTL=0 does) and cold-invalidated (the cache is on but
 // emptied before each call, so the cache's own bookkeeping is included).
 func BenchmarkListGPUOffers(b *testing.B) {
 	args := map[string]any{"limit": 50}
@@ -136,7 +136,7 @@ func BenchmarkListGPUOffers(b *testing.B) {
 		b.Cleanup(cache.Close)
 		b.ReportAllocs()
 		for b.Loop() {
-			for _, p := range []string{huixingyun.Name, datenfab.Name, chenyu.Name} {
+			for _, p := range vendors.Names() {
 				cache.Invalidate(p)
 			}
 			check(b, benchCall(b, c, "list_gpu_offers", args))
@@ -144,14 +144,21 @@ func BenchmarkListGPUOffers(b *testing.B) {
 	})
 }
 
-// BenchmarkGuardedStopStart is the whole guarded path twice per iteration, on the chenyu
-// emulator's running sample instance: stop_instance without a token (precheck, plan, token
-// issued), stop_instance with it (token verified, plan checked again, stop sent), then the
-// same for start_instance, so that every iteration starts from a running instance. Four
-// tool calls per iteration.
+// BenchmarkGuardedStopStart is the whole guarded path twice per iteration, on the first
+// running instance the emulators list (Chenyu's sample instance): stop_instance without a
+// token (precheck, plan, token issued), stop_instance with it (token verified, plan checked
+// again, stop sent), then the same for start_instance, so that every iteration starts from a
+// running instance. Four tool calls per iteration.
 func BenchmarkGuardedStopStart(b *testing.B) {
 	c := benchClient(b, nil)
-	id := providers.QualifyID(chenyu.Name, cytest.SampleInstanceUUID)
+	id := ""
+	for _, in := range benchCall(b, c, "list_instances", map[string]any{"state": "running"})["instances"].([]any) {
+		id = in.(map[string]any)["id"].(string)
+		break
+	}
+	if id == "" {
+		b.Fatal("no emulator lists a running instance")
+	}
 	guarded := func(tool string) {
 		plan := benchCall(b, c, tool, map[string]any{"instance_id": id})
 		token, _ := plan["confirmation_token"].(string)
@@ -174,7 +181,7 @@ func BenchmarkGuardedStopStart(b *testing.B) {
 // it, with spent tokens still within their lifetime held at 0, 1,000 and 10,000: Verify
 // sweeps the spent-token table on every call, so its cost grows with that number.
 func BenchmarkConfirmer(b *testing.B) {
-	args := []byte(`{"instance_id":"chenyu:inst_12345678-1234-1234-1234-123456789012"}`)
+	args := []byte(`{"instance_id":"zeta:inst_12345678-1234-1234-1234-123456789012"}`)
 	for _, spent := range []int{0, 1000, 10000} {
 		b.Run(fmt.Sprintf("spent=%d", spent), func(b *testing.B) {
 			c := NewConfirmer("bench-secret", time.Minute)

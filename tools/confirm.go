@@ -65,7 +65,7 @@ func (c *Confirmer) Issue(tool string, args []byte, planDigest string) (string, 
 		panic("no randomness for a confirmation token: " + err.Error())
 	}
 	exp := c.now().Add(c.ttl).Truncate(time.Second)
-	payload := strings.Join([]string{tool, argsHash(args), planDigest, strconv.FormatInt(exp.Unix(), 10),
+	payload := strings.Join([]string{tool, argsDigest(args), planDigest, strconv.FormatInt(exp.Unix(), 10),
 		base64.RawURLEncoding.EncodeToString(nonce)}, "|")
 	enc := base64.RawURLEncoding.EncodeToString([]byte(payload))
 	return tokenPrefix + "." + enc + "." + c.mac(enc), exp
@@ -96,7 +96,7 @@ func (c *Confirmer) Verify(tool string, args []byte, planDigest, token string) e
 	switch {
 	case f[0] != tool:
 		return &TokenError{Reason: fmt.Sprintf("the confirmation token was issued for %s, not %s", f[0], tool)}
-	case f[1] != argsHash(args):
+	case f[1] != argsDigest(args):
 		return &TokenError{Reason: "the arguments differ from the ones the confirmation token was issued for; nothing was done"}
 	case !c.now().Before(exp):
 		return &TokenError{Reason: fmt.Sprintf("the confirmation token expired at %s; nothing was done", exp.UTC().Format(time.RFC3339))}
@@ -133,7 +133,9 @@ func (c *Confirmer) mac(s string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func argsHash(args []byte) string {
+// argsDigest fingerprints a tool's canonical arguments, for the tokens that approve them and
+// the idempotency keys bound to them.
+func argsDigest(args []byte) string {
 	h := sha256.Sum256(args)
 	return hex.EncodeToString(h[:16])
 }

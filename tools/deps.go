@@ -37,6 +37,12 @@ type Deps struct {
 	// they wait (0: 3s).
 	PollInterval time.Duration
 
+	// Clouds names the clouds this build can manage, for the server's instructions
+	// ("HuiXingYun, Datenfab and Chenyu").
+	Clouds string
+	// ConfigureHint says how to enable a provider, for the answers given when none is.
+	ConfigureHint string
+
 	launches launchLedger
 	stops    autoStops
 }
@@ -54,11 +60,26 @@ type ProviderError struct {
 	Error    string `json:"error" jsonschema_description:"what went wrong and what to do"`
 }
 
+// configureHint says how to enable a provider.
+func (d *Deps) configureHint() string {
+	if d.ConfigureHint != "" {
+		return d.ConfigureHint
+	}
+	return "configure a provider in the server's environment (gpu-mcp --help names the variables), or start it with --demo to try the built-in emulators"
+}
+
+// noProvider is the error of a call that needs a provider when none is configured, or nil.
+func (d *Deps) noProvider() error {
+	if d.Providers != nil && d.Providers.Len() > 0 {
+		return nil
+	}
+	return &providers.Error{Kind: providers.KindInvalid, Provider: "gpu-mcp", Message: "no provider is configured", Remedy: d.configureHint()}
+}
+
 // selectProviders returns the named provider, or all of them for "".
 func (d *Deps) selectProviders(name string) ([]providers.Provider, error) {
-	if d.Providers == nil || d.Providers.Len() == 0 {
-		return nil, &providers.Error{Kind: providers.KindInvalid, Provider: "gpu-mcp", Message: "no provider is configured",
-			Remedy: providers.ConfigureHint}
+	if err := d.noProvider(); err != nil {
+		return nil, err
 	}
 	if name == "" {
 		return d.Providers.All(), nil
@@ -70,25 +91,19 @@ func (d *Deps) selectProviders(name string) ([]providers.Provider, error) {
 	return []providers.Provider{p}, nil
 }
 
-// resolve finds the provider of a qualified id.
-func (d *Deps) resolve(id, what string) (providers.Provider, string, error) {
+// resolve finds the provider of a qualified id, to which the id is then given as it is.
+func (d *Deps) resolve(id, what string) (providers.Provider, error) {
 	if strings.TrimSpace(id) == "" {
-		return nil, "", invalidf("%s is required; use the ids that the list tools return (provider:vendor-id)", what)
+		return nil, invalidf("%s is required; use the ids that the list tools return (provider:vendor-id)", what)
 	}
-	if d.Providers == nil || d.Providers.Len() == 0 {
-		return nil, "", &providers.Error{Kind: providers.KindInvalid, Provider: "gpu-mcp", Message: "no provider is configured",
-			Remedy: providers.ConfigureHint}
+	if err := d.noProvider(); err != nil {
+		return nil, err
 	}
-	p, local, err := d.Providers.Resolve(id)
+	p, err := d.Providers.Resolve(id)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return p, local, nil
-}
-
-// localID is the vendor-local part of an id p qualified (providers.QualifyID).
-func localID(p providers.Provider, id string) string {
-	return strings.TrimPrefix(id, p.Name()+":")
+	return p, nil
 }
 
 // fanOut calls f on every provider concurrently, each within its own deadline, and gathers

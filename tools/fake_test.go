@@ -52,7 +52,7 @@ func newFake(name string) *fakeProvider {
 	return &fakeProvider{
 		name: name,
 		offers: []providers.Offer{{
-			ID: providers.QualifyID(name, "o1"), Provider: name, GPUModel: "NVIDIA RTX 4090", GPUCounts: []int{1, 2, 4},
+			ID: "o1", Provider: name, GPUModel: "NVIDIA RTX 4090", GPUCounts: []int{1, 2, 4},
 			VRAMGB: 24, PricePerGPUHour: &price, Billing: []providers.BillingMode{providers.BillingHourly, providers.BillingMonthly},
 			Prices: []providers.Price{{Billing: providers.BillingMonthly, CNY: 1000}}, Available: true,
 		}},
@@ -64,7 +64,7 @@ func newFake(name string) *fakeProvider {
 func (f *fakeProvider) addInstance(local string, st providers.State) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.insts[local] = &providers.Instance{ID: providers.QualifyID(f.name, local), Provider: f.name, Name: local, State: st,
+	f.insts[local] = &providers.Instance{ID: local, Provider: f.name, Name: local, State: st,
 		RawState: string(st), GPUModel: "NVIDIA RTX 4090", GPUCount: 1, Billing: providers.BillingHourly,
 		Connection: &providers.Connection{SSHHost: "127.0.0.1", SSHPort: fakeSSH.Port, SSHUser: "root", SSHPassword: "s3cret-pw",
 			SSHCommand: fmt.Sprintf("ssh -p %d root@127.0.0.1", fakeSSH.Port)}}
@@ -98,7 +98,7 @@ func (f *fakeProvider) ListOffers(ctx context.Context) ([]providers.Offer, error
 }
 
 func (f *fakeProvider) ListImages(ctx context.Context, q providers.ImageQuery) ([]providers.Image, error) {
-	return []providers.Image{{ID: providers.QualifyID(f.name, "img1"), Provider: f.name, Name: "ubuntu-cuda", Kind: providers.ImagePublic}}, nil
+	return []providers.Image{{ID: "img1", Provider: f.name, Name: "ubuntu-cuda", Kind: providers.ImagePublic}}, nil
 }
 
 func (f *fakeProvider) ListInstances(ctx context.Context) ([]providers.Instance, error) {

@@ -43,7 +43,7 @@ type Plan struct {
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            string     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; failed: it ran but did not achieve its aim (see the result's details); nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done"`
+	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; failed: it ran but did not achieve its aim (see the result's details); nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done"`
 	Plan              *Plan      `json:"plan,omitempty"`
 	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, with the same arguments, once the user approved the plan"`
 	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema_description:"when the confirmation token expires"`
@@ -53,8 +53,17 @@ type Outcome struct {
 
 func (o *Outcome) outcome() *Outcome { return o }
 
-type hasOutcome interface{ outcome() *Outcome }
-type hasConfirm interface{ takeToken() string }
+// guardedArgs are the arguments of a guarded tool: they embed Confirm.
+type guardedArgs[In any] interface {
+	*In
+	takeToken() string
+}
+
+// guardedResult is the result of a guarded tool: it embeds Outcome.
+type guardedResult[Out any] interface {
+	*Out
+	outcome() *Outcome
+}
 
 // prepared is what a guarded tool's preparation found: either nothing to do, or a plan and
 // the function that carries it out.
@@ -62,25 +71,43 @@ type prepared[Out any] struct {
 	plan    *Plan
 	noop    string // non-empty: nothing to do, and why
 	noopOut Out
-	run     func(ctx context.Context) (Out, string, error)
+	// spend, when set, says that the plan adds a billing instance: the guard checks the
+	// spending limits before the plan is shown and again, since instances may have started
+	// meanwhile, before it runs.
+	spend *newSpend
+	run   func(ctx context.Context) (Out, string, error)
+}
+
+// newSpend is what a plan adds to the spending, for the limits.
+type newSpend struct {
+	periods int    // prepaid periods bought (0: billed by the hour)
+	exclude string // the instance being started, which must not count twice
+}
+
+// checkSpend applies the spending limits to a plan that adds spending.
+func (p *prepared[Out]) checkSpend(ctx context.Context, d *Deps) error {
+	if p.spend == nil {
+		return nil
+	}
+	return d.checkNewSpend(ctx, p.plan, p.spend.periods, p.spend.exclude)
 }
 
 // guardedTool builds a tool that changes something at a vendor. prepare only reads. The action
 // runs only after a person said yes through the client (elicitation), or with a valid token
-// for the same arguments and the same plan.
-func guardedTool[In any, Out any](d *Deps, name, title, description string, hints Hints,
-	prepare func(ctx context.Context, in *In) (*prepared[Out], error)) Tool {
+// for the same arguments and the same plan, and within the spending limits.
+func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *Deps, name, title, description string, hints Hints,
+	prepare func(ctx context.Context, in PIn) (*prepared[Out], error)) Tool {
 	return newTool(name, title, description, hints, true, func(ctx context.Context, in *In) (_ Out, _ string, err error) {
 		var zero Out
-		token := any(in).(hasConfirm).takeToken()
+		token := PIn(in).takeToken()
 		args, err := json.Marshal(in)
 		if err != nil {
 			return zero, "", err
 		}
-		rec := AuditEntry{Time: time.Now().UTC(), Tool: name, Arguments: args, Confirmation: "none", Demo: d.Demo}
+		rec := AuditEntry{Time: time.Now().UTC(), Tool: name, Arguments: args, Confirmation: ConfirmedNot, Demo: d.Demo}
 		defer func() {
 			if err != nil && rec.Outcome == "" {
-				rec.Outcome, rec.Detail = "refused", errorText(err)
+				rec.Outcome, rec.Detail = StatusRefused, errorText(err)
 			}
 			if aerr := d.Audit.Record(rec); aerr != nil {
 				d.Log.Error().Err(aerr).Str("tool", name).Msg("audit log write failed")
@@ -93,10 +120,13 @@ func guardedTool[In any, Out any](d *Deps, name, title, description string, hint
 		}
 		if p.noop != "" {
 			out := p.noopOut
-			o := any(&out).(hasOutcome).outcome()
-			o.Status, o.Message, o.Demo = "nothing_to_do", p.noop, d.Demo
-			rec.Outcome, rec.Detail = "nothing_to_do", p.noop
+			o := POut(&out).outcome()
+			o.Status, o.Message, o.Demo = StatusNothingToDo, p.noop, d.Demo
+			rec.Outcome, rec.Detail = StatusNothingToDo, p.noop
 			return out, d.textPrefix() + p.noop, nil
+		}
+		if err := p.checkSpend(ctx, d); err != nil {
+			return zero, "", err
 		}
 		rec.Plan = p.plan
 		digest := planDigest(p.plan)
@@ -105,65 +135,70 @@ func guardedTool[In any, Out any](d *Deps, name, title, description string, hint
 		if answer := server.ElicitationResponse(mr.InputResponses, elicitID); answer != nil {
 			// The person's answer to the question this tool asked through the client. The
 			// request state is a token bound to the arguments and the plan that were shown.
-			rec.Confirmation = "elicitation_" + string(answer.Action)
+			rec.Confirmation = confirmedBy(string(answer.Action))
 			if err := d.Confirmer.Verify(name, args, digest, mr.RequestState); err != nil {
 				return zero, "", fmt.Errorf("%s refused: %v", name, err)
 			}
 			if answer.Action != mcp.ElicitationResponseActionAccept || !approved(answer.Content) {
-				status, msg := "declined", "The user declined the plan; nothing was done."
+				status, msg := StatusDeclined, "The user declined the plan; nothing was done."
 				if answer.Action == mcp.ElicitationResponseActionCancel {
-					status, msg = "cancelled", "The user cancelled without approving; nothing was done."
+					status, msg = StatusCancelled, "The user cancelled without approving; nothing was done."
 				}
 				rec.Outcome = status
 				var out Out
-				o := any(&out).(hasOutcome).outcome()
+				o := POut(&out).outcome()
 				o.Status, o.Plan, o.Message, o.Demo = status, p.plan, msg, d.Demo
 				return out, d.textPrefix() + msg, nil
 			}
-			return runConfirmed(ctx, d, name, p, &rec)
+			return runConfirmed[Out, POut](ctx, d, name, p, &rec)
 		}
 
 		if token == "" {
 			if clientCanElicit(ctx) {
 				state, _ := d.Confirmer.Issue(name, args, digest)
-				rec.Outcome = "elicitation_requested"
+				rec.Outcome = StatusElicitationRequested
 				return zero, "", askPerson(name, p.plan, state)
 			}
 			if d.RequireElicitation {
 				return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, and this client cannot ask its user; nothing was done", name)
 			}
-			rec.Outcome = "confirmation_required"
-			return confirmationRequired[Out](d, name, args, digest, p.plan, "")
+			rec.Outcome = StatusConfirmationRequired
+			return confirmationRequired[Out, POut](d, name, args, digest, p.plan, "")
 		}
-		rec.Confirmation = "token"
+		rec.Confirmation = ConfirmedByToken
 		if d.RequireElicitation {
 			return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, not on confirmation tokens; nothing was done", name)
 		}
 		if err := d.Confirmer.Verify(name, args, digest, token); err != nil {
 			if te, ok := isTokenError(err); ok && te.PlanChanged {
-				rec.Outcome, rec.Detail = "confirmation_required", te.Reason
-				return confirmationRequired[Out](d, name, args, digest, p.plan, te.Reason+". The new plan follows.")
+				rec.Outcome, rec.Detail = StatusConfirmationRequired, te.Reason
+				return confirmationRequired[Out, POut](d, name, args, digest, p.plan, te.Reason+". The new plan follows.")
 			}
 			d.Log.Warn().Str("tool", name).Str("reason", err.Error()).Msg("confirmation refused")
 			return zero, "", fmt.Errorf("%s refused: %v", name, err)
 		}
-		return runConfirmed(ctx, d, name, p, &rec)
+		return runConfirmed[Out, POut](ctx, d, name, p, &rec)
 	})
 }
 
-// runConfirmed carries out an approved plan.
-func runConfirmed[Out any](ctx context.Context, d *Deps, name string, p *prepared[Out], rec *AuditEntry) (Out, string, error) {
-	d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Str("confirmation", rec.Confirmation).Msg("approved action running")
-	out, text, err := p.run(ctx)
+// runConfirmed carries out an approved plan, within the spending limits.
+func runConfirmed[Out any, POut guardedResult[Out]](ctx context.Context, d *Deps, name string, p *prepared[Out], rec *AuditEntry) (Out, string, error) {
+	d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Str("confirmation", string(rec.Confirmation)).Msg("approved action running")
+	var out Out
+	var text string
+	err := p.checkSpend(ctx, d)
+	if err == nil {
+		out, text, err = p.run(ctx)
+	}
 	if err != nil {
 		d.Log.Warn().Str("tool", name).Err(err).Msg("approved action failed")
-		rec.Outcome, rec.Detail = "failed", errorText(err)
+		rec.Outcome, rec.Detail = StatusFailed, errorText(err)
 		var zero Out
 		return zero, "", err
 	}
-	o := any(&out).(hasOutcome).outcome()
+	o := POut(&out).outcome()
 	if o.Status == "" {
-		o.Status = "done"
+		o.Status = StatusDone
 	}
 	o.Plan, o.Demo = p.plan, d.Demo
 	rec.Outcome, rec.Detail = o.Status, o.Message
@@ -241,11 +276,11 @@ func clientCanElicit(ctx context.Context) bool {
 
 // confirmationRequired is the answer to a guarded call that has no (or no longer a) valid
 // token: the plan, and a token that approves exactly it.
-func confirmationRequired[Out any](d *Deps, tool string, args []byte, digest string, plan *Plan, note string) (Out, string, error) {
+func confirmationRequired[Out any, POut guardedResult[Out]](d *Deps, tool string, args []byte, digest string, plan *Plan, note string) (Out, string, error) {
 	var out Out
 	token, exp := d.Confirmer.Issue(tool, args, digest)
-	o := any(&out).(hasOutcome).outcome()
-	o.Status, o.Plan, o.ConfirmationToken, o.ExpiresAt, o.Message, o.Demo = "confirmation_required", plan, token, &exp, note, d.Demo
+	o := POut(&out).outcome()
+	o.Status, o.Plan, o.ConfirmationToken, o.ExpiresAt, o.Message, o.Demo = StatusConfirmationRequired, plan, token, &exp, note, d.Demo
 	var b strings.Builder
 	b.WriteString(d.textPrefix())
 	if note != "" {

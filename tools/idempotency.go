@@ -1,10 +1,6 @@
 package tools
 
-import (
-	"crypto/sha256"
-	"encoding/hex"
-	"sync"
-)
+import "sync"
 
 // launchLedger remembers launches by idempotency key, in this process only, so that an agent
 // that repeats a launch (after a timeout, say) gets the first result instead of a second
@@ -15,15 +11,10 @@ type launchLedger struct {
 }
 
 type ledgerEntry struct {
-	argsHash string
+	args     string // argsDigest of the arguments the key was first used with
 	inFlight bool
 	result   *LaunchResult
 	text     string
-}
-
-func hashArgs(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
 }
 
 // lookup returns the entry for key, or nil.
@@ -47,7 +38,7 @@ func (l *launchLedger) begin(key, args string) bool {
 	if _, taken := l.entries[key]; taken {
 		return false
 	}
-	l.entries[key] = &ledgerEntry{argsHash: args, inFlight: true}
+	l.entries[key] = &ledgerEntry{args: args, inFlight: true}
 	return true
 }
 

@@ -123,11 +123,11 @@ func getInstance(d *Deps) Tool {
 		"Get one instance with its state and connection details: an ssh command, host, port, user, the password (a secret: show it only to the user who asked), and web URLs such as Jupyter.",
 		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
 		func(ctx context.Context, in *GetInstanceArgs) (GetInstanceResult, string, error) {
-			p, local, err := d.resolve(in.InstanceID, "instance_id")
+			p, err := d.resolve(in.InstanceID, "instance_id")
 			if err != nil {
 				return GetInstanceResult{}, "", err
 			}
-			inst, err := p.GetInstance(ctx, local)
+			inst, err := p.GetInstance(ctx, in.InstanceID)
 			if err != nil {
 				return GetInstanceResult{}, "", err
 			}

@@ -75,23 +75,23 @@ type LaunchResult struct {
 }
 
 func launchInstance(d *Deps) Tool {
-	return guardedTool(d, "launch_instance", "Launch instance",
+	return guardedTool(d, actionTool[providers.ActionLaunch], "Launch instance",
 		"Rent a new GPU instance from an offer and an image. SPENDS MONEY: billing starts when the vendor creates it. Called without confirm_token it only returns the plan (price, GPUs, billing) and a token; show the plan to the user and call again with the token only after they approve. Then it waits (wait, wait_timeout) until the instance runs and SSH answers, with progress notifications, and returns the ssh command; an instance that does not come up is stopped and destroyed where the vendor allows, and the result says what still exists and bills. Optional: fallback_offers, auto_stop_after.",
 		Hints{Destructive: true, OpenWorld: true},
 		func(ctx context.Context, in *LaunchArgs) (*prepared[LaunchResult], error) {
 			argsKey := ""
 			if in.IdempotencyKey != "" {
 				b, _ := json.Marshal(in)
-				argsKey = hashArgs(b)
+				argsKey = argsDigest(b)
 				if e := d.launches.lookup(in.IdempotencyKey); e != nil {
 					return repeatedLaunch(in.IdempotencyKey, argsKey, e)
 				}
 			}
-			p, offerLocal, err := d.resolve(in.OfferID, "offer_id")
+			p, err := d.resolve(in.OfferID, "offer_id")
 			if err != nil {
 				return nil, err
 			}
-			ip, imageLocal, err := d.resolve(in.ImageID, "image_id")
+			ip, err := d.resolve(in.ImageID, "image_id")
 			if err != nil {
 				return nil, err
 			}
@@ -107,13 +107,13 @@ func launchInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			i := slices.IndexFunc(offers, func(o providers.Offer) bool { return o.ID == providers.QualifyID(p.Name(), offerLocal) })
+			i := slices.IndexFunc(offers, func(o providers.Offer) bool { return o.ID == strings.TrimSpace(in.OfferID) })
 			if i < 0 {
 				return nil, &providers.Error{Kind: providers.KindNotFound, Provider: p.Name(), Op: "launch",
 					Message: fmt.Sprintf("offer %s does not exist (any more)", in.OfferID), Remedy: "pick a current offer with list_gpu_offers"}
 			}
 			offer := offers[i]
-			spec, plan, err := launchPlan(offer, in, offerLocal, imageLocal)
+			spec, plan, err := launchPlan(offer, in)
 			if err != nil {
 				return nil, err
 			}
@@ -123,14 +123,7 @@ func launchInstance(d *Deps) Tool {
 			}
 			plan.Effects = append(plan.Effects, ws...)
 			plan.Effects = append(plan.Effects, launchExtras(p, plan, in)...)
-			if err := d.checkNewSpend(ctx, plan, spec.Periods, ""); err != nil {
-				return nil, err
-			}
-			return &prepared[LaunchResult]{plan: plan, run: func(ctx context.Context) (out LaunchResult, text string, err error) {
-				// Instances may have started since the plan: the limits are checked again.
-				if err := d.checkNewSpend(ctx, plan, spec.Periods, ""); err != nil {
-					return LaunchResult{}, "", err
-				}
+			return &prepared[LaunchResult]{plan: plan, spend: &newSpend{periods: spec.Periods}, run: func(ctx context.Context) (out LaunchResult, text string, err error) {
 				if in.IdempotencyKey != "" {
 					if !d.launches.begin(in.IdempotencyKey, argsKey) {
 						return LaunchResult{}, "", &providers.Error{Kind: providers.KindConflict, Provider: "gpu-mcp", Op: "launch",
@@ -159,7 +152,7 @@ func launchInstance(d *Deps) Tool {
 
 // repeatedLaunch answers a launch whose idempotency key was seen before, without buying.
 func repeatedLaunch(key, argsKey string, e *ledgerEntry) (*prepared[LaunchResult], error) {
-	if e.argsHash != argsKey {
+	if e.args != argsKey {
 		return nil, invalidf("idempotency_key %q was already used with other arguments; use a new key for a different launch", key)
 	}
 	if e.inFlight || e.result == nil {
@@ -173,7 +166,7 @@ func repeatedLaunch(key, argsKey string, e *ledgerEntry) (*prepared[LaunchResult
 }
 
 // launchPlan checks the request against the offer and describes it.
-func launchPlan(o providers.Offer, in *LaunchArgs, offerLocal, imageLocal string) (providers.LaunchSpec, *Plan, error) {
+func launchPlan(o providers.Offer, in *LaunchArgs) (providers.LaunchSpec, *Plan, error) {
 	count := in.GPUCount
 	if count == 0 {
 		count = gpusFor(o, 1)
@@ -204,7 +197,7 @@ func launchPlan(o providers.Offer, in *LaunchArgs, offerLocal, imageLocal string
 	if billing != providers.BillingHourly && periods == 0 {
 		periods = 1
 	}
-	spec := providers.LaunchSpec{OfferID: offerLocal, ImageID: imageLocal, GPUCount: count, Billing: billing, Periods: periods, Name: in.Name}
+	spec := providers.LaunchSpec{OfferID: o.ID, ImageID: strings.TrimSpace(in.ImageID), GPUCount: count, Billing: billing, Periods: periods, Name: in.Name}
 	plan := &Plan{Action: "launch", Provider: o.Provider, OfferID: o.ID, ImageID: in.ImageID, GPUModel: o.GPUModel,
 		GPUCount: count, Billing: string(billing)}
 	if h, ok := o.HourlyPrice(count); ok && billing == providers.BillingHourly {

@@ -13,13 +13,13 @@ import (
 
 // LaunchAttempt is one offer launch_instance tried.
 type LaunchAttempt struct {
-	OfferID    string `json:"offer_id"`
-	InstanceID string `json:"instance_id,omitempty"`
-	OrderID    string `json:"order_id,omitempty"`
-	Result     string `json:"result" jsonschema:"enum=ready,enum=running,enum=ordered,enum=refused,enum=not_running,enum=skipped,enum=error,enum=unknown" jsonschema_description:"ready: running and SSH answers; running: running but SSH did not answer in time; ordered: not waited for; refused: the vendor refused the order (e.g. sold out), nothing bought; not_running: bought but did not come up, see cleanup; skipped: not tried (limits); error or unknown: see detail"`
-	Detail     string `json:"detail,omitempty"`
-	Cleanup    string `json:"cleanup,omitempty" jsonschema_description:"what was done with an instance that did not come up"`
-	Billing    string `json:"billing" jsonschema:"enum=no,enum=yes,enum=storage_only,enum=unknown" jsonschema_description:"whether what this attempt bought still bills"`
+	OfferID    string        `json:"offer_id"`
+	InstanceID string        `json:"instance_id,omitempty"`
+	OrderID    string        `json:"order_id,omitempty"`
+	Result     AttemptResult `json:"result" jsonschema:"enum=ready,enum=running,enum=ordered,enum=refused,enum=not_running,enum=skipped,enum=error,enum=unknown" jsonschema_description:"ready: running and SSH answers; running: running but SSH did not answer in time; ordered: not waited for; refused: the vendor refused the order (e.g. sold out), nothing bought; not_running: bought but did not come up, see cleanup; skipped: not tried (limits); error or unknown: see detail"`
+	Detail     string        `json:"detail,omitempty"`
+	Cleanup    string        `json:"cleanup,omitempty" jsonschema_description:"what was done with an instance that did not come up"`
+	Billing    BillingNow    `json:"billing" jsonschema:"enum=no,enum=yes,enum=storage_only,enum=unknown" jsonschema_description:"whether what this attempt bought still bills"`
 
 	err error // the vendor's error when the order itself failed
 }
@@ -61,31 +61,29 @@ func (d *Deps) launchAndWait(ctx context.Context, p providers.Provider, offer pr
 		step := &launchStepper{ctx: ctx, total: total}
 		att, inst := d.launchOnce(ctx, p, cur, curSpec, in, timeout, step)
 		out.Attempts = append(out.Attempts, att)
-		if att.Result == "ready" || att.Result == "running" || att.Result == "ordered" {
+		if att.Result.usable() {
 			out.InstanceID, out.OrderID, out.Instance = att.InstanceID, att.OrderID, inst
-			out.Ready = att.Result == "ready"
+			out.Ready = att.Result == AttemptReady
 			if inst != nil && inst.Connection != nil {
 				out.SSHCommand = inst.Connection.SSHCommand
 			}
 			d.scheduleAutoStop(ctx, p, in, &out)
 			break
 		}
-		retryable := att.Result == "refused" || (att.Result == "not_running" && att.Billing == "no")
+		retryable := att.Result == AttemptRefused || (att.Result == AttemptNotRunning && att.Billing == BillingNo)
 		if !retryable || try >= in.FallbackOffers || ctx.Err() != nil {
 			break
 		}
 		next, nextSpec, why := d.nextOffer(ctx, p, offer, plan, in, tried)
 		if why != "" {
-			out.Attempts = append(out.Attempts, LaunchAttempt{Result: "skipped", Detail: why, Billing: "no"})
+			out.Attempts = append(out.Attempts, LaunchAttempt{Result: AttemptSkipped, Detail: why, Billing: BillingNo})
 			break
 		}
 		tried[next.ID] = true
 		cur, curSpec = next, nextSpec
 	}
-	switch out.Attempts[len(out.Attempts)-1].Result {
-	case "ready", "running", "ordered":
-	default:
-		out.Status = "failed"
+	if !out.Attempts[len(out.Attempts)-1].Result.usable() {
+		out.Status = StatusFailed
 	}
 	out.Billing = billingSummary(out.Attempts)
 	return out, launchText(d, &out)
@@ -93,41 +91,37 @@ func (d *Deps) launchAndWait(ctx context.Context, p providers.Provider, offer pr
 
 // launchOnce buys one instance and, if asked, waits for it and cleans it up when it fails.
 func (d *Deps) launchOnce(ctx context.Context, p providers.Provider, offer providers.Offer, spec providers.LaunchSpec, in *LaunchArgs, timeout time.Duration, step *launchStepper) (LaunchAttempt, *providers.Instance) {
-	att := LaunchAttempt{OfferID: offer.ID, Billing: "no"}
+	att := LaunchAttempt{OfferID: offer.ID, Billing: BillingNo}
 	res, err := p.Launch(ctx, spec)
 	if err != nil {
 		att.err, att.Detail = err, errorText(err)
 		switch providers.KindOf(err) {
 		case providers.KindUnknown:
 			d.Offers.Invalidate(p.Name())
-			att.Result, att.Billing = "unknown", "unknown"
+			att.Result, att.Billing = AttemptUnknown, BillingUnknown
 		case providers.KindRejected, providers.KindConflict:
-			att.Result = "refused"
+			att.Result = AttemptRefused
 		default:
-			att.Result = "error"
+			att.Result = AttemptError
 		}
 		return att, nil
 	}
 	d.Offers.Invalidate(p.Name())
-	att.OrderID = res.OrderID
-	att.Billing = "yes"
-	local := res.InstanceID
-	if local != "" {
-		att.InstanceID = providers.QualifyID(p.Name(), local)
-	}
+	att.OrderID, att.InstanceID = res.OrderID, res.InstanceID
+	att.Billing = BillingYes
 	inst := res.Instance
 	step.to(1, strings.TrimSpace(strings.Join([]string{att.InstanceID, orderText(att.OrderID)}, " ")))
 	if !in.waits() {
-		att.Result = "ordered"
+		att.Result = AttemptOrdered
 		if inst == nil {
-			if found, err := findInstance(ctx, p, local, res.OrderID); err == nil {
+			if found, err := findInstance(ctx, p, res.InstanceID, res.OrderID); err == nil {
 				inst = &found
 				att.InstanceID = found.ID
 			}
 		}
 		return att, inst
 	}
-	w := waiter{p: p, local: local, orderID: res.OrderID, until: "ssh_ready", timeout: timeout,
+	w := waiter{p: p, id: res.InstanceID, orderID: res.OrderID, until: UntilSSHReady, timeout: timeout,
 		onState: func(i providers.Instance) {
 			switch i.State {
 			case providers.StatePending, providers.StateStarting, providers.StateRestarting:
@@ -140,32 +134,31 @@ func (d *Deps) launchOnce(ctx context.Context, p providers.Provider, offer provi
 	if got.ID != "" {
 		inst = &got
 		att.InstanceID = got.ID
-		local = localID(p, got.ID)
 	}
 	switch {
 	case reached:
 		step.to(4, detail)
-		att.Result, att.Detail = "ready", detail
+		att.Result, att.Detail = AttemptReady, detail
 		return att, inst
 	case werr != nil:
 		// The caller gave up: the instance was bought and may yet come up. The wait goes on
 		// without it, and an instance that does not come up is cleaned up all the same.
-		att.Result, att.Detail = "ordered", "the wait was cancelled ("+werr.Error()+"); the instance exists and bills; gpu-mcp keeps watching it and cleans it up if it does not come up"
+		att.Result, att.Detail = AttemptOrdered, "the wait was cancelled ("+werr.Error()+"); the instance exists and bills; gpu-mcp keeps watching it and cleans it up if it does not come up"
 		d.Log.Warn().Str("instance", att.InstanceID).Str("order", att.OrderID).Msg("launch wait cancelled by the client: watching the instance in the background")
 		w.onState = func(providers.Instance) {}
-		w.until = "running"
-		go d.finishAbandonedLaunch(p, w, local)
+		w.until = UntilRunning
+		go d.finishAbandonedLaunch(p, w, att.InstanceID)
 		return att, inst
 	case inst != nil && inst.State == providers.StateRunning:
-		att.Result, att.Detail = "running", "running, but its SSH server did not answer: "+detail
+		att.Result, att.Detail = AttemptRunning, "running, but its SSH server did not answer: "+detail
 		return att, inst
 	}
-	att.Result, att.Detail = "not_running", detail
-	att.Cleanup, att.Billing = d.cleanupLaunch(p, local, res.OrderID)
+	att.Result, att.Detail = AttemptNotRunning, detail
+	att.Cleanup, att.Billing = d.cleanupLaunch(p, att.InstanceID, res.OrderID)
 	if inst != nil {
 		// Show the state after the cleanup, when it can still be read.
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if after, err := p.GetInstance(rctx, local); err == nil {
+		if after, err := p.GetInstance(rctx, inst.ID); err == nil {
 			inst = &after
 		}
 		cancel()
@@ -175,11 +168,11 @@ func (d *Deps) launchOnce(ctx context.Context, p providers.Provider, offer provi
 
 // finishAbandonedLaunch waits for a launch whose caller went away; if the instance does not
 // come up within the wait the caller asked for, it is cleaned up as if the caller had stayed.
-func (d *Deps) finishAbandonedLaunch(p providers.Provider, w waiter, local string) {
+func (d *Deps) finishAbandonedLaunch(p providers.Provider, w waiter, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.timeout+time.Minute)
 	defer cancel()
-	if local != "" {
-		w.local = local
+	if id != "" {
+		w.id = id
 	}
 	inst, reached, detail, err := d.waitFor(ctx, w)
 	log := d.Log.With().Str("instance", inst.ID).Str("order", w.orderID).Logger()
@@ -187,10 +180,10 @@ func (d *Deps) finishAbandonedLaunch(p providers.Provider, w waiter, local strin
 		log.Info().Msg("abandoned launch: the instance is running and bills; see list_instances")
 		return
 	}
-	cleanup, billing := d.cleanupLaunch(p, localID(p, inst.ID), w.orderID)
-	log.Warn().Str("why", detail).Str("cleanup", cleanup).Str("billing", billing).Msg("abandoned launch did not come up: cleaned up")
-	rec := AuditEntry{Time: time.Now().UTC(), Tool: "launch_cleanup", Confirmation: "approved_at_launch", Outcome: "done",
-		Detail: inst.ID + ": " + cleanup + "; billing: " + billing, Demo: d.Demo}
+	cleanup, billing := d.cleanupLaunch(p, inst.ID, w.orderID)
+	log.Warn().Str("why", detail).Str("cleanup", cleanup).Str("billing", string(billing)).Msg("abandoned launch did not come up: cleaned up")
+	rec := AuditEntry{Time: time.Now().UTC(), Tool: "launch_cleanup", Confirmation: ConfirmedAtLaunch, Outcome: StatusDone,
+		Detail: inst.ID + ": " + cleanup + "; billing: " + string(billing), Demo: d.Demo}
 	if aerr := d.Audit.Record(rec); aerr != nil {
 		log.Error().Err(aerr).Msg("audit log write failed")
 	}
@@ -205,51 +198,50 @@ func orderText(id string) string {
 
 // cleanupLaunch stops and destroys an instance that did not come up, as far as the vendor
 // allows. It runs on its own deadline: the caller having gone must not leave it billing.
-func (d *Deps) cleanupLaunch(p providers.Provider, local, orderID string) (string, string) {
+func (d *Deps) cleanupLaunch(p providers.Provider, id, orderID string) (string, BillingNow) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	inst, err := findInstance(ctx, p, local, orderID)
+	inst, err := findInstance(ctx, p, id, orderID)
 	if providers.KindOf(err) == providers.KindNotFound {
-		if local == "" {
-			return fmt.Sprintf("no instance of order %s is listed; if one appears later it bills: check list_instances", orderID), "unknown"
+		if id == "" {
+			return fmt.Sprintf("no instance of order %s is listed; if one appears later it bills: check list_instances", orderID), BillingUnknown
 		}
-		return "the instance no longer exists", "no"
+		return "the instance no longer exists", BillingNo
 	}
 	if err != nil {
-		return "could not read the instance to clean it up (" + errorText(err) + "); stop or destroy it with stop_instance or destroy_instance", "unknown"
+		return "could not read the instance to clean it up (" + errorText(err) + "); stop or destroy it with stop_instance or destroy_instance", BillingUnknown
 	}
-	local = localID(p, inst.ID)
 	log := d.Log.With().Str("instance", inst.ID).Logger()
-	destroy := func() (string, string, bool) {
+	destroy := func() (string, BillingNow, bool) {
 		if ok, _ := p.Capabilities().Supports(providers.ActionDestroy); !ok {
 			return "", "", false
 		}
 		if _, err := p.Precheck(providers.ActionRequest{Action: providers.ActionDestroy, Instance: inst}); err != nil {
 			return "", "", false
 		}
-		if err := p.Destroy(ctx, local); err != nil {
-			return "destroy failed (" + errorText(err) + "); destroy it with destroy_instance", "unknown", true
+		if err := p.Destroy(ctx, inst.ID); err != nil {
+			return "destroy failed (" + errorText(err) + "); destroy it with destroy_instance", BillingUnknown, true
 		}
 		log.Info().Msg("launch cleanup: destroyed")
-		return "destroyed", "no", true
+		return "destroyed", BillingNo, true
 	}
 	if what, billing, done := destroy(); done {
 		return what, billing
 	}
 	if inst.State != providers.StateStopped {
 		if ok, why := p.Capabilities().Supports(providers.ActionStop); !ok {
-			return "left as it is: " + why + "; it bills until the vendor ends it", "yes"
+			return "left as it is: " + why + "; it bills until the vendor ends it", BillingYes
 		}
 		if _, err := p.Precheck(providers.ActionRequest{Action: providers.ActionStop, Instance: inst}); err != nil {
-			return "left as it is: " + p.Name() + " allows neither stopping nor destroying it now (" + errorText(err) + "); it may bill: check it with get_instance and destroy it when the vendor allows", "yes"
+			return "left as it is: " + p.Name() + " allows neither stopping nor destroying it now (" + errorText(err) + "); it may bill: check it with get_instance and destroy it when the vendor allows", BillingYes
 		}
-		if err := p.Stop(ctx, local); err != nil {
-			return "stop failed (" + errorText(err) + "); it may bill: stop it with stop_instance", "unknown"
+		if err := p.Stop(ctx, inst.ID); err != nil {
+			return "stop failed (" + errorText(err) + "); it may bill: stop it with stop_instance", BillingUnknown
 		}
 		log.Info().Msg("launch cleanup: stopped")
-		stopped, ok, _, _ := d.waitFor(ctx, waiter{p: p, local: local, until: "stopped", timeout: 2 * time.Minute, onState: func(providers.Instance) {}})
+		stopped, ok, _, _ := d.waitFor(ctx, waiter{p: p, id: inst.ID, until: UntilStopped, timeout: 2 * time.Minute, onState: func(providers.Instance) {}})
 		if !ok {
-			return "stop sent, but it was not reported stopped yet; check it with get_instance", "unknown"
+			return "stop sent, but it was not reported stopped yet; check it with get_instance", BillingUnknown
 		}
 		inst = stopped
 	}
@@ -262,7 +254,7 @@ func (d *Deps) cleanupLaunch(p providers.Provider, local, orderID string) (strin
 			why = errorText(err)
 		}
 	}
-	return "stopped; not destroyed: " + why + "; its disk may still be billed", "storage_only"
+	return "stopped; not destroyed: " + why + "; its disk may still be billed", BillingStorageOnly
 }
 
 // nextOffer picks the cheapest untried offer the user's consent covers: same provider, GPU
@@ -274,7 +266,6 @@ func (d *Deps) nextOffer(ctx context.Context, p providers.Provider, orig provide
 		return providers.Offer{}, providers.LaunchSpec{}, "no fallback: the offers could not be read (" + errorText(err) + ")"
 	}
 	approved, approvedKnown := effectiveHourly(plan, max(in.Periods, 1))
-	_, imageLocal, _ := d.Providers.Resolve(in.ImageID)
 	var cands []providers.Offer
 	for _, o := range offers {
 		if tried[o.ID] || o.GPUModel != orig.GPUModel || !o.Available || !slices.Contains(o.GPUCounts, plan.GPUCount) || !hasBilling(o.Billing, providers.BillingMode(plan.Billing)) {
@@ -295,7 +286,7 @@ func (d *Deps) nextOffer(ctx context.Context, p providers.Provider, orig provide
 		args := *in
 		args.GPUCount = plan.GPUCount
 		args.Billing = plan.Billing
-		spec, cplan, err := launchPlan(o, &args, localID(p, o.ID), imageLocal)
+		spec, cplan, err := launchPlan(o, &args)
 		if err != nil {
 			skipped = append(skipped, o.ID+": "+errorText(err))
 			continue
@@ -328,7 +319,7 @@ func (d *Deps) nextOffer(ctx context.Context, p providers.Provider, orig provide
 
 // imageFits reports whether the image is listed for the offer.
 func (d *Deps) imageFits(ctx context.Context, p providers.Provider, o providers.Offer, imageID string) bool {
-	images, err := p.ListImages(ctx, providers.ImageQuery{OfferID: localID(p, o.ID)})
+	images, err := p.ListImages(ctx, providers.ImageQuery{OfferID: o.ID})
 	if err != nil {
 		return false
 	}
@@ -347,23 +338,22 @@ func (d *Deps) scheduleAutoStop(ctx context.Context, p providers.Provider, in *L
 		out.Message = strings.TrimSpace(out.Message + " auto_stop_after could not be arranged: the instance is not listed yet; stop it with stop_instance when done.")
 		return
 	}
-	local := localID(p, out.InstanceID)
 	at := time.Now().Add(after).Truncate(time.Second)
 	if ss, ok := p.(providers.StopScheduler); ok {
-		err := ss.ScheduleStop(ctx, local, at)
+		err := ss.ScheduleStop(ctx, out.InstanceID, at)
 		if err == nil {
-			out.AutoStop = &AutoStop{At: at, By: "vendor", Note: p.Name() + "'s shutdown timer stops it, whether or not gpu-mcp runs"}
+			out.AutoStop = &AutoStop{At: at, By: StopByVendor, Note: p.Name() + "'s shutdown timer stops it, whether or not gpu-mcp runs"}
 			if out.Instance != nil && out.Instance.StopsAt == nil {
 				out.Instance.StopsAt = &at
 			}
 			return
 		}
 		d.Log.Warn().Str("instance", out.InstanceID).Str("error", errorText(err)).Msg("vendor shutdown timer refused; gpu-mcp will stop the instance itself")
-		d.stops.schedule(d, p, local, at)
-		out.AutoStop = &AutoStop{At: at, By: "gpu-mcp", Note: "the vendor's shutdown timer failed (" + errorText(err) + "); gpu-mcp stops it instead, but only while this gpu-mcp process runs"}
+		d.stops.schedule(d, p, out.InstanceID, at)
+		out.AutoStop = &AutoStop{At: at, By: StopByGPUMCP, Note: "the vendor's shutdown timer failed (" + errorText(err) + "); gpu-mcp stops it instead, but only while this gpu-mcp process runs"}
 	} else {
-		d.stops.schedule(d, p, local, at)
-		out.AutoStop = &AutoStop{At: at, By: "gpu-mcp", Note: p.Name() + " has no shutdown timer: gpu-mcp stops it, but only while this gpu-mcp process runs; if it ends first, the instance keeps billing"}
+		d.stops.schedule(d, p, out.InstanceID, at)
+		out.AutoStop = &AutoStop{At: at, By: StopByGPUMCP, Note: p.Name() + " has no shutdown timer: gpu-mcp stops it, but only while this gpu-mcp process runs; if it ends first, the instance keeps billing"}
 	}
 	if out.Instance != nil {
 		d.stops.overlay(out.Instance)
@@ -403,11 +393,11 @@ func billingSummary(atts []LaunchAttempt) string {
 			id = orderText(a.OrderID)
 		}
 		switch a.Billing {
-		case "yes":
+		case BillingYes:
 			parts = append(parts, id+" bills")
-		case "storage_only":
+		case BillingStorageOnly:
 			parts = append(parts, id+" is stopped (its disk may still bill)")
-		case "unknown":
+		case BillingUnknown:
 			if id == "" {
 				id = "the order to " + a.OfferID
 			}
@@ -426,9 +416,9 @@ func launchText(d *Deps, out *LaunchResult) string {
 	switch {
 	case out.Ready:
 		b.WriteString("Launched and ready. ")
-	case out.InstanceID != "" && last.Result == "running":
+	case out.InstanceID != "" && last.Result == AttemptRunning:
 		b.WriteString("Launched; it runs, but SSH did not answer from here: " + last.Detail + ". ")
-	case last.Result == "ordered":
+	case last.Result == AttemptOrdered:
 		if out.InstanceID == "" {
 			b.WriteString(fmt.Sprintf("Ordered (%s); the instance is not listed yet and bills once it exists: check list_instances or wait_instance. ", orderText(out.OrderID)))
 		} else {

@@ -23,19 +23,19 @@ type InstanceActionResult struct {
 }
 
 type instanceAction struct {
-	tool, title, description string
-	action                   providers.Action
-	hints                    Hints
-	noop                     func(providers.Instance) string // non-empty: already done
-	effects                  func(providers.Instance) []string
-	verb                     string
-	spends                   bool // billing resumes: spending limits apply
-	call                     func(ctx context.Context, p providers.Provider, id string) error
+	title, description string
+	action             providers.Action
+	hints              Hints
+	noop               func(providers.Instance) string // non-empty: already done
+	effects            func(providers.Instance) []string
+	verb               string
+	spends             bool // billing resumes: the spending limits apply
+	call               func(ctx context.Context, p providers.Provider, id string) error
 }
 
 var instanceActions = []instanceAction{
 	{
-		tool: "start_instance", title: "Start instance", action: providers.ActionStart, verb: "Start", spends: true,
+		title: "Start instance", action: providers.ActionStart, verb: "Start", spends: true,
 		description: "Start a stopped instance. Billing resumes. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		hints:       Hints{Idempotent: true, OpenWorld: true},
 		noop: func(in providers.Instance) string {
@@ -54,7 +54,7 @@ var instanceActions = []instanceAction{
 		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Start(ctx, id) },
 	},
 	{
-		tool: "stop_instance", title: "Stop instance", action: providers.ActionStop, verb: "Stop",
+		title: "Stop instance", action: providers.ActionStop, verb: "Stop",
 		description: "Stop (power off) an instance; its disk is kept. Running processes are killed. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		hints:       Hints{Destructive: true, Idempotent: true, OpenWorld: true},
 		noop: func(in providers.Instance) string {
@@ -69,7 +69,7 @@ var instanceActions = []instanceAction{
 		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Stop(ctx, id) },
 	},
 	{
-		tool: "restart_instance", title: "Restart instance", action: providers.ActionRestart, verb: "Restart",
+		title: "Restart instance", action: providers.ActionRestart, verb: "Restart",
 		description: "Restart (reboot) a running instance. Running processes are killed. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		hints:       Hints{Destructive: true, OpenWorld: true},
 		noop:        func(providers.Instance) string { return "" },
@@ -79,7 +79,7 @@ var instanceActions = []instanceAction{
 		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Restart(ctx, id) },
 	},
 	{
-		tool: "destroy_instance", title: "Destroy instance", action: providers.ActionDestroy, verb: "Destroy",
+		title: "Destroy instance", action: providers.ActionDestroy, verb: "Destroy",
 		description: "Delete an instance and ALL data on its disks, permanently. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves. Save an image first to keep the disk.",
 		hints:       Hints{Destructive: true, Idempotent: true, OpenWorld: true},
 		noop:        func(providers.Instance) string { return "" },
@@ -91,9 +91,9 @@ var instanceActions = []instanceAction{
 }
 
 func (a instanceAction) build(d *Deps) Tool {
-	return guardedTool(d, a.tool, a.title, a.description, a.hints,
+	return guardedTool(d, actionTool[a.action], a.title, a.description, a.hints,
 		func(ctx context.Context, in *InstanceActionArgs) (*prepared[InstanceActionResult], error) {
-			p, local, inst, err := d.lookupInstance(ctx, in.InstanceID)
+			p, inst, err := d.lookupInstance(ctx, in.InstanceID)
 			if err != nil {
 				return nil, err
 			}
@@ -104,36 +104,30 @@ func (a instanceAction) build(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
+			var spend *newSpend
 			if a.spends {
-				if err := d.checkNewSpend(ctx, plan, 0, inst.ID); err != nil {
-					return nil, err
-				}
+				spend = &newSpend{exclude: inst.ID}
 			}
-			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
-				if a.spends {
-					if err := d.checkNewSpend(ctx, plan, 0, inst.ID); err != nil {
-						return InstanceActionResult{}, "", err
-					}
-				}
-				if err := a.call(ctx, p, local); err != nil {
+			return &prepared[InstanceActionResult]{plan: plan, spend: spend, run: func(ctx context.Context) (InstanceActionResult, string, error) {
+				if err := a.call(ctx, p, inst.ID); err != nil {
 					return InstanceActionResult{}, "", err
 				}
-				return d.afterAction(ctx, p, local, inst, fmt.Sprintf("%s: %s requested.", inst.ID, a.action))
+				return d.afterAction(ctx, p, inst, fmt.Sprintf("%s: %s requested.", inst.ID, a.action))
 			}}, nil
 		})
 }
 
 // lookupInstance resolves an instance id and reads the instance's current state.
-func (d *Deps) lookupInstance(ctx context.Context, id string) (providers.Provider, string, providers.Instance, error) {
-	p, local, err := d.resolve(id, "instance_id")
+func (d *Deps) lookupInstance(ctx context.Context, id string) (providers.Provider, providers.Instance, error) {
+	p, err := d.resolve(id, "instance_id")
 	if err != nil {
-		return nil, "", providers.Instance{}, err
+		return nil, providers.Instance{}, err
 	}
-	inst, err := p.GetInstance(ctx, local)
+	inst, err := p.GetInstance(ctx, id)
 	if err != nil {
-		return nil, "", providers.Instance{}, err
+		return nil, providers.Instance{}, err
 	}
-	return p, local, inst, nil
+	return p, inst, nil
 }
 
 // instancePlan checks that the provider can do the action in the instance's current state
@@ -158,8 +152,8 @@ func (d *Deps) instancePlan(p providers.Provider, inst providers.Instance, req p
 }
 
 // afterAction reports the instance as the vendor shows it after an action.
-func (d *Deps) afterAction(ctx context.Context, p providers.Provider, local string, before providers.Instance, done string) (InstanceActionResult, string, error) {
-	after, err := p.GetInstance(ctx, local)
+func (d *Deps) afterAction(ctx context.Context, p providers.Provider, before providers.Instance, done string) (InstanceActionResult, string, error) {
+	after, err := p.GetInstance(ctx, before.ID)
 	if err != nil {
 		if providers.KindOf(err) == providers.KindNotFound {
 			return InstanceActionResult{Outcome: Outcome{Message: done + " The instance no longer exists."}}, done + " The instance no longer exists.", nil

@@ -47,14 +47,14 @@ func listImages(d *Deps) Tool {
 			var ps []providers.Provider
 			q := providers.ImageQuery{Region: strings.TrimSpace(in.Region)}
 			if in.OfferID != "" {
-				p, local, err := d.resolve(in.OfferID, "offer_id")
+				p, err := d.resolve(in.OfferID, "offer_id")
 				if err != nil {
 					return ListImagesResult{}, "", err
 				}
 				if in.Provider != "" && !strings.EqualFold(in.Provider, p.Name()) {
 					return ListImagesResult{}, "", invalidf("offer_id %s belongs to %s, not %s", in.OfferID, p.Name(), in.Provider)
 				}
-				ps, q.OfferID = []providers.Provider{p}, local
+				ps, q.OfferID = []providers.Provider{p}, in.OfferID
 			} else {
 				var err error
 				if ps, err = d.selectProviders(in.Provider); err != nil {

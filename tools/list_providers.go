@@ -40,7 +40,7 @@ func listProviders(d *Deps) Tool {
 		func(ctx context.Context, _ *ListProvidersArgs) (ListProvidersResult, string, error) {
 			out := ListProvidersResult{Demo: d.Demo, Providers: []ProviderInfo{}}
 			if d.Providers == nil || d.Providers.Len() == 0 {
-				out.Hint = "No provider is configured: " + providers.ConfigureHint
+				out.Hint = "No provider is configured: " + d.configureHint()
 				return out, out.Hint, nil
 			}
 			for _, p := range d.Providers.All() {
@@ -53,7 +53,7 @@ func listProviders(d *Deps) Tool {
 				if len(c.Unsupported) > 0 {
 					info.Unsupported = map[string]string{}
 					for a, why := range c.Unsupported {
-						info.Unsupported[string(a)+"_instance"] = why
+						info.Unsupported[orDefault(actionTool[a], string(a))] = why
 					}
 				}
 				if br, ok := p.(providers.BalanceReporter); ok {

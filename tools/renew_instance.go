@@ -22,11 +22,11 @@ func (a *RenewArgs) validate() error {
 }
 
 func renewInstance(d *Deps) Tool {
-	return guardedTool(d, "renew_instance", "Renew instance",
+	return guardedTool(d, actionTool[providers.ActionRenew], "Renew instance",
 		"Extend a prepaid instance's lease by some billing periods. SPENDS MONEY. Not every provider can (see list_providers). Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		Hints{Destructive: true, OpenWorld: true},
 		func(ctx context.Context, in *RenewArgs) (*prepared[InstanceActionResult], error) {
-			p, local, inst, err := d.lookupInstance(ctx, in.InstanceID)
+			p, inst, err := d.lookupInstance(ctx, in.InstanceID)
 			if err != nil {
 				return nil, err
 			}
@@ -42,10 +42,10 @@ func renewInstance(d *Deps) Tool {
 			// No vendor that can renew publishes a renewal price (HuiXingYun has no prices at all).
 			plan.Effects = append(plan.Effects, p.Name()+" publishes no price for this renewal, so the cost is unknown here: check the vendor's price list")
 			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
-				if err := p.Renew(ctx, local, in.Periods); err != nil {
+				if err := p.Renew(ctx, inst.ID, in.Periods); err != nil {
 					return InstanceActionResult{}, "", err
 				}
-				r, text, err := d.afterAction(ctx, p, local, inst, fmt.Sprintf("%s: renewed for %d period(s).", inst.ID, in.Periods))
+				r, text, err := d.afterAction(ctx, p, inst, fmt.Sprintf("%s: renewed for %d period(s).", inst.ID, in.Periods))
 				if err == nil && r.Instance != nil && r.Instance.ExpiresAt != nil {
 					text += " Expires " + timeCell(r.Instance.ExpiresAt) + "."
 				}

@@ -346,7 +346,11 @@ func TestAuditLog(t *testing.T) {
 		}
 		lines = append(lines, e)
 	}
-	want := []struct{ tool, confirmation, outcome string }{
+	want := []struct {
+		tool         string
+		confirmation Confirmation
+		outcome      Status
+	}{
 		{"stop_instance", "none", "confirmation_required"},
 		{"stop_instance", "token", "done"},
 		{"stop_instance", "none", "nothing_to_do"},

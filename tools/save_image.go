@@ -11,7 +11,7 @@ import (
 // SaveImageArgs names the instance and the image to save.
 type SaveImageArgs struct {
 	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"provider-qualified instance id"`
-	ImageName  string `json:"image_name" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$" jsonschema_description:"name of the new image: letters, digits, dots, dashes, underscores (datenfab also takes name:tag)"`
+	ImageName  string `json:"image_name" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9][A-Za-z0-9._:-]*$" jsonschema_description:"name of the new image: letters, digits, dots, dashes, underscores, and name:tag where the provider tags images"`
 	Confirm
 }
 
@@ -32,11 +32,11 @@ type SaveImageResult struct {
 }
 
 func saveImage(d *Deps) Tool {
-	return guardedTool(d, "save_image", "Save image",
+	return guardedTool(d, actionTool[providers.ActionSaveImage], "Save image",
 		"Save an instance's disk as a private image, to launch from later or to keep data before destroying. On some providers this stops the instance (the plan says so). Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		Hints{Destructive: true, OpenWorld: true},
 		func(ctx context.Context, in *SaveImageArgs) (*prepared[SaveImageResult], error) {
-			p, local, inst, err := d.lookupInstance(ctx, in.InstanceID)
+			p, inst, err := d.lookupInstance(ctx, in.InstanceID)
 			if err != nil {
 				return nil, err
 			}
@@ -50,15 +50,15 @@ func saveImage(d *Deps) Tool {
 				return nil, err
 			}
 			return &prepared[SaveImageResult]{plan: plan, run: func(ctx context.Context) (SaveImageResult, string, error) {
-				ref, err := p.SaveImage(ctx, local, in.ImageName)
+				ref, err := p.SaveImage(ctx, inst.ID, in.ImageName)
 				if err != nil {
 					return SaveImageResult{}, "", err
 				}
-				r, text, err := d.afterAction(ctx, p, local, inst, fmt.Sprintf("%s: saving image %q.", inst.ID, in.ImageName))
+				r, text, err := d.afterAction(ctx, p, inst, fmt.Sprintf("%s: saving image %q.", inst.ID, in.ImageName))
 				out := SaveImageResult{Outcome: r.Outcome, Instance: r.Instance}
 				if ref != "" {
-					out.ImageID = providers.QualifyID(p.Name(), ref)
-					text += " Image: " + out.ImageID + "."
+					out.ImageID = ref
+					text += " Image: " + ref + "."
 				}
 				return out, text, err
 			}}, nil

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -76,6 +78,46 @@ func TestSchemasAreStrictObjects(t *testing.T) {
 		for name, p := range s.Properties {
 			if p["description"] == nil {
 				t.Errorf("%s.%s has no description", tool.Name, name)
+			}
+		}
+	}
+}
+
+// TestSchemaPatternsAcceptWhatTheToolsAccept checks every pattern of an input schema: a client
+// that validates arguments against it must not refuse what the tool takes.
+func TestSchemaPatternsAcceptWhatTheToolsAccept(t *testing.T) {
+	accepted := map[string][]string{"image_name": {"ckpt-1", "e2e-snap:v1", "a", strings.Repeat("x", 64)}}
+	refused := map[string][]string{"image_name": {"bad name!", "-leading-dash"}}
+	for _, tool := range All(&Deps{}) {
+		var s struct {
+			Properties map[string]struct {
+				Pattern string `json:"pattern"`
+			} `json:"properties"`
+		}
+		if err := json.Unmarshal(Schema(tool.InputType), &s); err != nil {
+			t.Fatal(err)
+		}
+		for name, p := range s.Properties {
+			if p.Pattern == "" {
+				continue
+			}
+			re, err := regexp.Compile(p.Pattern)
+			if err != nil || !strings.HasPrefix(p.Pattern, "^") || !strings.HasSuffix(p.Pattern, "$") {
+				t.Errorf("%s.%s: pattern %q is not an anchored regular expression (%v)", tool.Name, name, p.Pattern, err)
+				continue
+			}
+			if len(accepted[name]) == 0 {
+				t.Errorf("%s.%s: no examples to check its pattern with", tool.Name, name)
+			}
+			for _, v := range accepted[name] {
+				if !re.MatchString(v) {
+					t.Errorf("%s.%s: pattern %q refuses %q, which the tool takes", tool.Name, name, p.Pattern, v)
+				}
+			}
+			for _, v := range refused[name] {
+				if re.MatchString(v) {
+					t.Errorf("%s.%s: pattern %q takes %q", tool.Name, name, p.Pattern, v)
+				}
 			}
 		}
 	}

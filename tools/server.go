@@ -2,15 +2,30 @@ package tools
 
 import (
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
 )
+
+// actionTool names the tool of each action a vendor may be unable to do.
+var actionTool = map[providers.Action]string{
+	providers.ActionLaunch:    "launch_instance",
+	providers.ActionStart:     "start_instance",
+	providers.ActionStop:      "stop_instance",
+	providers.ActionRestart:   "restart_instance",
+	providers.ActionSaveImage: "save_image",
+	providers.ActionRenew:     "renew_instance",
+	providers.ActionDestroy:   "destroy_instance",
+}
 
 // All returns every tool, in the order of the architecture's table.
 func All(d *Deps) []Tool {
-	ts := []Tool{listProviders(d), listGPUOffers(d), listImages(d), listInstances(d), getInstance(d), launchInstance(d)}
-	for _, a := range instanceActions[:3] {
-		ts = append(ts, a.build(d))
+	actions := map[providers.Action]Tool{}
+	for _, a := range instanceActions {
+		actions[a.action] = a.build(d)
 	}
-	return append(ts, saveImage(d), renewInstance(d), instanceActions[3].build(d), waitInstance(d))
+	return []Tool{listProviders(d), listGPUOffers(d), listImages(d), listInstances(d), getInstance(d), launchInstance(d),
+		actions[providers.ActionStart], actions[providers.ActionStop], actions[providers.ActionRestart],
+		saveImage(d), renewInstance(d), actions[providers.ActionDestroy], waitInstance(d)}
 }
 
 // Registered is the tools the server offers: all of them, or in read-only mode only those
@@ -30,9 +45,15 @@ func Registered(d *Deps) []Tool {
 }
 
 // Instructions tell the client how to use the server safely.
-const Instructions = `gpu-mcp rents and manages GPU machines on HuiXingYun, Datenfab and Chenyu.
+func Instructions(d *Deps) string {
+	clouds := d.Clouds
+	if clouds == "" {
+		clouds = "GPU clouds"
+	}
+	return "gpu-mcp rents and manages GPU machines on " + clouds + `.
 Start with list_providers and list_gpu_offers. Every id carries its provider (provider:vendor-id).
 Tools that spend money, interrupt work or delete data (launch, start, stop, restart, save_image, renew, destroy) first return a plan and a confirmation token: show the plan to the user and call again with confirm_token only after they approve.`
+}
 
 // NewServer returns an MCP server with every tool registered.
 func NewServer(d *Deps, version string) *server.MCPServer {
@@ -41,7 +62,7 @@ func NewServer(d *Deps, version string) *server.MCPServer {
 		server.WithRecovery(),
 		server.WithLogging(),
 		server.WithElicitation(),
-		server.WithInstructions(Instructions),
+		server.WithInstructions(Instructions(d)),
 	)
 	for _, t := range Registered(d) {
 		s.AddTools(t.ServerTool())

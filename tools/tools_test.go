@@ -428,9 +428,9 @@ func TestListOffersFiltersSortsAndLimits(t *testing.T) {
 	a, b := newFake("alpha"), newFake("beta")
 	cheap, dear := 1.0, 7.0
 	a.offers = append(a.offers,
-		providers.Offer{ID: "alpha:o2", Provider: "alpha", GPUModel: "NVIDIA A100 80G", GPUCounts: []int{8}, VRAMGB: 80, PricePerGPUHour: &dear, Billing: []providers.BillingMode{providers.BillingHourly}, Available: true, Region: "Beijing"},
-		providers.Offer{ID: "alpha:o3", Provider: "alpha", GPUModel: "RTX 3090", GPUCounts: []int{1}, VRAMGB: 24, Billing: []providers.BillingMode{providers.BillingHourly}, Available: true})
-	b.offers = []providers.Offer{{ID: "beta:x", Provider: "beta", GPUModel: "GeForce RTX-4090", GPUCounts: []int{1}, VRAMGB: 24, PricePerGPUHour: &cheap, Billing: []providers.BillingMode{providers.BillingHourly}, Available: false}}
+		providers.Offer{ID: "o2", Provider: "alpha", GPUModel: "NVIDIA A100 80G", GPUCounts: []int{8}, VRAMGB: 80, PricePerGPUHour: &dear, Billing: []providers.BillingMode{providers.BillingHourly}, Available: true, Region: "Beijing"},
+		providers.Offer{ID: "o3", Provider: "alpha", GPUModel: "RTX 3090", GPUCounts: []int{1}, VRAMGB: 24, Billing: []providers.BillingMode{providers.BillingHourly}, Available: true})
+	b.offers = []providers.Offer{{ID: "x", Provider: "beta", GPUModel: "GeForce RTX-4090", GPUCounts: []int{1}, VRAMGB: 24, PricePerGPUHour: &cheap, Billing: []providers.BillingMode{providers.BillingHourly}, Available: false}}
 	h := newHarness(t, a, b)
 
 	ids := func(m map[string]any) []string {
@@ -519,15 +519,20 @@ func TestListInstancesHidesPasswordsGetInstanceShowsThem(t *testing.T) {
 
 func TestNoProviderConfiguredSaysHow(t *testing.T) {
 	h := newHarness(t)
-	for tool, args := range map[string]map[string]any{"list_gpu_offers": {}, "list_instances": {}, "get_instance": {"instance_id": "huixingyun:x"}} {
+	h.deps.ConfigureHint = "set ZETA_TOKEN in the server's environment"
+	for tool, args := range map[string]map[string]any{"list_gpu_offers": {}, "list_instances": {}, "get_instance": {"instance_id": "zeta:x"}} {
 		res, _ := h.call(tool, args)
-		if !res.IsError || !strings.Contains(text(res), "HUIXINGYUN_TOKEN") {
+		if !res.IsError || !strings.Contains(text(res), "ZETA_TOKEN") {
 			t.Errorf("%s without providers: %s", tool, text(res))
 		}
 	}
 	res, m := h.call("list_providers", map[string]any{})
-	if res.IsError || !strings.Contains(m["hint"].(string), "--demo") {
+	if res.IsError || !strings.Contains(m["hint"].(string), "ZETA_TOKEN") {
 		t.Errorf("list_providers without providers: %s", text(res))
+	}
+	h.deps.ConfigureHint = ""
+	if res, m = h.call("list_providers", map[string]any{}); !strings.Contains(m["hint"].(string), "--demo") {
+		t.Errorf("list_providers without a configure hint: %s", text(res))
 	}
 }
 
@@ -616,4 +621,28 @@ func truncateText(s string) string {
 		return s[:300] + "..."
 	}
 	return s
+}
+
+// list_providers names each action a provider lacks by the tool an agent would call.
+func TestListProvidersNamesTheToolsOfUnsupportedActions(t *testing.T) {
+	f := newFake("alpha")
+	f.caps.Unsupported = map[providers.Action]string{}
+	for a := range actionTool {
+		f.caps.Unsupported[a] = "no " + string(a)
+	}
+	h := newHarness(t, f)
+	_, m := h.call("list_providers", map[string]any{})
+	unsupported := m["providers"].([]any)[0].(map[string]any)["unsupported"].(map[string]any)
+	names := map[string]bool{}
+	for _, tool := range All(h.deps) {
+		names[tool.Name] = true
+	}
+	if len(unsupported) != len(actionTool) {
+		t.Fatalf("unsupported %v", unsupported)
+	}
+	for tool, why := range unsupported {
+		if !names[tool] || !strings.HasPrefix(why.(string), "no ") {
+			t.Errorf("unsupported %q (%v) is not a tool's name", tool, why)
+		}
+	}
 }

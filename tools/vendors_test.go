@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -18,62 +17,61 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/providers/fakecloud"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// These tests run the tools against the three vendor emulators, through the real adapters,
-// with faults injected into the emulators' answers.
-
-// faulty is what every emulator offers for fault injection.
-type faulty interface {
-	SetFaults(...hxytest.Faults)
-	FaultsApplied() int
+// These tests run the tools against the emulators of every vendor of the list, through the
+// real adapters, with faults injected into the emulators' answers; a made-up vendor joins
+// the list, so that they show what any new vendor must do.
+func TestMain(m *testing.M) {
+	vendors.WithExtra(fakecloud.Vendor)
+	m.Run()
 }
 
-// vendorEnv is the three emulators, the adapters on them, and a client of the tools.
+// vendorEnv is the emulators, the adapters on them, and a client of the tools.
 type vendorEnv struct {
 	*harness
-	emus    map[string]faulty
-	ps      map[string]providers.Provider
-	buyPath map[string]hxytest.Faults
+	names []string
+	emus  map[string]emulated.Server
+	ps    map[string]providers.Provider
+	buy   map[string]emulated.Faults
 }
 
 // envOptions tune a vendorEnv.
 type envOptions struct {
 	http providers.HTTPOptions
 	deps func(*Deps)
-	// wrap, when set, serves each emulator through it, on a server of the test's own.
+	// wrap, when set, serves each emulator through it.
 	wrap func(vendor string, h http.Handler) http.Handler
 }
 
 func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 	t.Helper()
-	hxy, df, cy := hxytest.NewServer(hxytest.Options{}), dftest.NewServer(dftest.Options{}), cytest.NewServer(cytest.Options{})
-	t.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
-	base := map[string]string{huixingyun.Name: hxy.URL(), datenfab.Name: df.URL(), chenyu.Name: cy.URL()}
-	if o.wrap != nil {
-		for name, h := range map[string]struct {
-			h      http.Handler
-			prefix string
-		}{huixingyun.Name: {hxy.Handler(), ""}, datenfab.Name: {df.Handler(), dftest.APIPrefix}, chenyu.Name: {cy.Handler(), cytest.PathPrefix}} {
-			srv := httptest.NewServer(o.wrap(name, h.h))
-			t.Cleanup(srv.Close)
-			base[name] = srv.URL + h.prefix
+	e := &vendorEnv{emus: map[string]emulated.Server{}, ps: map[string]providers.Provider{}, buy: map[string]emulated.Faults{}}
+	var ps []providers.Provider
+	for _, v := range vendors.All() {
+		eo := emulated.Options{}
+		if o.wrap != nil {
+			eo.Wrap = func(h http.Handler) http.Handler { return o.wrap(v.Name, h) }
 		}
+		emu, err := vendors.Emulate(v, eo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(emu.Close)
+		p := emu.Config.Provider(o.http, nil)
+		e.names = append(e.names, v.Name)
+		e.emus[v.Name], e.buy[v.Name] = emu, v.Endpoints.Buy
+		ps = append(ps, p)
 	}
-	ps := map[string]providers.Provider{
-		huixingyun.Name: huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: base[huixingyun.Name], HTTP: o.http}),
-		datenfab.Name:   datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: base[datenfab.Name], HTTP: o.http}),
-		chenyu.Name:     chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: base[chenyu.Name], HTTP: o.http}),
-	}
-	reg, err := providers.NewRegistry(ps[huixingyun.Name], ps[datenfab.Name], ps[chenyu.Name])
+	reg, err := providers.NewRegistry(ps...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range reg.All() {
+		e.ps[p.Name()] = p
 	}
 	d := &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second, PollInterval: 5 * time.Millisecond}
 	if o.deps != nil {
@@ -93,16 +91,8 @@ func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &vendorEnv{
-		harness: &harness{t: t, deps: d, c: c},
-		emus:    map[string]faulty{huixingyun.Name: hxy, datenfab.Name: df, chenyu.Name: cy},
-		ps:      ps,
-		buyPath: map[string]hxytest.Faults{
-			huixingyun.Name: {Method: http.MethodPost, Path: "/gpu/instances/buy"},
-			datenfab.Name:   {Method: http.MethodPost, Path: "/instances"},
-			chenyu.Name:     {Method: http.MethodPost, Path: "/instance/create_by_image"},
-		},
-	}
+	e.harness = &harness{t: t, deps: d, c: c}
+	return e
 }
 
 // fast are HTTP options for tests: short timeouts, quick retries.
@@ -144,8 +134,8 @@ func (e *vendorEnv) launchArgs(vendor string) map[string]any {
 func TestPurchaseWhoseAnswerIsLostIsNeverRepeated(t *testing.T) {
 	noLeaks(t)
 	e := newVendorEnv(t, envOptions{http: fast})
-	for _, vendor := range []string{huixingyun.Name, datenfab.Name, chenyu.Name} {
-		for _, f := range []hxytest.Faults{{DropConnection: true}, {MalformedJSON: true}, {Status500: true}, {HTMLErrorPage: true}} {
+	for _, vendor := range e.names {
+		for _, f := range []emulated.Faults{{DropConnection: true}, {MalformedJSON: true}, {Status500: true}, {HTMLErrorPage: true}} {
 			args := e.launchArgs(vendor)
 			args["idempotency_key"] = fmt.Sprintf("k-%s-%v", vendor, f)
 			_, plan := e.call("launch_instance", args)
@@ -154,7 +144,7 @@ func TestPurchaseWhoseAnswerIsLostIsNeverRepeated(t *testing.T) {
 				t.Fatalf("%s: no plan: %v", vendor, plan)
 			}
 			before := e.instances(vendor)
-			buy := e.buyPath[vendor]
+			buy := e.buy[vendor]
 			f.Method, f.Path = buy.Method, buy.Path
 			e.emus[vendor].SetFaults(f)
 			hits := e.emus[vendor].FaultsApplied()
@@ -186,16 +176,16 @@ func TestReadFaultsNameTheVendorBesideTheOthersResults(t *testing.T) {
 	o.BreakerThreshold = -1 // every fault in turn, without the breaker skipping the vendor
 	e := newVendorEnv(t, envOptions{http: o})
 	cases := []struct {
-		f     hxytest.Faults
+		f     emulated.Faults
 		frags []string
 	}{
-		{hxytest.Faults{Status500: true}, []string{"HTTP 500", "try again"}},
-		{hxytest.Faults{HTMLErrorPage: true}, []string{"HTTP 502", "HTML page", "Bad Gateway"}},
-		{hxytest.Faults{MalformedJSON: true}, []string{"unreadable"}},
-		{hxytest.Faults{DropConnection: true}, []string{"no answer from the vendor"}},
-		{hxytest.Faults{Status429: true, RetryAfter: "90"}, []string{"retry after 1m30s", "wait"}},
+		{emulated.Faults{Status500: true}, []string{"HTTP 500", "try again"}},
+		{emulated.Faults{HTMLErrorPage: true}, []string{"HTTP 502", "HTML page", "Bad Gateway"}},
+		{emulated.Faults{MalformedJSON: true}, []string{"unreadable"}},
+		{emulated.Faults{DropConnection: true}, []string{"no answer from the vendor"}},
+		{emulated.Faults{Status429: true, RetryAfter: "90"}, []string{"retry after 1m30s", "wait"}},
 	}
-	for _, vendor := range []string{huixingyun.Name, datenfab.Name, chenyu.Name} {
+	for _, vendor := range e.names {
 		for _, c := range cases {
 			e.emus[vendor].SetFaults(c.f)
 			for _, tool := range []string{"list_gpu_offers", "list_instances"} {
@@ -233,16 +223,17 @@ func TestReadFaultsNameTheVendorBesideTheOthersResults(t *testing.T) {
 func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
 	noLeaks(t)
 	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: time.Minute}, deps: func(d *Deps) { d.VendorTimeout = 300 * time.Millisecond }})
-	// Chenyu answers in ten minutes; the others at once.
-	e.emus[chenyu.Name].SetFaults(hxytest.Faults{Latency: 10 * time.Minute})
+	// The last vendor answers in ten minutes; the others at once.
+	slow := e.names[len(e.names)-1]
+	e.emus[slow].SetFaults(emulated.Faults{Latency: 10 * time.Minute})
 	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
 		res, m := e.call(tool, map[string]any{})
 		errs, _ := m["errors"].([]any)
-		if res.IsError || len(errs) != 1 || errs[0].(map[string]any)["provider"] != chenyu.Name {
+		if res.IsError || len(errs) != 1 || errs[0].(map[string]any)["provider"] != slow {
 			t.Fatalf("%s: %s", tool, text(res))
 		}
 		msg := errs[0].(map[string]any)["error"].(string)
-		if !strings.Contains(msg, "no answer within 300ms (GPU_MCP_VENDOR_TIMEOUT)") || !strings.Contains(text(res), "chenyu failed") {
+		if !strings.Contains(msg, "no answer within 300ms (GPU_MCP_VENDOR_TIMEOUT)") || !strings.Contains(text(res), slow+" failed") {
 			t.Errorf("%s: %q", tool, msg)
 		}
 		seen := map[string]bool{}
@@ -250,8 +241,10 @@ func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
 		for _, it := range m[key].([]any) {
 			seen[it.(map[string]any)["provider"].(string)] = true
 		}
-		if tool == "list_gpu_offers" && (!seen[huixingyun.Name] || !seen[datenfab.Name]) {
-			t.Errorf("%s: the healthy vendors' results are missing: %v", tool, seen)
+		for _, v := range e.names[:len(e.names)-1] {
+			if tool == "list_gpu_offers" && !seen[v] {
+				t.Errorf("%s: the healthy vendor %s's results are missing: %v", tool, v, seen)
+			}
 		}
 	}
 }
@@ -287,9 +280,8 @@ func TestFanOutTakesTheSlowestVendorNotTheSum(t *testing.T) {
 	tl.reset()
 	e := newVendorEnv(t, envOptions{http: fast, wrap: tl.wrap})
 	for _, emu := range e.emus {
-		emu.SetFaults(hxytest.Faults{Latency: 40 * time.Millisecond})
+		emu.SetFaults(emulated.Faults{Latency: 40 * time.Millisecond})
 	}
-	vendors := []string{huixingyun.Name, datenfab.Name, chenyu.Name}
 	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
 		timed := func(args map[string]any) time.Duration {
 			start := time.Now()
@@ -299,7 +291,7 @@ func TestFanOutTakesTheSlowestVendorNotTheSum(t *testing.T) {
 			return time.Since(start)
 		}
 		var sum time.Duration
-		for _, v := range vendors {
+		for _, v := range e.names {
 			sum += timed(map[string]any{"provider": v})
 		}
 		tl.reset()
@@ -308,7 +300,7 @@ func TestFanOutTakesTheSlowestVendorNotTheSum(t *testing.T) {
 		// Ordering: every vendor was asked before any vendor had finished answering.
 		tl.mu.Lock()
 		var lastStart, firstEnd time.Time
-		for _, v := range vendors {
+		for _, v := range e.names {
 			if len(tl.start[v]) == 0 || len(tl.finish[v]) == 0 {
 				t.Fatalf("%s: %s was not asked", tool, v)
 			}
@@ -340,28 +332,31 @@ func TestBreakerThroughTheTools(t *testing.T) {
 	noLeaks(t)
 	o := fast
 	o.BreakerThreshold, o.BreakerCooldown = 2, time.Hour
-	e := newVendorEnv(t, envOptions{http: o})
-	e.emus[huixingyun.Name].SetFaults(hxytest.Faults{Status500: true})
-	e.call("list_gpu_offers", map[string]any{})
-	hits := e.emus[huixingyun.Name].FaultsApplied()
-	res, m := e.call("list_gpu_offers", map[string]any{})
-	errs, _ := m["errors"].([]any)
-	if res.IsError || len(errs) != 1 || len(m["offers"].([]any)) == 0 {
-		t.Fatalf("%s", text(res))
-	}
-	msg := errs[0].(map[string]any)["error"].(string)
-	for _, frag := range []string{"huixingyun", "not sent", "failed 2 times in a row", "will try it again at", "(in 1h0m0s)"} {
-		if !strings.Contains(msg, frag) {
-			t.Errorf("%q lacks %q", msg, frag)
+	for _, vendor := range vendors.Names() {
+		// Each vendor's breaker on an environment of its own: an open one stays open.
+		e := newVendorEnv(t, envOptions{http: o})
+		e.emus[vendor].SetFaults(emulated.Faults{Status500: true})
+		e.call("list_gpu_offers", map[string]any{})
+		hits := e.emus[vendor].FaultsApplied()
+		res, m := e.call("list_gpu_offers", map[string]any{})
+		errs, _ := m["errors"].([]any)
+		if res.IsError || len(errs) != 1 || len(m["offers"].([]any)) == 0 {
+			t.Fatalf("%s: %s", vendor, text(res))
 		}
-	}
-	if e.emus[huixingyun.Name].FaultsApplied() != hits {
-		t.Error("a skipped vendor was asked")
-	}
-	// A purchase is refused up front, and says nothing was sent.
-	res, _ = e.call("launch_instance", map[string]any{"offer_id": "huixingyun:geforce_rtx_4090_16u100m_106", "image_id": "huixingyun:x-image"})
-	if !res.IsError || !strings.Contains(text(res), "nothing was sent") {
-		t.Errorf("launch on a skipped vendor: %s", text(res))
+		msg := errs[0].(map[string]any)["error"].(string)
+		for _, frag := range []string{vendor, "not sent", "failed 2 times in a row", "will try it again at", "(in 1h0m0s)"} {
+			if !strings.Contains(msg, frag) {
+				t.Errorf("%q lacks %q", msg, frag)
+			}
+		}
+		if e.emus[vendor].FaultsApplied() != hits {
+			t.Errorf("%s: a skipped vendor was asked", vendor)
+		}
+		// A purchase is refused up front, and says nothing was sent.
+		res, _ = e.call("launch_instance", map[string]any{"offer_id": vendor + ":some-offer", "image_id": vendor + ":some-image"})
+		if !res.IsError || !strings.Contains(text(res), "nothing was sent") {
+			t.Errorf("%s: launch on a skipped vendor: %s", vendor, text(res))
+		}
 	}
 }
 
@@ -378,7 +373,7 @@ func TestManyConcurrentCallsOnTheDemo(t *testing.T) {
 	for _, in := range m["instances"].([]any) {
 		ids = append(ids, in.(map[string]any)["id"].(string))
 	}
-	launch := e.launchArgs(chenyu.Name)
+	launch := e.launchArgs(e.names[len(e.names)-1])
 	before := map[string]int{}
 	for v := range e.emus {
 		before[v] = e.instances(v)

@@ -81,9 +81,9 @@ func sshTarget(in *providers.Instance) (string, int, bool) {
 
 // findInstance reads an instance by its id, or, when only the order is known, looks for the
 // instance that order created.
-func findInstance(ctx context.Context, p providers.Provider, local, orderID string) (providers.Instance, error) {
-	if local != "" {
-		return p.GetInstance(ctx, local)
+func findInstance(ctx context.Context, p providers.Provider, id, orderID string) (providers.Instance, error) {
+	if id != "" {
+		return p.GetInstance(ctx, id)
 	}
 	all, err := p.ListInstances(ctx)
 	if err != nil {
@@ -101,7 +101,7 @@ func findInstance(ctx context.Context, p providers.Provider, local, orderID stri
 // WaitArgs asks to wait for an instance to reach a state.
 type WaitArgs struct {
 	InstanceID string `json:"instance_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"instance id from list_instances"`
-	Until      string `json:"until" jsonschema:"enum=running,enum=ssh_ready,enum=stopped,enum=image_saved" jsonschema_description:"running; ssh_ready (running and its SSH server answers); stopped; image_saved (the last save_image finished)"`
+	Until      Until  `json:"until" jsonschema:"enum=running,enum=ssh_ready,enum=stopped,enum=image_saved" jsonschema_description:"running; ssh_ready (running and its SSH server answers); stopped; image_saved (the last save_image finished)"`
 	ImageID    string `json:"image_id,omitempty" jsonschema:"maxLength=512" jsonschema_description:"for until=image_saved: the image_id save_image returned, if any (HuiXingYun and Datenfab instances do not report a save's progress)"`
 	ImageName  string `json:"image_name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"for until=image_saved when save_image returned no image_id: the image_name given to save_image"`
 	Timeout    string `json:"timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait at most, e.g. \"5m\" (default 5m, 5s to 30m); the call then returns with reached=false"`
@@ -109,13 +109,13 @@ type WaitArgs struct {
 
 func (a *WaitArgs) validate() error {
 	switch a.Until {
-	case "running", "ssh_ready", "stopped", "image_saved":
+	case UntilRunning, UntilSSHReady, UntilStopped, UntilImageSaved:
 	case "":
 		return invalidf("until is required; use running, ssh_ready, stopped or image_saved")
 	default:
 		return invalidf("until %q is not accepted; use running, ssh_ready, stopped or image_saved", a.Until)
 	}
-	if (a.ImageID != "" || a.ImageName != "") && a.Until != "image_saved" {
+	if (a.ImageID != "" || a.ImageName != "") && a.Until != UntilImageSaved {
 		return invalidf("image_id and image_name apply to until=image_saved only")
 	}
 	_, err := parseWait("timeout", a.Timeout)
@@ -125,7 +125,7 @@ func (a *WaitArgs) validate() error {
 // WaitResult is wait_instance's answer.
 type WaitResult struct {
 	Reached       bool               `json:"reached" jsonschema_description:"whether the instance reached the state asked for"`
-	Until         string             `json:"until"`
+	Until         Until              `json:"until"`
 	WaitedSeconds int                `json:"waited_seconds"`
 	Detail        string             `json:"detail,omitempty" jsonschema_description:"why the wait ended without reaching the state, or what the SSH check saw"`
 	Instance      providers.Instance `json:"instance"`
@@ -137,24 +137,22 @@ func waitInstance(d *Deps) Tool {
 		"Wait until an instance is running, its SSH server answers, it is stopped, or its image is saved; for use after launch_instance (wait=false), start_instance, stop_instance or save_image. Sends progress notifications as the state changes; changes nothing. Returns when the state is reached, when it cannot be reached any more (e.g. the instance failed or is gone), or at the timeout.",
 		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
 		func(ctx context.Context, in *WaitArgs) (WaitResult, string, error) {
-			p, local, err := d.resolve(in.InstanceID, "instance_id")
+			p, err := d.resolve(in.InstanceID, "instance_id")
 			if err != nil {
 				return WaitResult{}, "", err
 			}
-			imageLocal := ""
 			if in.ImageID != "" {
-				ip, il, err := d.resolve(in.ImageID, "image_id")
+				ip, err := d.resolve(in.ImageID, "image_id")
 				if err != nil {
 					return WaitResult{}, "", err
 				}
 				if ip.Name() != p.Name() {
 					return WaitResult{}, "", invalidf("image_id %s belongs to %s, the instance to %s", in.ImageID, ip.Name(), p.Name())
 				}
-				imageLocal = il
 			}
 			timeout, _ := parseWait("timeout", in.Timeout)
 			start := time.Now()
-			w := waiter{p: p, local: local, until: in.Until, image: imageLocal, imageName: in.ImageName, timeout: timeout}
+			w := waiter{p: p, id: in.InstanceID, until: in.Until, image: strings.TrimSpace(in.ImageID), imageName: in.ImageName, timeout: timeout}
 			inst, reached, detail, err := d.waitFor(ctx, w)
 			if err != nil {
 				return WaitResult{}, "", err
@@ -165,9 +163,9 @@ func waitInstance(d *Deps) Tool {
 			var b strings.Builder
 			b.WriteString(d.textPrefix())
 			if reached {
-				fmt.Fprintf(&b, "%s is %s after %ds.", inst.ID, strings.ReplaceAll(in.Until, "_", " "), out.WaitedSeconds)
+				fmt.Fprintf(&b, "%s is %s after %ds.", inst.ID, strings.ReplaceAll(string(in.Until), "_", " "), out.WaitedSeconds)
 			} else {
-				fmt.Fprintf(&b, "%s did not reach %s after %ds: %s.", inst.ID, strings.ReplaceAll(in.Until, "_", " "), out.WaitedSeconds, detail)
+				fmt.Fprintf(&b, "%s did not reach %s after %ds: %s.", inst.ID, strings.ReplaceAll(string(in.Until), "_", " "), out.WaitedSeconds, detail)
 			}
 			b.WriteString("\n" + instanceText(inst))
 			return out, b.String(), nil
@@ -177,12 +175,12 @@ func waitInstance(d *Deps) Tool {
 // waiter is what to wait for: the instance (by id, or by the order that created it), the
 // state, and for image_saved the image.
 type waiter struct {
-	p              providers.Provider
-	local, orderID string
-	until          string // running, ssh_ready, stopped, image_saved
-	image          string // vendor-local image id, for image_saved
-	imageName      string // or its name, when the vendor named no id
-	timeout        time.Duration
+	p           providers.Provider
+	id, orderID string
+	until       Until
+	image       string // the image's id, for image_saved
+	imageName   string // or its name, when the vendor named no id
+	timeout     time.Duration
 	// onState, when set, is told each new state instead of the progress notifications.
 	onState func(providers.Instance)
 }
@@ -192,17 +190,17 @@ type waiter struct {
 // progress. Vendor read errors are retried until
 // the timeout (the last one is returned as detail); a vanished instance ends the wait.
 func (d *Deps) waitFor(ctx context.Context, w waiter) (providers.Instance, bool, string, error) {
-	p, local, orderID, until, timeout := w.p, w.local, w.orderID, w.until, w.timeout
+	p, id, orderID, until, timeout := w.p, w.id, w.orderID, w.until, w.timeout
 	deadline := time.Now().Add(timeout)
 	var last providers.Instance
 	lastState, lastDetail := providers.State(""), ""
 	seen := false
 	for {
-		inst, err := findInstance(ctx, p, local, orderID)
+		inst, err := findInstance(ctx, p, id, orderID)
 		switch {
 		case err == nil:
 			seen, last = true, inst
-			local = localID(p, inst.ID)
+			id = inst.ID
 			if inst.State != lastState {
 				lastState = inst.State
 				if w.onState != nil {
@@ -212,13 +210,13 @@ func (d *Deps) waitFor(ctx context.Context, w waiter) (providers.Instance, bool,
 				}
 			}
 			done, failed := reachedState(inst, until)
-			if until == "image_saved" && inst.ImageSaveStatus == "" && failed == "" {
+			if until == UntilImageSaved && inst.ImageSaveStatus == "" && failed == "" {
 				done, failed = imageSaved(ctx, p, w.image, w.imageName)
 			}
 			if failed != "" {
 				return inst, false, failed, nil
 			}
-			if done && until == "ssh_ready" {
+			if done && until == UntilSSHReady {
 				host, port, ok := sshTarget(&inst)
 				if !ok {
 					return inst, false, p.Name() + " gives no SSH host and port for this instance", nil
@@ -268,9 +266,9 @@ func orDefault(s, def string) string {
 }
 
 // reachedState says whether inst is in the state waited for, or why it never will be.
-func reachedState(inst providers.Instance, until string) (done bool, failed string) {
+func reachedState(inst providers.Instance, until Until) (done bool, failed string) {
 	switch until {
-	case "running", "ssh_ready":
+	case UntilRunning, UntilSSHReady:
 		switch inst.State {
 		case providers.StateRunning:
 			return true, ""
@@ -279,14 +277,14 @@ func reachedState(inst providers.Instance, until string) (done bool, failed stri
 		case providers.StateStopped, providers.StateStopping, providers.StateDeleting:
 			return false, fmt.Sprintf("the instance is %s; start it with start_instance", inst.State)
 		}
-	case "stopped":
+	case UntilStopped:
 		switch inst.State {
 		case providers.StateStopped:
 			return true, ""
 		case providers.StateError:
 			return false, fmt.Sprintf("the vendor reports a failure (%s)", inst.RawState)
 		}
-	case "image_saved":
+	case UntilImageSaved:
 		switch inst.ImageSaveStatus {
 		case "saved":
 			return inst.State != providers.StateSaving, ""
@@ -299,17 +297,16 @@ func reachedState(inst providers.Instance, until string) (done bool, failed stri
 
 // imageSaved looks for a saved image in the account's images, for vendors whose instances do
 // not report a save's progress.
-func imageSaved(ctx context.Context, p providers.Provider, local, name string) (bool, string) {
-	if local == "" && name == "" {
+func imageSaved(ctx context.Context, p providers.Provider, id, name string) (bool, string) {
+	if id == "" && name == "" {
 		return false, p.Name() + " does not report a save's progress on the instance; pass the image_id that save_image returned, or the image_name given to it"
 	}
 	images, err := p.ListImages(ctx, providers.ImageQuery{})
 	if err != nil {
 		return false, ""
 	}
-	id := providers.QualifyID(p.Name(), local)
 	for _, im := range images {
-		if im.Kind == providers.ImagePrivate && ((local != "" && im.ID == id) || (local == "" && im.Name == name)) {
+		if im.Kind == providers.ImagePrivate && ((id != "" && im.ID == id) || (id == "" && im.Name == name)) {
 			switch im.Status {
 			case "failed":
 				return false, "saving the image failed at the vendor"

@@ -1,20 +1,26 @@
 package main
 
 import (
-	"github.com/mark3labs/mcp-go/server"
-	"github.com/rs/zerolog"
 	"time"
 
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/rs/zerolog"
+
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/tools"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 // App is the wired program: providers, tools and the MCP server.
 type App struct {
-	Deps    *tools.Deps
-	Server  *server.MCPServer
-	Log     zerolog.Logger
-	closers []func()
+	Deps   *tools.Deps
+	Server *server.MCPServer
+	Log    zerolog.Logger
+	// Emulators are the demo's vendor emulators by vendor name (none without --demo): their
+	// instances' SSH endpoints and launch outcomes.
+	Emulators map[string]emulated.Server
+	closers   []func()
 }
 
 // newApp builds the providers the configuration enables (or the demo emulators) and the server.
@@ -22,9 +28,17 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 	app := &App{Log: log}
 	var ps []providers.Provider
 	if cfg.Demo {
-		demo, closeDemo := startDemo(cfg, log)
-		app.closers = append(app.closers, closeDemo)
-		ps = demo
+		var err error
+		ps, app.Emulators, err = startDemo(cfg, log)
+		app.closers = append(app.closers, func() {
+			for _, e := range app.Emulators {
+				e.Close()
+			}
+		})
+		if err != nil {
+			app.Close()
+			return nil, err
+		}
 	} else {
 		ps = configuredProviders(cfg, log)
 	}
@@ -34,7 +48,7 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		return nil, err
 	}
 	if reg.Len() == 0 {
-		log.Warn().Msg("no provider is configured: " + providers.ConfigureHint)
+		log.Warn().Msg("no provider is configured: " + vendors.ConfigureHint())
 	}
 	app.Deps = &tools.Deps{
 		Providers:          reg,
@@ -46,6 +60,8 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		RequireElicitation: cfg.RequireElicitation,
 		Limits:             tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs},
 		PollInterval:       cfg.PollInterval,
+		Clouds:             vendors.Titles(),
+		ConfigureHint:      vendors.ConfigureHint(),
 	}
 	if cfg.Demo && cfg.DemoStepDelay < 2*cfg.PollInterval {
 		// The emulators change state every DemoStepDelay: ask as often, so the demo is brisk.

@@ -12,7 +12,9 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/redact"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 // Config is gpu-mcp's configuration: environment first, flags on top.
@@ -21,14 +23,6 @@ type Config struct {
 	Addr      string `env:"GPU_MCP_ADDR" envDefault:"127.0.0.1:8080"`
 	Demo      bool   `env:"GPU_MCP_DEMO"`
 	LogLevel  string `env:"GPU_MCP_LOG_LEVEL" envDefault:"info"`
-
-	HuiXingYunToken   string `env:"HUIXINGYUN_TOKEN"`
-	HuiXingYunBaseURL string `env:"HUIXINGYUN_BASE_URL"`
-	DatenfabToken     string `env:"DATENFAB_TOKEN"`
-	DatenfabNamespace string `env:"DATENFAB_NAMESPACE"`
-	DatenfabBaseURL   string `env:"DATENFAB_BASE_URL"`
-	ChenyuAPIKey      string `env:"CHENYU_API_KEY"`
-	ChenyuBaseURL     string `env:"CHENYU_BASE_URL"`
 
 	ReadOnly           bool     `env:"GPU_MCP_READ_ONLY"`
 	MaxPricePerHour    *float64 `env:"GPU_MCP_MAX_PRICE_PER_HOUR"`
@@ -54,17 +48,32 @@ type Config struct {
 	// DemoStepDelay is how long each transitional state of a demo instance lasts.
 	DemoStepDelay time.Duration `env:"GPU_MCP_DEMO_STEP_DELAY" envDefault:"2s"`
 	// DemoLatency is extra latency added to every request of the demo emulators: one duration
-	// for all, or per vendor ("huixingyun=100ms,datenfab=200ms,chenyu=300ms").
+	// for all, or per vendor ("<vendor>=100ms,...").
 	DemoLatency string `env:"GPU_MCP_DEMO_LATENCY"`
 	// demoLatency is DemoLatency parsed by validate: vendor name to latency.
 	demoLatency map[string]time.Duration
 	// redactor removes the secrets above, and those the adapters add, from vendor errors and
 	// from everything written to stderr.
 	redactor *redact.Redactor
+
+	// vendors are the vendors' own configurations, each read under its prefix.
+	vendors []vendorConfig
 }
 
-// demoVendors are the names GPU_MCP_DEMO_LATENCY accepts.
-var demoVendors = []string{"huixingyun", "datenfab", "chenyu"}
+// vendorConfig is one vendor's configuration, as the environment set it.
+type vendorConfig struct {
+	vendor providers.Vendor
+	config providers.VendorConfig
+}
+
+// latencyExample is a GPU_MCP_DEMO_LATENCY value that names every vendor.
+func latencyExample() string {
+	pairs := make([]string, 0, len(vendors.Names()))
+	for i, n := range vendors.Names() {
+		pairs = append(pairs, fmt.Sprintf("%s=%dms", n, 100*(i+1)))
+	}
+	return strings.Join(pairs, ",")
+}
 
 // parseDemoLatency parses GPU_MCP_DEMO_LATENCY: "" (none), one duration for every emulator,
 // or comma-separated vendor=duration pairs; durations are 0 or more.
@@ -75,8 +84,8 @@ func parseDemoLatency(s string) (map[string]time.Duration, error) {
 	}
 	bad := func(why string) error {
 		return fmt.Errorf("GPU_MCP_DEMO_LATENCY %q is not accepted (%s); use one duration for all emulators such as 100ms, "+
-			"or vendor=duration pairs such as huixingyun=100ms,datenfab=200ms,chenyu=300ms (vendors: %s)",
-			s, why, strings.Join(demoVendors, ", "))
+			"or vendor=duration pairs such as %s (vendors: %s)",
+			s, why, latencyExample(), strings.Join(vendors.Names(), ", "))
 	}
 	dur := func(v string) (time.Duration, error) {
 		d, err := time.ParseDuration(strings.TrimSpace(v))
@@ -94,7 +103,7 @@ func parseDemoLatency(s string) (map[string]time.Duration, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, v := range demoVendors {
+		for _, v := range vendors.Names() {
 			out[v] = d
 		}
 		return out, nil
@@ -105,7 +114,7 @@ func parseDemoLatency(s string) (map[string]time.Duration, error) {
 		if !ok {
 			return nil, bad(fmt.Sprintf("%q is not vendor=duration", strings.TrimSpace(part)))
 		}
-		if !slices.Contains(demoVendors, name) {
+		if !slices.Contains(vendors.Names(), name) {
 			return nil, bad(fmt.Sprintf("unknown vendor %q", name))
 		}
 		if _, dup := out[name]; dup {
@@ -127,11 +136,18 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Con
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
 		return cfg, nil, envError(err)
 	}
+	for _, v := range vendors.All() {
+		vc, err := vendors.Load(v, environ)
+		if err != nil {
+			return cfg, nil, err
+		}
+		cfg.vendors = append(cfg.vendors, vendorConfig{vendor: v, config: vc})
+	}
 	fs := flag.NewFlagSet("gpu-mcp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "stdio, http (streamable HTTP at /mcp) or sse (at /sse) [GPU_MCP_TRANSPORT]")
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address for http and sse [GPU_MCP_ADDR]")
-	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "run against built-in emulators of all three clouds [GPU_MCP_DEMO]")
+	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "run against built-in emulators of every cloud [GPU_MCP_DEMO]")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error; logs go to stderr [GPU_MCP_LOG_LEVEL]")
 	fs.BoolVar(&cfg.ReadOnly, "read-only", cfg.ReadOnly, "offer only the tools that change nothing [GPU_MCP_READ_ONLY]")
 	fs.DurationVar(&cfg.ConfirmTTL, "confirm-ttl", cfg.ConfirmTTL, "lifetime of confirmation tokens [GPU_MCP_CONFIRM_TTL]")
@@ -210,14 +226,16 @@ func (c *Config) validate() error {
 		return err
 	}
 	c.demoLatency = lat
-	if (c.DatenfabToken == "") != (c.DatenfabNamespace == "") && !c.Demo {
-		return errors.New("datenfab needs both DATENFAB_TOKEN and DATENFAB_NAMESPACE")
+	for _, v := range c.vendors {
+		if _, err := v.config.Enabled(); err != nil && !c.Demo {
+			return err
+		}
 	}
 	return nil
 }
 
 func usage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprint(w, `gpu-mcp: an MCP server for renting GPU machines on HuiXingYun, Datenfab and Chenyu.
+	fmt.Fprint(w, `gpu-mcp: an MCP server for renting GPU machines on `+vendors.Titles()+`.
 
 Usage:
   gpu-mcp [flags]                    serve MCP over stdio (the default)
@@ -228,13 +246,19 @@ Usage:
 Flags (each also read from the environment variable in brackets; flags win):
 `)
 	fs.PrintDefaults()
-	fmt.Fprint(w, `
-Providers are enabled by their credentials: HUIXINGYUN_TOKEN; DATENFAB_TOKEN and
-DATENFAB_NAMESPACE; CHENYU_API_KEY (and *_BASE_URL to point them elsewhere).
-`)
+	hints := make([]string, 0, len(vendors.All()))
+	for _, v := range vendors.All() {
+		hints = append(hints, v.Hint)
+	}
+	fmt.Fprintf(w, "\nProviders are enabled by their credentials: %s (and *_BASE_URL to point them elsewhere).\n",
+		strings.Join(hints, "; "))
 }
 
 // secrets are the configured credentials, which must never be written anywhere.
 func (c *Config) secrets() []string {
-	return []string{c.HuiXingYunToken, c.DatenfabToken, c.ChenyuAPIKey, c.ConfirmSecret, c.AuthToken}
+	out := []string{c.ConfirmSecret, c.AuthToken}
+	for _, v := range c.vendors {
+		out = append(out, v.config.Secrets()...)
+	}
+	return out
 }

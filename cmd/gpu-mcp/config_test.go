@@ -2,9 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
@@ -22,7 +28,14 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 }
 
 func TestConfigDefaultsAndCredentials(t *testing.T) {
-	cfg, _, err := loadConfig(nil, map[string]string{"HUIXINGYUN_TOKEN": "t", "CHENYU_API_KEY": "k"}, &bytes.Buffer{})
+	// Every vendor's variables, under its prefix, with its secrets distinct.
+	environ := map[string]string{}
+	for _, v := range vendors.All() {
+		for _, name := range vendors.Variables(v) {
+			environ[name] = "value-of-" + name
+		}
+	}
+	cfg, _, err := loadConfig(nil, environ, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,12 +52,26 @@ func TestConfigDefaultsAndCredentials(t *testing.T) {
 	if cfg.Transport != "stdio" || cfg.Addr != "127.0.0.1:8080" || cfg.ConfirmTTL != 5*time.Minute || cfg.Demo {
 		t.Errorf("defaults: %+v", cfg)
 	}
-	if cfg.HuiXingYunToken != "t" || cfg.ChenyuAPIKey != "k" {
-		t.Errorf("credentials not read: %+v", cfg)
+	if len(cfg.vendors) != len(vendors.All()) {
+		t.Fatalf("%d vendor configurations, want %d", len(cfg.vendors), len(vendors.All()))
+	}
+	for _, v := range cfg.vendors {
+		if on, err := v.config.Enabled(); !on || err != nil {
+			t.Errorf("%s not enabled by its variables: %v", v.vendor.Name, err)
+		}
+		for _, sec := range v.config.Secrets() {
+			if !strings.HasPrefix(sec, "value-of-"+v.vendor.EnvPrefix) || !slices.Contains(cfg.secrets(), sec) {
+				t.Errorf("%s: secret %q is not one of its variables, or not among the secrets kept out of the logs", v.vendor.Name, sec)
+			}
+		}
+	}
+	if ps := configuredProviders(cfg, zerolog.Nop()); len(ps) != len(vendors.All()) {
+		t.Errorf("%d providers configured, want every vendor", len(ps))
 	}
 }
 
 func TestBadConfigurationIsRefused(t *testing.T) {
+	first := vendors.Names()[0]
 	cases := []struct {
 		args []string
 		env  map[string]string
@@ -54,15 +81,15 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "use debug, info, warn or error"},
 		{nil, map[string]string{"GPU_MCP_CONFIRM_TTL": "1s"}, "between 10s and 24h"},
 		{nil, map[string]string{"GPU_MCP_CONFIRM_TTL": "soon"}, "GPU_MCP_CONFIRM_TTL"},
-		{nil, map[string]string{"DATENFAB_TOKEN": "x"}, "DATENFAB_NAMESPACE"},
+
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "-1"}, "0 or more"},
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "cheap"}, "GPU_MCP_MAX_PRICE_PER_HOUR"},
 		{nil, map[string]string{"GPU_MCP_MAX_GPUS": "-4"}, "GPU_MCP_MAX_GPUS"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "slow"}, "GPU_MCP_DEMO_LATENCY"},
-		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "aws=100ms"}, "huixingyun=100ms,datenfab=200ms,chenyu=300ms"},
-		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "chenyu=fast"}, "GPU_MCP_DEMO_LATENCY"},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "aws=100ms"}, latencyExample()},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=fast"}, "GPU_MCP_DEMO_LATENCY"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "-5ms"}, "cannot be negative"},
-		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "chenyu=1ms,chenyu=2ms"}, "given twice"},
+		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=1ms," + first + "=2ms"}, "given twice"},
 	}
 	for _, c := range cases {
 		_, _, err := loadConfig(c.args, c.env, &bytes.Buffer{})
@@ -73,14 +100,29 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 }
 
 func TestDemoLatencyIsParsed(t *testing.T) {
+	names := vendors.Names()
+	all := func(d time.Duration) map[string]time.Duration {
+		m := map[string]time.Duration{}
+		for _, n := range names {
+			m[n] = d
+		}
+		return m
+	}
+	each := map[string]time.Duration{}
+	var pairs []string
+	for i, n := range names {
+		each[n] = time.Duration(i+1) * 100 * time.Millisecond
+		// Spaces and case are forgiven.
+		pairs = append(pairs, fmt.Sprintf(" %s=%dms", strings.ToUpper(n[:1])+n[1:], 100*(i+1)))
+	}
 	cases := []struct {
 		in   string
 		want map[string]time.Duration
 	}{
 		{"", nil},
-		{"150ms", map[string]time.Duration{"huixingyun": 150 * time.Millisecond, "datenfab": 150 * time.Millisecond, "chenyu": 150 * time.Millisecond}},
-		{"huixingyun=100ms, datenfab=200ms,Chenyu=300ms", map[string]time.Duration{"huixingyun": 100 * time.Millisecond, "datenfab": 200 * time.Millisecond, "chenyu": 300 * time.Millisecond}},
-		{"chenyu=1s", map[string]time.Duration{"chenyu": time.Second}},
+		{"150ms", all(150 * time.Millisecond)},
+		{strings.Join(pairs, ","), each},
+		{names[0] + "=1s", map[string]time.Duration{names[0]: time.Second}},
 	}
 	for _, c := range cases {
 		cfg, _, err := loadConfig([]string{"--demo"}, map[string]string{"GPU_MCP_DEMO_LATENCY": c.in}, &bytes.Buffer{})
@@ -95,5 +137,33 @@ func TestDemoLatencyIsParsed(t *testing.T) {
 				t.Errorf("%q: %s = %v, want %v", c.in, k, cfg.demoLatency[k], v)
 			}
 		}
+	}
+}
+
+// A vendor whose configuration is half set is refused, naming what is missing (outside the
+// demo, which does not read it).
+func TestHalfSetVendorIsRefused(t *testing.T) {
+	found := false
+	for _, v := range vendors.All() {
+		for _, name := range vendors.Variables(v) {
+			cfg, err := vendors.Load(v, map[string]string{name: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, why := cfg.Enabled()
+			if why == nil {
+				continue
+			}
+			found = true
+			if _, _, err := loadConfig(nil, map[string]string{name: "x"}, &bytes.Buffer{}); err == nil || err.Error() != why.Error() {
+				t.Errorf("only %s: %v, want %v", name, err, why)
+			}
+			if _, _, err := loadConfig([]string{"--demo"}, map[string]string{name: "x"}, &bytes.Buffer{}); err != nil {
+				t.Errorf("only %s, with --demo: %v", name, err)
+			}
+		}
+	}
+	if !found {
+		t.Skip("no vendor of the list can be half configured")
 	}
 }

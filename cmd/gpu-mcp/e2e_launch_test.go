@@ -14,21 +14,20 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// launchVendor is one emulated vendor for the launch tests.
+// launchVendor is one emulated vendor of the list for the launch tests.
 type launchVendor struct {
-	name       string
-	env        []string
-	setOutcome func(offerKey string, o hxytest.LaunchOutcome)
-	gpu        string // a GPU model with two offers, for the fallback
-	// autoStop is the auto_stop_after to ask for, and advance moves the vendor's clock so
-	// that a vendor-side timer fires (nil: gpu-mcp's own timer, in real time).
-	autoStop string
-	advance  func(time.Duration)
+	name string
+	env  []string
+	emu  emulated.Server
+	// timer is whether the vendor stops an instance by its own shutdown timer, whose clock
+	// advance moves; without one gpu-mcp stops it, in real time.
+	timer   bool
+	advance func(time.Duration)
 }
 
 // offsetClock is an emulator clock that a test can move forward.
@@ -39,17 +38,14 @@ func (c *offsetClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 func launchVendors(t *testing.T) []launchVendor {
 	const step = 60 * time.Millisecond
-	hxy := hxytest.NewServer(hxytest.Options{StepDelay: step})
-	df := dftest.NewServer(dftest.Options{StepDelay: step})
-	// Chenyu's shutdown timer must be at least 5 minutes ahead: its clock is moved instead.
-	cyClock := &offsetClock{}
-	cy := cytest.NewServer(cytest.Options{StepDelay: step, Now: cyClock.Now})
-	t.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
-	return []launchVendor{
-		{"huixingyun", []string{"HUIXINGYUN_TOKEN=" + hxy.Token(), "HUIXINGYUN_BASE_URL=" + hxy.URL()}, hxy.SetLaunchOutcome, "NVIDIA 4090", "6s", nil},
-		{"datenfab", []string{"DATENFAB_TOKEN=" + df.Token(), "DATENFAB_NAMESPACE=" + df.Namespace(), "DATENFAB_BASE_URL=" + df.URL()}, df.SetLaunchOutcome, "RTX 4090", "6s", nil},
-		{"chenyu", []string{"CHENYU_API_KEY=" + cy.APIKey(), "CHENYU_BASE_URL=" + cy.URL()}, cy.SetLaunchOutcome, "NVIDIA RTX 4090", "10m", cyClock.advance},
+	var out []launchVendor
+	for _, v := range vendors.All() {
+		clock := &offsetClock{}
+		emu, env := emulate(t, v, emulated.Options{StepDelay: step, Now: clock.Now})
+		_, timer := emu.Config.Provider(providers.HTTPOptions{}, nil).(providers.StopScheduler)
+		out = append(out, launchVendor{name: v.Name, env: env, emu: emu, timer: timer, advance: clock.advance})
 	}
+	return out
 }
 
 // progressLog collects the progress notifications of one session.
@@ -114,21 +110,29 @@ func structured(t *testing.T, res *mcp.CallToolResult) map[string]any {
 	return m
 }
 
-// offersOf returns the available hourly offers of gpu, cheapest first.
-func offersOf(t *testing.T, s *session, provider, gpu string) []map[string]any {
+// offersOf returns the available hourly offers of one GPU of the first GPU model that has
+// two of them at least, cheapest first: a fallback goes from one to another.
+func offersOf(t *testing.T, s *session, provider string) []map[string]any {
 	t.Helper()
 	m := s.ok("list_gpu_offers", map[string]any{"provider": provider, "billing": "hourly", "available_only": true, "limit": 100})
-	var out []map[string]any
+	byGPU := map[string][]map[string]any{}
+	var models []string
 	for _, o := range m["offers"].([]any) {
 		o := o.(map[string]any)
-		if o["gpu_model"] == gpu && slices.Contains(o["gpu_counts"].([]any), any(float64(1))) {
-			out = append(out, o)
+		if gpu := o["gpu_model"].(string); slices.Contains(o["gpu_counts"].([]any), any(float64(1))) {
+			if byGPU[gpu] == nil {
+				models = append(models, gpu)
+			}
+			byGPU[gpu] = append(byGPU[gpu], o)
 		}
 	}
-	if len(out) < 2 {
-		t.Fatalf("%s: fewer than two %s offers: %v", provider, gpu, m)
+	for _, gpu := range models {
+		if len(byGPU[gpu]) >= 2 {
+			return byGPU[gpu]
+		}
 	}
-	return out
+	t.Fatalf("%s: no GPU model has two available hourly offers of one GPU: %v", provider, m)
+	return nil
 }
 
 func imageFor(t *testing.T, s *session, offer string) string {
@@ -168,12 +172,18 @@ func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
 			var progress progressLog
 			s := startSession(t, append(slices.Clone(v.env), "GPU_MCP_POLL_INTERVAL=40ms", "GPU_MCP_OFFER_CACHE_TTL=0"))
 			s.c.OnNotification(progress.handle)
-			offers := offersOf(t, s, v.name, v.gpu)
+			offers := offersOf(t, s, v.name)
 			cheap, dear := offers[0]["id"].(string), offers[len(offers)-1]["id"].(string)
 			image := imageFor(t, s, cheap)
 
 			t.Run("waits, with progress in order, for a machine that answers on SSH", func(t *testing.T) {
-				res, m := s.launch(map[string]any{"offer_id": cheap, "image_id": image, "auto_stop_after": v.autoStop})
+				// A vendor's timer needs a time some minutes ahead (Chenyu's at least 5): its clock
+				// is moved instead. gpu-mcp's own stops in real time.
+				autoStop := "6s"
+				if v.timer {
+					autoStop = "10m"
+				}
+				res, m := s.launch(map[string]any{"offer_id": cheap, "image_id": image, "auto_stop_after": autoStop})
 				if m["status"] != "done" || m["ready"] != true {
 					t.Fatalf("launch: %v", m)
 				}
@@ -199,7 +209,7 @@ func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
 				}
 				stop := m["auto_stop"].(map[string]any)
 				wantBy := "gpu-mcp"
-				if v.name == "chenyu" {
+				if v.timer {
 					wantBy = "vendor"
 				}
 				if stop["by"] != wantBy {
@@ -215,7 +225,7 @@ func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
 					t.Errorf("list_instances does not show the auto-stop of %s: %v", id, listed)
 				}
 				// auto_stop_after: stopped without anyone asking, a few seconds later.
-				if v.advance != nil {
+				if v.timer {
 					v.advance(11 * time.Minute)
 				}
 				w := s.ok("wait_instance", map[string]any{"instance_id": id, "until": "stopped", "timeout": "30s"})
@@ -225,8 +235,8 @@ func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
 			})
 
 			t.Run("an instance that never runs is cleaned up and reported", func(t *testing.T) {
-				v.setOutcome(local(cheap), hxytest.LaunchNeverRuns)
-				defer v.setOutcome(local(cheap), hxytest.LaunchNormal)
+				v.emu.SetLaunchOutcome(local(cheap), emulated.LaunchNeverRuns)
+				defer v.emu.SetLaunchOutcome(local(cheap), emulated.LaunchNormal)
 				before := len(s.ok("list_instances", nil)["instances"].([]any))
 				res, m := s.launch(map[string]any{"offer_id": cheap, "image_id": image, "wait_timeout": "5s"})
 				atts := m["attempts"].([]any)
@@ -238,16 +248,10 @@ func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
 					t.Errorf("the text does not say what bills: %s", resultText(res))
 				}
 				id, _ := att["instance_id"].(string)
-				switch v.name {
-				case "chenyu":
-					// Chenyu cannot stop a booting instance but destroys it.
-					if att["billing"] != "no" || !strings.Contains(att["cleanup"].(string), "destroyed") {
-						t.Fatalf("chenyu cleanup: %v", att)
-					}
-				default:
-					if att["billing"] != "no" || !strings.Contains(att["cleanup"].(string), "stopped, then destroyed") {
-						t.Fatalf("%s cleanup: %v", v.name, att)
-					}
+				// Stopped, then destroyed; or destroyed at once where the vendor allows
+				// that of a booting instance (Chenyu, which cannot stop one).
+				if cleanup, _ := att["cleanup"].(string); att["billing"] != "no" || (cleanup != "destroyed" && cleanup != "stopped, then destroyed") {
+					t.Fatalf("%s cleanup: %v", v.name, att)
 				}
 				after := s.ok("list_instances", nil)["instances"].([]any)
 				for _, x := range after {
@@ -262,8 +266,8 @@ func TestStdioLaunchEndsInAUsableMachine(t *testing.T) {
 			})
 
 			t.Run("a sold-out offer falls back to the next matching one", func(t *testing.T) {
-				v.setOutcome(local(dear), hxytest.LaunchSoldOut)
-				defer v.setOutcome(local(dear), hxytest.LaunchNormal)
+				v.emu.SetLaunchOutcome(local(dear), emulated.LaunchSoldOut)
+				defer v.emu.SetLaunchOutcome(local(dear), emulated.LaunchNormal)
 				dearImage := imageFor(t, s, dear)
 				_, m := s.launch(map[string]any{"offer_id": dear, "image_id": dearImage, "fallback_offers": 2})
 				atts := m["attempts"].([]any)
@@ -289,7 +293,7 @@ func TestStdioWaitInstanceAfterSaveImageAndStop(t *testing.T) {
 			s := startSession(t, append(slices.Clone(v.env), "GPU_MCP_POLL_INTERVAL=40ms"))
 			var progress progressLog
 			s.c.OnNotification(progress.handle)
-			offer := offersOf(t, s, v.name, v.gpu)[0]["id"].(string)
+			offer := offersOf(t, s, v.name)[0]["id"].(string)
 			_, m := s.launch(map[string]any{"offer_id": offer, "image_id": imageFor(t, s, offer)})
 			id := m["instance_id"].(string)
 			saved := s.ok("save_image", map[string]any{"instance_id": id, "image_name": "ckpt-" + v.name})
@@ -310,8 +314,8 @@ func TestStdioWaitInstanceAfterSaveImageAndStop(t *testing.T) {
 			if w["reached"] != true {
 				t.Fatalf("image_saved: %v\n%s", w, s.stderr.String())
 			}
-			if v.name != "huixingyun" {
-				// Saving stopped the instance on Datenfab and Chenyu; start it again first.
+			if vendorOf(t, v.name).Capabilities.SaveImageStops {
+				// Saving stopped the instance (Datenfab, Chenyu); start it again first.
 				if w := s.ok("wait_instance", map[string]any{"instance_id": id, "until": "stopped", "timeout": "30s"}); w["reached"] != true {
 					t.Fatalf("stopped after saving: %v", w)
 				}
@@ -340,4 +344,13 @@ func TestStdioWaitInstanceAfterSaveImageAndStop(t *testing.T) {
 			})
 		})
 	}
+}
+
+func vendorOf(t *testing.T, name string) providers.Vendor {
+	t.Helper()
+	i := slices.Index(vendors.Names(), name)
+	if i < 0 {
+		t.Fatalf("no vendor %s", name)
+	}
+	return vendors.All()[i]
 }

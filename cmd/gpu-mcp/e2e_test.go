@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,26 +13,41 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/fakecloud"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// binPath is the gpu-mcp binary built once for the end-to-end tests, which talk to it over
-// stdio with mcp-go's client, as an MCP host would.
+// binPath is the gpu-mcp program the end-to-end tests run as a process and talk to over
+// stdio (or HTTP) with mcp-go's client, as an MCP host would: this test binary itself, which
+// runs gpu-mcp's run (as main does) when serveEnv is set. So the gpu-mcp under test knows the
+// vendors this binary's list holds, the made-up one added here included.
 var binPath string
 
+// serveEnv makes this test binary serve as gpu-mcp.
+const serveEnv = "GPU_MCP_E2E_SERVE"
+
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gpu-mcp-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	vendors.WithExtra(fakecloud.Vendor)
+	if os.Getenv(serveEnv) == "1" {
+		os.Exit(run(os.Args[1:], environ(), os.Stdin, os.Stdout, os.Stderr))
 	}
-	binPath = filepath.Join(dir, "gpu-mcp")
-	if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building gpu-mcp: %v\n%s", err, out)
-		os.Exit(1)
+	binPath = os.Args[0]
+	// The processes the tests start inherit the environment.
+	os.Setenv(serveEnv, "1")
+	clearedCredentials = append(clearedCredentials, vendorVariables()...)
+	os.Exit(m.Run())
+}
+
+// vendorVariables clears every vendor's variables.
+func vendorVariables() []string {
+	var out []string
+	for _, v := range vendors.All() {
+		for _, name := range vendors.Variables(v) {
+			out = append(out, name+"=")
+		}
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	return out
 }
 
 // lockedBuffer collects the server's stderr.
@@ -63,10 +75,10 @@ type session struct {
 	stderr *lockedBuffer
 }
 
-// credentials of every vendor are cleared, so that the developer's environment cannot leak in.
-var clearedCredentials = []string{"HUIXINGYUN_TOKEN=", "HUIXINGYUN_BASE_URL=", "DATENFAB_TOKEN=", "DATENFAB_NAMESPACE=",
-	"DATENFAB_BASE_URL=", "CHENYU_API_KEY=", "CHENYU_BASE_URL=", "GPU_MCP_DEMO=", "GPU_MCP_READ_ONLY=",
-	"GPU_MCP_REQUIRE_ELICITATION=", "GPU_MCP_MAX_PRICE_PER_HOUR=", "GPU_MCP_MAX_HOURLY_SPEND=", "GPU_MCP_MAX_GPUS=", "GPU_MCP_AUDIT_LOG="}
+// clearedCredentials are cleared in every server's environment, so that the developer's cannot
+// leak in: these settings, and (from TestMain) every vendor's variables.
+var clearedCredentials = []string{"GPU_MCP_DEMO=", "GPU_MCP_READ_ONLY=", "GPU_MCP_REQUIRE_ELICITATION=", "GPU_MCP_MAX_PRICE_PER_HOUR=",
+	"GPU_MCP_MAX_HOURLY_SPEND=", "GPU_MCP_MAX_GPUS=", "GPU_MCP_AUDIT_LOG="}
 
 func startSession(t *testing.T, env []string, args ...string) *session {
 	t.Helper()
@@ -223,7 +235,7 @@ func TestStdioToolsListHasSchemasAndAnnotations(t *testing.T) {
 		}
 	}
 	m := s.ok("list_providers", nil)
-	if m["demo"] != true || len(m["providers"].([]any)) != 3 {
+	if m["demo"] != true || len(m["providers"].([]any)) != len(vendors.All()) {
 		t.Fatalf("demo providers: %v", m)
 	}
 }
@@ -246,9 +258,11 @@ func TestStdioReadOnlyListsOnlyReadTools(t *testing.T) {
 
 func TestStdioWithoutProvidersSaysHowToConfigure(t *testing.T) {
 	s := startSession(t, nil)
-	s.fails("list_gpu_offers", nil, "HUIXINGYUN_TOKEN")
+	s.fails("list_gpu_offers", nil, vendors.ConfigureHint())
 	m := s.ok("list_providers", nil)
-	if !strings.Contains(m["hint"].(string), "CHENYU_API_KEY") {
-		t.Fatalf("hint: %v", m)
+	for _, v := range vendors.All() {
+		if !strings.Contains(m["hint"].(string), v.Hint) {
+			t.Fatalf("hint lacks %s: %v", v.Hint, m)
+		}
 	}
 }

@@ -1,20 +1,20 @@
 package main
 
 import (
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// Each test runs the gpu-mcp binary against one vendor's emulator, started here so that the
-// test can read the emulator's state after every step, and takes an instance through its life
-// over stdio, every guarded step through plan and token.
+// Each vendor of the list in turn: the gpu-mcp process against that vendor's emulator,
+// started here so that the test can read what reached the vendor after every step, takes an
+// instance through its life over stdio, every guarded step through plan and token. What a
+// vendor cannot do (its Capabilities) is refused, naming the vendor. The vendors' own rules
+// are tested in their packages.
 
 func instanceIDs(m map[string]any) []string {
 	var ids []string
@@ -24,219 +24,126 @@ func instanceIDs(m map[string]any) []string {
 	return ids
 }
 
-func TestStdioHuiXingYunLifecycle(t *testing.T) {
-	emu := hxytest.NewServer(hxytest.Options{})
-	defer emu.Close()
-	s := startSession(t, []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + emu.URL()})
-	reads := map[string]bool{"/gpu/product/list": true, "/gpu/application/list": true, "/gpu/images/list": true, "/gpu/images/mine": true, "/gpu/instances/list": true}
-	mutations := func() int {
-		n := 0
-		for _, r := range emu.Requests() {
-			if !reads[r.Path] {
-				n++
-			}
-		}
-		return n
+// emulate starts a new emulator of v, closed when the test ends, and returns the variables
+// that configure gpu-mcp for it.
+func emulate(t *testing.T, v providers.Vendor, o emulated.Options) (*vendors.Emulated, []string) {
+	t.Helper()
+	emu, err := vendors.Emulate(v, o)
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	offer := firstID(t, s.ok("list_gpu_offers", map[string]any{"gpu": "4090", "min_gpus": 2, "available_only": true}), "offers")
-	image := firstID(t, s.ok("list_images", map[string]any{"offer_id": offer, "kind": "public"}), "images")
-
-	m := s.confirm("launch_instance", map[string]any{"offer_id": offer, "image_id": image, "gpu_count": 2, "name": "e2e"}, mutations)
-	id, _ := m["instance_id"].(string)
-	if !strings.HasPrefix(id, "huixingyun:") || m["order_id"] == "" {
-		t.Fatalf("launch result: %v", m)
-	}
-	gid := local(id)
-	rec, ok := emu.Instance(gid)
-	if !ok || rec.Status != hxytest.StatusRunning || rec.GPUCount != 2 || rec.PayMethod != hxytest.PayHour || rec.GPUType != local(offer) {
-		t.Fatalf("emulator after launch: %+v", rec)
-	}
-	if !slices.Contains(instanceIDs(s.ok("list_instances", map[string]any{"provider": "huixingyun"})), id) {
-		t.Fatal("list_instances does not show the new instance")
-	}
-	conn := s.ok("get_instance", map[string]any{"instance_id": id})["instance"].(map[string]any)["connection"].(map[string]any)
-	if conn["ssh_host"] != rec.IP || conn["ssh_password"] != rec.Password || !strings.Contains(conn["ssh_command"].(string), rec.IP) {
-		t.Fatalf("connection %v, emulator %+v", conn, rec)
-	}
-
-	s.confirm("stop_instance", map[string]any{"instance_id": id}, mutations)
-	if rec, _ := emu.Instance(gid); rec.Status != hxytest.StatusStopped {
-		t.Fatalf("after stop: %s", rec.Status)
-	}
-	s.confirm("start_instance", map[string]any{"instance_id": id}, mutations)
-	if rec, _ := emu.Instance(gid); rec.Status != hxytest.StatusRunning {
-		t.Fatalf("after start: %s", rec.Status)
-	}
-	s.confirm("save_image", map[string]any{"instance_id": id, "image_name": "e2e-ckpt"}, mutations)
-	if !slices.ContainsFunc(emu.Images(), func(im hxytest.Image) bool { return im.Name == "e2e-ckpt" && im.SourceGID == gid }) {
-		t.Fatalf("no saved image: %+v", emu.Images())
-	}
-	s.fails("destroy_instance", map[string]any{"instance_id": id}, "stopped")
-	s.confirm("stop_instance", map[string]any{"instance_id": id}, mutations)
-	s.confirm("destroy_instance", map[string]any{"instance_id": id}, mutations)
-	if _, ok := emu.Instance(gid); ok {
-		t.Fatal("destroyed instance still exists")
-	}
-
-	// A monthly instance can be renewed, and cannot be destroyed.
-	m = s.confirm("launch_instance", map[string]any{"offer_id": offer, "image_id": image, "billing": "monthly"}, mutations)
-	monthly := m["instance_id"].(string)
-	before, _ := emu.Instance(local(monthly))
-	if before.PayMethod != hxytest.PayMonth || before.ExpireAt.IsZero() {
-		t.Fatalf("monthly launch: %+v", before)
-	}
-	s.fails("renew_instance", map[string]any{"instance_id": monthly, "periods": 2}, "1, 3, 12")
-	s.confirm("renew_instance", map[string]any{"instance_id": monthly, "periods": 3}, mutations)
-	after, _ := emu.Instance(local(monthly))
-	if got := after.ExpireAt.Sub(before.ExpireAt); got < 85*24*time.Hour || got > 95*24*time.Hour {
-		t.Fatalf("renew by 3 months moved the expiry by %s", got)
-	}
-	s.fails("destroy_instance", map[string]any{"instance_id": monthly}, "hourly")
-	s.noSecretsIn(emu.Token(), rec.Password)
+	t.Cleanup(emu.Close)
+	return emu, emu.EnvLines()
 }
 
-func TestStdioDatenfabLifecycle(t *testing.T) {
-	emu := dftest.NewServer(dftest.Options{})
-	defer emu.Close()
-	s := startSession(t, []string{"DATENFAB_TOKEN=" + emu.Token(), "DATENFAB_NAMESPACE=" + emu.Namespace(), "DATENFAB_BASE_URL=" + emu.URL()})
-	mutations := func() int {
-		n := 0
-		for _, r := range emu.Requests() {
-			if r.Method != http.MethodGet {
-				n++
-			}
-		}
-		return n
-	}
-	offers := s.ok("list_gpu_offers", map[string]any{"provider": "datenfab", "billing": "hourly", "available_only": true})
-	offer := firstID(t, offers, "offers")
-	image := firstID(t, s.ok("list_images", map[string]any{"provider": "datenfab", "kind": "public"}), "images")
-
-	m := s.confirm("launch_instance", map[string]any{"offer_id": offer, "image_id": image, "name": "e2e-df"}, mutations)
-	id := m["instance_id"].(string)
-	name := local(id)
-	if rec, ok := emu.Instance(name); !ok || rec.Status != "Running" || rec.DisplayName != "e2e-df" || rec.Cost.CostType != "1" {
-		t.Fatalf("emulator after launch: %+v", rec)
-	}
-	if !slices.Contains(instanceIDs(s.ok("list_instances", nil)), id) {
-		t.Fatal("list_instances does not show the new instance")
-	}
-	inst := s.ok("get_instance", map[string]any{"instance_id": id})["instance"].(map[string]any)
-	conn := inst["connection"].(map[string]any)
-	if conn["ssh_user"] != "root" || conn["ssh_port"].(float64) <= 0 || conn["ssh_host"] != "127.0.0.1" || conn["ssh_password"] == "" {
-		t.Fatalf("parsed SSH details: %v", conn)
-	}
-	if len(conn["web_urls"].([]any)) == 0 {
-		t.Errorf("no Jupyter/Tensorboard URLs: %v", conn)
-	}
-
-	s.confirm("stop_instance", map[string]any{"instance_id": id}, mutations)
-	if rec, _ := emu.Instance(name); rec.Status != "Shutdown" {
-		t.Fatalf("after stop: %s", rec.Status)
-	}
-	s.confirm("start_instance", map[string]any{"instance_id": id}, mutations)
-	if rec, _ := emu.Instance(name); rec.Status != "Running" {
-		t.Fatalf("after start: %s", rec.Status)
-	}
-	m = s.ok("save_image", map[string]any{"instance_id": id, "image_name": "e2e-snap:v1"})
-	if !strings.Contains(strings.Join(toStrings(m["plan"].(map[string]any)["effects"]), " "), "stop") {
-		t.Fatalf("the save_image plan does not say it stops the instance: %v", m["plan"])
-	}
-	s.confirm("save_image", map[string]any{"instance_id": id, "image_name": "e2e-snap:v1"}, mutations)
-	rec, _ := emu.Instance(name)
-	if rec.Status != "Shutdown" || len(rec.SavedImages) != 1 || !strings.Contains(rec.SavedImages[0], "e2e-snap:v1") {
-		t.Fatalf("after save_image: %+v", rec)
-	}
-	s.fails("renew_instance", map[string]any{"instance_id": id, "periods": 1}, "unsupported by datenfab")
-	s.fails("restart_instance", map[string]any{"instance_id": id}, "unsupported by datenfab")
-	s.confirm("destroy_instance", map[string]any{"instance_id": id}, mutations)
-	if _, ok := emu.Instance(name); ok {
-		t.Fatal("destroyed instance still exists")
-	}
-	s.noSecretsIn(emu.Token())
+// vendorSession starts gpu-mcp configured with v alone, on a new emulator of v.
+func vendorSession(t *testing.T, v providers.Vendor, o emulated.Options) (*session, *vendors.Emulated) {
+	t.Helper()
+	emu, env := emulate(t, v, o)
+	return startSession(t, env), emu
 }
 
-func TestStdioChenyuLifecycle(t *testing.T) {
-	emu := cytest.NewServer(cytest.Options{MaxPageSize: 2})
-	defer emu.Close()
-	s := startSession(t, []string{"CHENYU_API_KEY=" + emu.APIKey(), "CHENYU_BASE_URL=" + emu.URL()})
-	mutations := func() int {
-		n := 0
-		for _, r := range emu.Requests() {
-			if r.Method == http.MethodPost {
-				n++
+// hourlyOffer is the cheapest available hourly offer of v with one GPU, and a public image of it.
+func hourlyOffer(t *testing.T, s *session, v string) (offer, image string) {
+	t.Helper()
+	m := s.ok("list_gpu_offers", map[string]any{"provider": v, "billing": "hourly", "available_only": true, "limit": 100})
+	for _, o := range m["offers"].([]any) {
+		if o := o.(map[string]any); slices.Contains(o["gpu_counts"].([]any), any(float64(1))) {
+			offer = o["id"].(string)
+			break
+		}
+	}
+	if offer == "" {
+		t.Fatalf("%s has no available hourly offer of one GPU: %v", v, m)
+	}
+	return offer, firstID(t, s.ok("list_images", map[string]any{"offer_id": offer, "kind": "public"}), "images")
+}
+
+func TestStdioLifecycleOnEveryVendor(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
+			s, emu := vendorSession(t, v, emulated.Options{})
+			caps := v.Capabilities
+			offer, image := hourlyOffer(t, s, v.Name)
+
+			m := s.confirm("launch_instance", map[string]any{"offer_id": offer, "image_id": image, "name": "e2e"}, emu.Changes)
+			id, _ := m["instance_id"].(string)
+			if !strings.HasPrefix(id, v.Name+":") {
+				t.Fatalf("launch result: %v", m)
 			}
-		}
-		return n
-	}
-	offer := firstID(t, s.ok("list_gpu_offers", map[string]any{"provider": "chenyu", "gpu": "4090"}), "offers")
-	image := firstID(t, s.ok("list_images", map[string]any{"provider": "chenyu", "kind": "public"}), "images")
-	pod := firstID(t, s.ok("list_images", map[string]any{"provider": "chenyu", "kind": "app"}), "images")
-	if !strings.HasPrefix(pod, "chenyu:pod:") {
-		t.Fatalf("pod image id %s", pod)
-	}
+			if _, ok := emu.SSHAddr(local(id)); !ok {
+				t.Fatalf("the emulator has no instance %s", id)
+			}
+			if w := s.ok("wait_instance", map[string]any{"instance_id": id, "until": "ssh_ready", "timeout": "30s"}); w["reached"] != true {
+				t.Fatalf("ssh_ready: %v", w)
+			}
+			if !slices.Contains(instanceIDs(s.ok("list_instances", map[string]any{"provider": v.Name})), id) {
+				t.Fatal("list_instances does not show the new instance")
+			}
+			inst := s.ok("get_instance", map[string]any{"instance_id": id})["instance"].(map[string]any)
+			conn, _ := inst["connection"].(map[string]any)
+			addr, _ := emu.SSHAddr(local(id))
+			_, port, _ := strings.Cut(addr, ":")
+			if conn == nil || !strings.Contains(conn["ssh_command"].(string), port) {
+				t.Fatalf("connection %v, the emulator's SSH endpoint %s", conn, addr)
+			}
+			password, _ := conn["ssh_password"].(string)
+			state := func() string {
+				return s.ok("get_instance", map[string]any{"instance_id": id})["instance"].(map[string]any)["state"].(string)
+			}
 
-	byImage := s.confirm("launch_instance", map[string]any{"offer_id": offer, "image_id": image, "gpu_count": 2, "name": "by-image"}, mutations)["instance_id"].(string)
-	byPod := s.confirm("launch_instance", map[string]any{"offer_id": offer, "image_id": pod}, mutations)["instance_id"].(string)
-	for _, id := range []string{byImage, byPod} {
-		if rec, ok := emu.Instance(local(id)); !ok || rec.Status != 2 {
-			t.Fatalf("emulator after launch of %s: %+v", id, rec)
-		}
-	}
-	if rec, _ := emu.Instance(local(byImage)); rec.GPUNums != 2 || rec.Title != "by-image" {
-		t.Fatalf("launch by image: %+v", rec)
-	}
-	if rec, _ := emu.Instance(local(byPod)); rec.ImageUUID != strings.TrimPrefix(strings.SplitN(local(pod), "@", 2)[0], "pod:") {
-		t.Fatalf("launch by pod used %q, want the pod of %s", rec.ImageUUID, pod)
-	}
-	// The emulator serves two instances a page: with its sample instance there are three, so
-	// the list needs two pages.
-	ids := instanceIDs(s.ok("list_instances", map[string]any{"provider": "chenyu"}))
-	if len(ids) != len(emu.InstanceIDs()) || !slices.Contains(ids, byImage) || !slices.Contains(ids, byPod) {
-		t.Fatalf("list_instances %v, emulator has %v", ids, emu.InstanceIDs())
-	}
-	pages := 0
-	for _, r := range emu.Requests() {
-		if r.Path == cytest.PathPrefix+"/instance/list" || r.Path == "/instance/list" {
-			pages++
-		}
-	}
-	if pages < 2 {
-		t.Fatalf("list_instances read %d pages, want at least 2", pages)
-	}
-	conn := s.ok("get_instance", map[string]any{"instance_id": byImage})["instance"].(map[string]any)["connection"].(map[string]any)
-	if conn["ssh_host"] == "" || conn["ssh_port"].(float64) <= 0 || conn["ssh_password"] == "" || !strings.HasPrefix(conn["ssh_command"].(string), "ssh ") {
-		t.Fatalf("SSH details: %v", conn)
-	}
+			s.confirm("stop_instance", map[string]any{"instance_id": id}, emu.Changes)
+			if st := state(); st != "stopped" {
+				t.Fatalf("after stop: %s", st)
+			}
+			s.confirm("start_instance", map[string]any{"instance_id": id}, emu.Changes)
+			if st := state(); st != "running" {
+				t.Fatalf("after start: %s", st)
+			}
+			unsupported := func(tool string, a providers.Action, args map[string]any) bool {
+				if ok, _ := caps.Supports(a); ok {
+					return false
+				}
+				s.fails(tool, args, "unsupported by "+v.Name)
+				return true
+			}
+			if !unsupported("restart_instance", providers.ActionRestart, map[string]any{"instance_id": id}) {
+				s.confirm("restart_instance", map[string]any{"instance_id": id}, emu.Changes)
+				if st := state(); st != "running" {
+					t.Fatalf("after restart: %s", st)
+				}
+			}
+			unsupported("renew_instance", providers.ActionRenew, map[string]any{"instance_id": id, "periods": 1})
 
-	s.confirm("stop_instance", map[string]any{"instance_id": byImage}, mutations)
-	if rec, _ := emu.Instance(local(byImage)); rec.Status != 22 {
-		t.Fatalf("after stop: %d", rec.Status)
+			name := "e2e-" + v.Name
+			plan := s.ok("save_image", map[string]any{"instance_id": id, "image_name": name})
+			effects := strings.Join(toStrings(plan["plan"].(map[string]any)["effects"]), " ")
+			if caps.SaveImageStops != strings.Contains(effects, "stop") {
+				t.Errorf("%s stops the instance to save an image: %v, but the plan says %q", v.Name, caps.SaveImageStops, effects)
+			}
+			saved := s.confirm("save_image", map[string]any{"instance_id": id, "image_name": name}, emu.Changes)
+			wait := map[string]any{"instance_id": id, "until": "image_saved", "timeout": "30s"}
+			if img, _ := saved["image_id"].(string); img != "" {
+				wait["image_id"] = img
+			} else {
+				wait["image_name"] = name
+			}
+			if w := s.ok("wait_instance", wait); w["reached"] != true {
+				t.Fatalf("image_saved: %v", w)
+			}
+
+			if state() != "stopped" {
+				s.fails("destroy_instance", map[string]any{"instance_id": id}, "stop")
+				s.confirm("stop_instance", map[string]any{"instance_id": id}, emu.Changes)
+			}
+			s.confirm("destroy_instance", map[string]any{"instance_id": id}, emu.Changes)
+			if _, ok := emu.SSHAddr(local(id)); ok {
+				t.Fatal("the destroyed instance still exists at the vendor")
+			}
+			s.noSecretsIn(emu.Credential(), password)
+		})
 	}
-	s.confirm("start_instance", map[string]any{"instance_id": byImage}, mutations)
-	if rec, _ := emu.Instance(local(byImage)); rec.Status != 2 {
-		t.Fatalf("after start: %d", rec.Status)
-	}
-	s.confirm("restart_instance", map[string]any{"instance_id": byImage}, mutations)
-	if rec, _ := emu.Instance(local(byImage)); rec.Status != 2 {
-		t.Fatalf("after restart: %d", rec.Status)
-	}
-	m := s.confirm("save_image", map[string]any{"instance_id": byImage, "image_name": "e2e-cy"}, mutations)
-	if !strings.Contains(strings.Join(toStrings(m["plan"].(map[string]any)["effects"]), " "), "stop") {
-		t.Fatalf("the save_image plan does not say it stops the instance: %v", m["plan"])
-	}
-	rec, _ := emu.Instance(local(byImage))
-	if rec.Status != 22 || rec.SaveImageStatus != 2 || !slices.ContainsFunc(emu.PrivateImages(), func(p cytest.PrivateImage) bool { return p.Title == "e2e-cy" }) {
-		t.Fatalf("after save_image: %+v, images %+v", rec, emu.PrivateImages())
-	}
-	s.fails("renew_instance", map[string]any{"instance_id": byImage, "periods": 1}, "unsupported by chenyu")
-	s.fails("destroy_instance", map[string]any{"instance_id": byPod}, "stop")
-	s.confirm("destroy_instance", map[string]any{"instance_id": byImage}, mutations)
-	if _, ok := emu.Instance(local(byImage)); ok {
-		t.Fatal("destroyed instance still exists")
-	}
-	s.noSecretsIn(emu.APIKey())
 }
 
 func toStrings(v any) []string {

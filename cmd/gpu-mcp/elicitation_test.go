@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"io"
-	"strings"
+	"slices"
 	"sync"
 	"testing"
 
@@ -12,8 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 // human answers the server's elicitations with a fixed action and remembers the questions.
@@ -31,10 +31,10 @@ func (h *human) Elicit(_ context.Context, req mcp.ElicitationRequest) (*mcp.Elic
 	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{Action: h.action, Content: h.content}}, nil
 }
 
-// TestElicitationAgainstTheEmulator runs every guarded tool with a client that can ask its
-// human, against the HuiXingYun emulator: accept changes the emulator's state, decline and
-// cancel leave it untouched.
-func TestElicitationAgainstTheEmulator(t *testing.T) {
+// TestElicitationAgainstTheEmulators runs every guarded tool that a vendor of the list can
+// do with a client that can ask its human, against that vendor's emulator: accept reaches
+// the vendor and changes the instance, decline and cancel send it nothing.
+func TestElicitationAgainstTheEmulators(t *testing.T) {
 	answers := []struct {
 		action  mcp.ElicitationResponseAction
 		content any
@@ -44,155 +44,131 @@ func TestElicitationAgainstTheEmulator(t *testing.T) {
 		{mcp.ElicitationResponseActionDecline, nil, false},
 		{mcp.ElicitationResponseActionCancel, nil, false},
 	}
-	const offer = "geforce_rtx_4090_16u100m_106"
 	type setup struct {
-		billing providers.BillingMode
+		prepaid bool // billed by a longer period than the hour (renew needs one)
 		stopped bool
 	}
 	cases := []struct {
-		tool  string
-		setup *setup // the instance the tool acts on; nil for launch
-		args  func(gid string) map[string]any
-		done  func(t *testing.T, emu *hxytest.Server, gid string, before int) bool // true when the action happened
+		tool   string
+		action providers.Action
+		setup  *setup // the instance the tool acts on; nil for launch
+		args   func(seed seeded) map[string]any
+		after  providers.State // the instance's state once the action ran ("": not checked)
 	}{
-		{"launch_instance", nil,
-			func(string) map[string]any {
-				return map[string]any{"offer_id": "huixingyun:" + offer, "image_id": "huixingyun:" + firstPublicImage(t, offer)}
-			},
-			func(t *testing.T, emu *hxytest.Server, _ string, before int) bool {
-				return len(emu.Instances()) > before
-			}},
-		{"start_instance", &setup{providers.BillingHourly, true},
-			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
-			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
-				return status(emu, gid) == hxytest.StatusRunning
-			}},
-		{"stop_instance", &setup{providers.BillingHourly, false},
-			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
-			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
-				return status(emu, gid) == hxytest.StatusStopped
-			}},
-		{"restart_instance", &setup{providers.BillingHourly, false},
-			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
-			func(t *testing.T, emu *hxytest.Server, gid string, before int) bool { return mutationsOf(emu) > before }},
-		{"save_image", &setup{providers.BillingHourly, false},
-			func(gid string) map[string]any {
-				return map[string]any{"instance_id": "huixingyun:" + gid, "image_name": "asked-first"}
-			},
-			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
-				for _, im := range emu.Images() {
-					if im.Name == "asked-first" {
-						return true
+		{"launch_instance", providers.ActionLaunch, nil,
+			func(s seeded) map[string]any {
+				return map[string]any{"offer_id": s.offer, "image_id": s.image, "wait": false}
+			}, ""},
+		{"start_instance", providers.ActionStart, &setup{stopped: true}, idArgs, providers.StateRunning},
+		{"stop_instance", providers.ActionStop, &setup{}, idArgs, providers.StateStopped},
+		{"restart_instance", providers.ActionRestart, &setup{}, idArgs, ""},
+		{"save_image", providers.ActionSaveImage, &setup{},
+			func(s seeded) map[string]any { return map[string]any{"instance_id": s.id, "image_name": "asked-first"} }, ""},
+		{"renew_instance", providers.ActionRenew, &setup{prepaid: true},
+			func(s seeded) map[string]any { return map[string]any{"instance_id": s.id, "periods": 1} }, ""},
+		{"destroy_instance", providers.ActionDestroy, &setup{stopped: true}, idArgs, ""},
+	}
+	for _, v := range vendors.All() {
+		for _, c := range cases {
+			if ok, _ := v.Capabilities.Supports(c.action); !ok {
+				continue
+			}
+			for _, a := range answers {
+				t.Run(v.Name+"/"+c.tool+"/"+string(a.action), func(t *testing.T) {
+					emu, _ := emulate(t, v, emulated.Options{})
+					seed := seedInstance(t, emu.Config, c.setup != nil, c.setup != nil && c.setup.prepaid, c.setup != nil && c.setup.stopped)
+					h := &human{action: a.action, content: a.content}
+					c2 := elicitingClient(t, emu, h)
+					before := emu.Changes()
+					req := mcp.CallToolRequest{}
+					req.Params.Name = c.tool
+					req.Params.Arguments = c.args(seed)
+					res, err := c2.CallTool(context.Background(), req)
+					if err != nil || res.IsError {
+						t.Fatalf("call: %v %v", err, res)
 					}
-				}
-				return false
-			}},
-		{"renew_instance", &setup{providers.BillingMonthly, false},
-			func(gid string) map[string]any {
-				return map[string]any{"instance_id": "huixingyun:" + gid, "periods": 1}
-			},
-			func(t *testing.T, emu *hxytest.Server, gid string, before int) bool { return mutationsOf(emu) > before }},
-		{"destroy_instance", &setup{providers.BillingHourly, true},
-			func(gid string) map[string]any { return map[string]any{"instance_id": "huixingyun:" + gid} },
-			func(t *testing.T, emu *hxytest.Server, gid string, _ int) bool {
-				_, ok := emu.Instance(gid)
-				return !ok
-			}},
-	}
-	for _, c := range cases {
-		for _, a := range answers {
-			t.Run(c.tool+"/"+string(a.action), func(t *testing.T) {
-				emu := hxytest.NewServer(hxytest.Options{})
-				defer emu.Close()
-				gid := ""
-				if c.setup != nil {
-					gid = seedInstance(t, emu, offer, c.setup.billing, c.setup.stopped)
-				}
-				h := &human{action: a.action, content: a.content}
-				c2 := elicitingClient(t, emu, h)
-				beforeInstances, beforeMutations := len(emu.Instances()), mutationsOf(emu)
-				before := beforeMutations
-				if c.tool == "launch_instance" {
-					before = beforeInstances
-				}
-				req := mcp.CallToolRequest{}
-				req.Params.Name = c.tool
-				req.Params.Arguments = c.args(gid)
-				res, err := c2.CallTool(context.Background(), req)
-				if err != nil || res.IsError {
-					t.Fatalf("call: %v %v", err, res)
-				}
-				if len(h.asked) != 1 {
-					t.Fatalf("the human was asked %d times", len(h.asked))
-				}
-				if got := c.done(t, emu, gid, before); got != a.runs {
-					t.Fatalf("%s: the action happened=%v, want %v", a.action, got, a.runs)
-				}
-				if !a.runs && mutationsOf(emu) != beforeMutations {
-					t.Fatalf("%s: %d mutating requests reached the emulator", a.action, mutationsOf(emu)-beforeMutations)
-				}
-			})
+					if len(h.asked) != 1 {
+						t.Fatalf("the human was asked %d times", len(h.asked))
+					}
+					if ran := emu.Changes() > before; ran != a.runs {
+						t.Fatalf("%s: the action reached the vendor=%v, want %v", a.action, ran, a.runs)
+					}
+					if a.runs && c.after != "" {
+						if in, err := seed.p.GetInstance(context.Background(), local(seed.id)); err != nil || in.State != c.after {
+							t.Fatalf("after %s: %+v %v, want %s", c.tool, in, err, c.after)
+						}
+					}
+				})
+			}
 		}
 	}
 }
 
-func status(emu *hxytest.Server, gid string) string {
-	in, _ := emu.Instance(gid)
-	return in.Status
+func idArgs(s seeded) map[string]any { return map[string]any{"instance_id": s.id} }
+
+// seeded is what seedInstance set up: an offer and image to launch from, and the instance.
+type seeded struct {
+	p                providers.Provider // the vendor's adapter, outside gpu-mcp's tools
+	offer, image, id string             // qualified, as the tools take them
 }
 
-var hxyReads = map[string]bool{"/gpu/product/list": true, "/gpu/application/list": true, "/gpu/images/list": true, "/gpu/images/mine": true, "/gpu/instances/list": true}
-
-func mutationsOf(emu *hxytest.Server) int {
-	n := 0
-	for _, r := range emu.Requests() {
-		if !hxyReads[r.Path] {
-			n++
-		}
-	}
-	return n
-}
-
-// firstPublicImage asks a throw-away emulator for a public image of gpuType; the catalog is
-// the same in every emulator.
-func firstPublicImage(t *testing.T, gpuType string) string {
-	emu := hxytest.NewServer(hxytest.Options{})
-	defer emu.Close()
-	p := huixingyun.New(huixingyun.Config{Token: emu.Token(), BaseURL: emu.URL()})
-	ims, err := p.ListImages(context.Background(), providers.ImageQuery{OfferID: gpuType})
+// seedInstance picks an available offer of one GPU (billed by a longer period than the hour
+// when prepaid), a public image of it and, when launch, creates an instance of them through the
+// adapter, outside gpu-mcp's tools, and stops it when stopped.
+func seedInstance(t *testing.T, cfg providers.VendorConfig, launch, prepaid, stopped bool) seeded {
+	t.Helper()
+	ctx := context.Background()
+	p := cfg.Provider(providers.HTTPOptions{}, nil)
+	offers, err := p.ListOffers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, im := range ims {
-		if im.Kind == providers.ImagePublic {
-			_, l, _ := strings.Cut(im.ID, ":")
-			return l
+	for _, o := range offers {
+		billing := providers.BillingHourly
+		if prepaid {
+			i := slices.IndexFunc(o.Billing, func(b providers.BillingMode) bool { return b != providers.BillingHourly })
+			if i < 0 {
+				continue
+			}
+			billing = o.Billing[i]
 		}
-	}
-	t.Fatal("no public image")
-	return ""
-}
-
-// seedInstance creates an instance in the emulator through the adapter, outside gpu-mcp's tools.
-func seedInstance(t *testing.T, emu *hxytest.Server, gpuType string, billing providers.BillingMode, stopped bool) string {
-	t.Helper()
-	ctx := context.Background()
-	p := huixingyun.New(huixingyun.Config{Token: emu.Token(), BaseURL: emu.URL()})
-	res, err := p.Launch(ctx, providers.LaunchSpec{OfferID: gpuType, ImageID: firstPublicImage(t, gpuType), GPUCount: 1, Billing: billing})
-	if err != nil || res.InstanceID == "" {
-		t.Fatalf("seed launch: %v %+v", err, res)
-	}
-	if stopped {
-		if err := p.Stop(ctx, res.InstanceID); err != nil {
+		if !o.Available || !slices.Contains(o.GPUCounts, 1) || !slices.Contains(o.Billing, billing) {
+			continue
+		}
+		ims, err := p.ListImages(ctx, providers.ImageQuery{OfferID: o.ID})
+		if err != nil {
 			t.Fatal(err)
 		}
+		i := slices.IndexFunc(ims, func(im providers.Image) bool { return im.Kind == providers.ImagePublic })
+		if i < 0 {
+			continue
+		}
+		s := seeded{p: p, offer: providers.QualifyID(p.Name(), o.ID), image: providers.QualifyID(p.Name(), ims[i].ID)}
+		if !launch {
+			return s
+		}
+		res, err := p.Launch(ctx, providers.LaunchSpec{OfferID: o.ID, ImageID: ims[i].ID, GPUCount: 1, Billing: billing})
+		if err != nil || res.InstanceID == "" {
+			t.Fatalf("seed launch: %v %+v", err, res)
+		}
+		s.id = providers.QualifyID(p.Name(), res.InstanceID)
+		if stopped {
+			if err := p.Stop(ctx, res.InstanceID); err != nil {
+				t.Fatal(err)
+			}
+			if in, err := p.GetInstance(ctx, res.InstanceID); err != nil || in.State != providers.StateStopped {
+				t.Fatalf("seed stop: %+v %v", in, err)
+			}
+		}
+		return s
 	}
-	return res.InstanceID
+	t.Fatalf("%s has no offer to seed an instance from (prepaid %v)", p.Name(), prepaid)
+	return seeded{}
 }
 
-func elicitingClient(t *testing.T, emu *hxytest.Server, h *human) *client.Client {
+func elicitingClient(t *testing.T, emu *vendors.Emulated, h *human) *client.Client {
 	t.Helper()
-	cfg, _, err := loadConfig(nil, map[string]string{"HUIXINGYUN_TOKEN": emu.Token(), "HUIXINGYUN_BASE_URL": emu.URL()}, io.Discard)
+	cfg, _, err := loadConfig(nil, emu.Env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

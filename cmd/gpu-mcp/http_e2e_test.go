@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -19,7 +18,8 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 // These tests run the gpu-mcp binary as a network server on a free loopback port and talk to
@@ -134,20 +134,20 @@ func (s *netServer) wait() int {
 // Replicas that share GPU_MCP_CONFIRM_SECRET accept each other's confirmation tokens: an agent
 // behind a load balancer may get its plan from one and confirm on another.
 func TestHTTPReplicasShareConfirmations(t *testing.T) {
-	emu := hxytest.NewServer(hxytest.Options{})
-	defer emu.Close()
-	vendor := []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + emu.URL(), "GPU_MCP_AUTH_TOKEN=" + testAuthToken}
+	v := vendors.All()[0]
+	emu, vendor := emulate(t, v, emulated.Options{})
+	vendor = append(vendor, "GPU_MCP_AUTH_TOKEN="+testAuthToken)
 	shared := "GPU_MCP_CONFIRM_SECRET=replicas-share-this-secret-0123456789"
 	a := startNetServer(t, "http", append(slices.Clone(vendor), shared)).connect(nil)
 	b := startNetServer(t, "http", append(slices.Clone(vendor), shared)).connect(nil)
 	stranger := startNetServer(t, "http", append(slices.Clone(vendor), "GPU_MCP_CONFIRM_SECRET=some-other-secret-0123456789")).connect(nil)
 
-	offer := firstID(t, a.ok("list_gpu_offers", map[string]any{"gpu": "4090", "available_only": true}), "offers")
-	image := firstID(t, a.ok("list_images", map[string]any{"offer_id": offer, "kind": "public"}), "images")
+	offer, image := hourlyOffer(t, a, v.Name)
 	args := map[string]any{"offer_id": offer, "image_id": image, "name": "replica"}
+	instances := len(instanceIDs(a.ok("list_instances", map[string]any{"provider": v.Name})))
 	plan := a.ok("launch_instance", args)
-	if plan["status"] != "confirmation_required" || len(emu.Instances()) != 0 {
-		t.Fatalf("plan from replica a: %v; instances %v", plan, emu.Instances())
+	if plan["status"] != "confirmation_required" || emu.Changes() != 0 {
+		t.Fatalf("plan from replica a: %v; %d changes at the vendor", plan, emu.Changes())
 	}
 	withToken := map[string]any{"confirm_token": plan["confirmation_token"]}
 	for k, v := range args {
@@ -155,26 +155,27 @@ func TestHTTPReplicasShareConfirmations(t *testing.T) {
 	}
 
 	stranger.fails("launch_instance", withToken, "not valid")
-	if n := len(emu.Instances()); n != 0 {
-		t.Fatalf("a server with another secret launched %d instances", n)
+	if n := emu.Changes(); n != 0 {
+		t.Fatalf("a server with another secret sent %d changes to the vendor", n)
 	}
 	done := b.ok("launch_instance", withToken)
 	id, _ := done["instance_id"].(string)
-	if done["status"] != "done" || !strings.HasPrefix(id, "huixingyun:") {
+	if done["status"] != "done" || !strings.HasPrefix(id, v.Name+":") {
 		t.Fatalf("confirm on replica b: %v", done)
 	}
-	if inst, ok := emu.Instance(local(id)); !ok || inst.GPUType != local(offer) {
-		t.Fatalf("the vendor has no instance %s of %s: %+v", id, offer, emu.Instances())
+	if _, ok := emu.SSHAddr(local(id)); !ok {
+		t.Fatalf("the vendor has no instance %s", id)
 	}
 	// Single use holds on the replica that spent the token (the used-token set is per process).
 	b.fails("launch_instance", withToken, "already been used")
-	if !slices.Contains(instanceIDs(a.ok("list_instances", map[string]any{"provider": "huixingyun"})), id) {
+	listed := instanceIDs(a.ok("list_instances", map[string]any{"provider": v.Name}))
+	if !slices.Contains(listed, id) {
 		t.Fatal("replica a does not list the instance launched through b")
 	}
-	if n := len(emu.Instances()); n != 1 {
-		t.Fatalf("%d instances at the vendor, want 1", n)
+	if n := len(listed) - instances; n != 1 {
+		t.Fatalf("%d new instances at the vendor, want 1", n)
 	}
-	a.noSecretsIn(testAuthToken, emu.Token(), "replicas-share-this-secret-0123456789")
+	a.noSecretsIn(testAuthToken, emu.Credential(), "replicas-share-this-secret-0123456789")
 }
 
 // A SIGTERM lets the call in flight finish and answer; new calls are refused meanwhile, and
@@ -182,26 +183,26 @@ func TestHTTPReplicasShareConfirmations(t *testing.T) {
 func TestNetworkShutdownFinishesCallsInFlight(t *testing.T) {
 	for _, tr := range []string{"http", "sse"} {
 		t.Run(tr, func(t *testing.T) {
-			emu := hxytest.NewServer(hxytest.Options{})
-			defer emu.Close()
+			v := vendors.All()[0]
 			arrived, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			vendor := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/gpu/product/list" {
-					held := false
-					once.Do(func() { held = true; close(arrived) })
-					if held {
-						<-release
+			hold := func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if strings.HasSuffix(r.URL.Path, v.Endpoints.Offers) {
+						held := false
+						once.Do(func() { held = true; close(arrived) })
+						if held {
+							<-release
+						}
 					}
-				}
-				emu.Handler().ServeHTTP(w, r)
-			}))
-			defer vendor.Close()
+					h.ServeHTTP(w, r)
+				})
+			}
 			var releaseOnce sync.Once
 			defer releaseOnce.Do(func() { close(release) })
+			_, vendor := emulate(t, v, emulated.Options{Wrap: hold})
 
-			srv := startNetServer(t, tr, []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + vendor.URL,
-				"GPU_MCP_AUTH_TOKEN=" + testAuthToken})
+			srv := startNetServer(t, tr, append(vendor, "GPU_MCP_AUTH_TOKEN="+testAuthToken))
 			s := srv.connect(nil)
 			type answer struct {
 				res *mcp.CallToolResult
@@ -211,7 +212,7 @@ func TestNetworkShutdownFinishesCallsInFlight(t *testing.T) {
 			go func() {
 				req := mcp.CallToolRequest{}
 				req.Params.Name = "list_gpu_offers"
-				req.Params.Arguments = map[string]any{"provider": "huixingyun"}
+				req.Params.Arguments = map[string]any{"provider": v.Name}
 				res, err := s.c.CallTool(context.Background(), req)
 				answered <- answer{res, err}
 			}()
@@ -244,7 +245,7 @@ func TestNetworkShutdownFinishesCallsInFlight(t *testing.T) {
 
 			releaseOnce.Do(func() { close(release) })
 			a := <-answered
-			if a.err != nil || a.res.IsError || !strings.Contains(resultText(a.res), "huixingyun:") {
+			if a.err != nil || a.res.IsError || !strings.Contains(resultText(a.res), v.Name+":") {
 				t.Fatalf("the call in flight: %v %+v\n%s", a.err, a.res, srv.stderr.String())
 			}
 			if code := srv.wait(); code != 0 {
@@ -262,20 +263,18 @@ func TestNetworkShutdownFinishesCallsInFlight(t *testing.T) {
 func TestNetworkElicitation(t *testing.T) {
 	for _, tr := range []string{"http", "sse"} {
 		t.Run(tr, func(t *testing.T) {
-			emu := hxytest.NewServer(hxytest.Options{})
-			defer emu.Close()
-			srv := startNetServer(t, tr, []string{"HUIXINGYUN_TOKEN=" + emu.Token(), "HUIXINGYUN_BASE_URL=" + emu.URL(),
-				"GPU_MCP_AUTH_TOKEN=" + testAuthToken})
+			v := vendors.All()[0]
+			emu, vendor := emulate(t, v, emulated.Options{})
+			srv := startNetServer(t, tr, append(vendor, "GPU_MCP_AUTH_TOKEN="+testAuthToken))
 			var mu sync.Mutex
 			var asked []string
 			s := srv.connect(approveAll(func(msg string) { mu.Lock(); asked = append(asked, msg); mu.Unlock() }))
-			offer := firstID(t, s.ok("list_gpu_offers", map[string]any{"gpu": "4090", "available_only": true}), "offers")
-			image := firstID(t, s.ok("list_images", map[string]any{"offer_id": offer, "kind": "public"}), "images")
+			offer, image := hourlyOffer(t, s, v.Name)
 			m := s.ok("launch_instance", map[string]any{"offer_id": offer, "image_id": image})
 			mu.Lock()
 			defer mu.Unlock()
-			if m["status"] != "done" || len(asked) != 1 || len(emu.Instances()) != 1 {
-				t.Fatalf("over %s: %v, asked %q, %d instances", tr, m, asked, len(emu.Instances()))
+			if _, ok := emu.SSHAddr(local(m["instance_id"])); m["status"] != "done" || len(asked) != 1 || !ok {
+				t.Fatalf("over %s: %v, asked %q, the instance at the vendor: %v", tr, m, asked, ok)
 			}
 		})
 	}

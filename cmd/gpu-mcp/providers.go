@@ -4,12 +4,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 // httpOptions is how every adapter talks to its vendor: GPU_MCP_REQUEST_TIMEOUT per request,
@@ -23,45 +19,34 @@ func httpOptions(cfg Config) providers.HTTPOptions {
 // not registered.
 func configuredProviders(cfg Config, log zerolog.Logger) []providers.Provider {
 	var ps []providers.Provider
-	o := httpOptions(cfg)
-	if cfg.HuiXingYunToken != "" {
-		ps = append(ps, huixingyun.New(huixingyun.Config{Token: cfg.HuiXingYunToken, BaseURL: cfg.HuiXingYunBaseURL, Logger: &log, HTTP: o}))
-	}
-	if cfg.DatenfabToken != "" && cfg.DatenfabNamespace != "" {
-		ps = append(ps, datenfab.New(datenfab.Config{Token: cfg.DatenfabToken, Namespace: cfg.DatenfabNamespace, BaseURL: cfg.DatenfabBaseURL, Logger: &log, HTTP: o}))
-	}
-	if cfg.ChenyuAPIKey != "" {
-		ps = append(ps, chenyu.New(chenyu.Config{APIKey: cfg.ChenyuAPIKey, BaseURL: cfg.ChenyuBaseURL, Logger: &log, HTTP: o}))
+	for _, v := range cfg.vendors {
+		if on, _ := v.config.Enabled(); on {
+			ps = append(ps, v.config.Provider(httpOptions(cfg), &log))
+		}
 	}
 	return ps
 }
 
-// startDemo starts the three vendor emulators on loopback and points adapters at them.
-func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, func()) {
-	step := cfg.DemoStepDelay
-	if step < 0 {
-		step = 0
+// startDemo starts every vendor's emulator on loopback and points adapters at them; the
+// emulators are returned by vendor name.
+func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, map[string]emulated.Server, error) {
+	step := max(cfg.DemoStepDelay, 0)
+	var ps []providers.Provider
+	emus := map[string]emulated.Server{}
+	ev := log.Info()
+	for _, v := range vendors.All() {
+		emu, err := vendors.Emulate(v, emulated.Options{StepDelay: step})
+		if err != nil {
+			return nil, emus, err
+		}
+		// GPU_MCP_DEMO_LATENCY: every request of an emulator waits this long before it is handled.
+		if d := cfg.demoLatency[v.Name]; d > 0 {
+			emu.SetFaults(emulated.Faults{Latency: d})
+		}
+		emus[v.Name] = emu
+		ev = ev.Str(v.Name, emu.URL())
+		ps = append(ps, emu.Config.Provider(httpOptions(cfg), &log))
 	}
-	hxy := hxytest.NewServer(hxytest.Options{StepDelay: step})
-	df := dftest.NewServer(dftest.Options{StepDelay: step})
-	cy := cytest.NewServer(cytest.Options{StepDelay: step})
-	// GPU_MCP_DEMO_LATENCY: every request of an emulator waits this long before it is handled.
-	if d := cfg.demoLatency["huixingyun"]; d > 0 {
-		hxy.SetFaults(hxytest.Faults{Latency: d})
-	}
-	if d := cfg.demoLatency["datenfab"]; d > 0 {
-		df.SetFaults(dftest.Faults{Latency: d})
-	}
-	if d := cfg.demoLatency["chenyu"]; d > 0 {
-		cy.SetFaults(cytest.Faults{Latency: d})
-	}
-	log.Info().Str("huixingyun", hxy.URL()).Str("datenfab", df.URL()).Str("chenyu", cy.URL()).Dur("step_delay", step).Str("latency", cfg.DemoLatency).
-		Msg("demo: vendor emulators started on loopback; nothing is real")
-	o := httpOptions(cfg)
-	ps := []providers.Provider{
-		huixingyun.New(huixingyun.Config{Token: hxy.Token(), BaseURL: hxy.URL(), Logger: &log, HTTP: o}),
-		datenfab.New(datenfab.Config{Token: df.Token(), Namespace: df.Namespace(), BaseURL: df.URL(), Logger: &log, HTTP: o}),
-		chenyu.New(chenyu.Config{APIKey: cy.APIKey(), BaseURL: cy.URL(), Logger: &log, HTTP: o}),
-	}
-	return ps, func() { hxy.Close(); df.Close(); cy.Close() }
+	ev.Dur("step_delay", step).Str("latency", cfg.DemoLatency).Msg("demo: vendor emulators started on loopback; nothing is real")
+	return ps, emus, nil
 }

@@ -11,46 +11,51 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/redact"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// echoingVendors starts the three emulators answering every request with an error body that
-// quotes its Authorization header, URL and headers, and returns the environment that points
-// gpu-mcp at them, and the secrets that environment holds.
-func echoingVendors(t *testing.T, status int) (map[string]string, []string) {
+// echoingVendors starts every vendor's emulator answering every request with an error body
+// that quotes its Authorization header, URL and headers, and returns the environment that points
+// gpu-mcp at them, the secrets that environment holds, and calls that reach every vendor, read
+// and guarded.
+func echoingVendors(t *testing.T, status int) (map[string]string, []string, []echoCall) {
 	t.Helper()
-	hxy := hxytest.NewServer(hxytest.Options{})
-	df := dftest.NewServer(dftest.Options{})
-	cy := cytest.NewServer(cytest.Options{})
-	t.Cleanup(func() { hxy.Close(); df.Close(); cy.Close() })
-	hxy.SetFaults(hxytest.Faults{EchoStatus: status})
-	df.SetFaults(dftest.Faults{EchoStatus: status})
-	cy.SetFaults(cytest.Faults{EchoStatus: status})
 	const confirmSecret = "confirm-secret-0123456789abcdef0123456789"
 	env := map[string]string{
-		"HUIXINGYUN_TOKEN": hxy.Token(), "HUIXINGYUN_BASE_URL": hxy.URL(),
-		"DATENFAB_TOKEN": df.Token(), "DATENFAB_NAMESPACE": df.Namespace(), "DATENFAB_BASE_URL": df.URL(),
-		"CHENYU_API_KEY": cy.APIKey(), "CHENYU_BASE_URL": cy.URL(),
 		"GPU_MCP_CONFIRM_SECRET": confirmSecret, "GPU_MCP_LOG_LEVEL": "debug",
 		"GPU_MCP_READ_RETRIES": "0", "GPU_MCP_OFFER_CACHE_TTL": "0",
 	}
-	return env, []string{hxy.Token(), df.Token(), cy.APIKey(), confirmSecret}
+	secrets := []string{confirmSecret}
+	calls := []echoCall{{"list_providers", `{}`}, {"list_gpu_offers", `{}`}, {"list_instances", `{}`}}
+	for i, v := range vendors.All() {
+		e, err := vendors.Emulate(v, emulated.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Close)
+		e.SetFaults(emulated.Faults{EchoStatus: status})
+		for k, val := range e.Env {
+			env[k] = val
+		}
+		secrets = append(secrets, e.Credential())
+		id := func(local string) string { return fmt.Sprintf("%q", v.Name+":"+local) }
+		calls = append(calls,
+			echoCall{"list_images", `{"provider":"` + v.Name + `"}`},
+			echoCall{"get_instance", `{"instance_id":` + id("inst-0123456789") + `}`})
+		// One guarded call of each kind is enough: they share the path to the vendor.
+		if i%2 == 0 {
+			calls = append(calls, echoCall{"stop_instance", `{"instance_id":` + id("inst-0123") + `}`})
+		} else {
+			calls = append(calls, echoCall{"launch_instance", `{"offer_id":` + id("x") + `,"image_id":` + id("y") + `}`})
+		}
+	}
+	return env, secrets, calls
 }
 
-// echoCalls are tool calls that reach every vendor, read and guarded.
-var echoCalls = []struct{ tool, args string }{
-	{"list_providers", `{}`},
-	{"list_gpu_offers", `{}`},
-	{"list_instances", `{}`},
-	{"list_images", `{"provider":"chenyu","kind":"public"}`},
-	{"get_instance", `{"instance_id":"huixingyun:gpu-0123456789"}`},
-	{"get_instance", `{"instance_id":"datenfab:instance-0123"}`},
-	{"stop_instance", `{"instance_id":"chenyu:inst_0123"}`},
-	{"launch_instance", `{"offer_id":"datenfab:x","image_id":"datenfab:y"}`},
-}
+// echoCall is one tool call with its arguments.
+type echoCall struct{ tool, args string }
 
 func assertNoSecret(t *testing.T, what, text string, secrets []string) {
 	t.Helper()
@@ -64,9 +69,9 @@ func assertNoSecret(t *testing.T, what, text string, secrets []string) {
 func TestEchoingVendorsLeakNoKeyThroughCall(t *testing.T) {
 	for _, status := range []int{200, 401, 500} {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
-			env, secrets := echoingVendors(t, status)
+			env, secrets, calls := echoingVendors(t, status)
 			var stdout, stderr bytes.Buffer
-			for _, c := range echoCalls {
+			for _, c := range calls {
 				run([]string{"call", c.tool, c.args}, env, strings.NewReader(""), &stdout, &stderr)
 			}
 			assertNoSecret(t, "the tool results (stdout)", stdout.String(), secrets)
@@ -80,7 +85,7 @@ func TestEchoingVendorsLeakNoKeyThroughCall(t *testing.T) {
 }
 
 func TestEchoingVendorsLeakNoKeyThroughTheTools(t *testing.T) {
-	env, secrets := echoingVendors(t, 403)
+	env, secrets, calls := echoingVendors(t, 403)
 	var logs bytes.Buffer
 	cfg, _, err := loadConfig(nil, env, &logs)
 	if err != nil {
@@ -107,7 +112,7 @@ func TestEchoingVendorsLeakNoKeyThroughTheTools(t *testing.T) {
 		t.Fatal(err)
 	}
 	var results strings.Builder
-	for _, call := range echoCalls {
+	for _, call := range calls {
 		req := mcp.CallToolRequest{}
 		req.Params.Name = call.tool
 		req.Params.Arguments = json.RawMessage(call.args)

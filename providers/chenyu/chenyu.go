@@ -1,7 +1,7 @@
 // Package chenyu is the gpu-mcp adapter for Chenyu's (晨羽智云) open API v2
 // (vendor-api.md section 4, quirks 5.3).
 //
-// Identifiers (all vendor-local; the tools layer adds "chenyu:"):
+// Identifiers (all vendor-local; the registry adds "chenyu:" for everything above it):
 //   - offer:    the GPU model's gpu_uuid from GET /gpu/list, e.g. "gpu_1234...". Chenyu has no
 //     regions; one offer serves 1, 2, 4 or 8 GPUs.
 //   - image:    a market or private image's uuid ("img_..."), launched with create_by_image;
@@ -25,7 +25,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/httpx"
 )
 
-// Name is the provider name, the prefix of every identifier this adapter returns.
+// Name is the provider name, the prefix the registry gives every identifier of this adapter.
 const Name = "chenyu"
 
 // DefaultBaseURL is Chenyu's API root.
@@ -35,15 +35,15 @@ const DefaultBaseURL = "https://www.chenyu.cn/api/open/v2"
 type Config struct {
 	// APIKey is a key created in the Chenyu console ("API管理"); sent as
 	// "Authorization: Bearer <APIKey>".
-	APIKey string
+	APIKey string `env:"API_KEY"`
 	// BaseURL defaults to DefaultBaseURL.
-	BaseURL string
+	BaseURL string `env:"BASE_URL"`
 	// HTTPClient nil means http.DefaultTransport; HTTP.Timeout bounds each request anyway.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `env:"-"`
 	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
-	HTTP providers.HTTPOptions
+	HTTP providers.HTTPOptions `env:"-"`
 	// Logger nil means no logs.
-	Logger *zerolog.Logger
+	Logger *zerolog.Logger `env:"-"`
 }
 
 // Provider is the Chenyu adapter. It is safe for concurrent use.
@@ -82,6 +82,19 @@ func New(cfg Config) *Provider {
 	return &Provider{http: c, public: pub, log: log, now: time.Now}
 }
 
+// Provider implements providers.VendorConfig.
+func (c *Config) Provider(o providers.HTTPOptions, log *zerolog.Logger) providers.Provider {
+	cfg := *c
+	cfg.HTTP, cfg.Logger = o, log
+	return New(cfg)
+}
+
+// Enabled implements providers.VendorConfig: the API key enables Chenyu.
+func (c *Config) Enabled() (bool, error) { return c.APIKey != "", nil }
+
+// Secrets implements providers.VendorConfig.
+func (c *Config) Secrets() []string { return []string{c.APIKey} }
+
 // Name implements providers.Provider.
 func (p *Provider) Name() string { return Name }
 
@@ -89,22 +102,28 @@ func (p *Provider) Name() string { return Name }
 const renewWhy = "chenyu documents no renew call and no billing choice at create: instances are billed by the hour"
 
 // Capabilities implements providers.Provider.
-func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{
-		Unsupported: map[providers.Action]string{providers.ActionRenew: renewWhy},
-		Billing:     []providers.BillingMode{providers.BillingHourly},
-		Notes: []string{
-			"Chenyu bills instances created through its API by the hour only. Offers also list Chenyu's day, week and month prices for information; gpu-mcp treats every listed price as per GPU (Chenyu does not say) and none but the hourly one can be chosen.",
-			"An offer takes 1, 2, 4 or 8 GPUs. Images: public (market base images), private (your saved images) and app (app-market Pods: pod:<uuid> runs the latest version, pod:<uuid>@<tag> a given one).",
-			"An instance's price_per_hour is the GPU model's listed hourly price times its GPU count; a Pod's own listed price is not added, because Chenyu does not say whether it is charged on top.",
-			"save_image works only on a running instance, and Chenyu shuts the instance down once the image is saved; progress shows as image_save_status (saving, saved, failed) and the image in list_images kind=private. Image names must be unique.",
-			"Destroy deletes the instance and all its data for good. Chenyu documents no required state; gpu-mcp refuses to destroy a running, stopping or restarting instance: stop it first.",
-			"An instance stuck creating (1) or starting (24) cannot be shut down (Chenyu shuts down running instances only) but can be destroyed, which ends its billing (Chenyu documents no rule; it may refuse).",
-			"A scheduled stop is sent as an absolute Unix time, as the shutdown_time field is documented (the page's example and notes speak of minutes; unverified). It must be at least 5 minutes ahead and needs a running instance.",
-		},
-		SaveImageStops:  true,
-		PublishesPrices: true,
-	}
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities }
+
+// Precheck implements providers.Provider with rules.
+func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
+	return rules.Precheck(req)
+}
+
+// capabilities says what Chenyu's API allows, for list_providers and the rules of Precheck.
+var capabilities = providers.Capabilities{
+	Unsupported: map[providers.Action]string{providers.ActionRenew: renewWhy},
+	Billing:     []providers.BillingMode{providers.BillingHourly},
+	Notes: []string{
+		"Chenyu bills instances created through its API by the hour only. Offers also list Chenyu's day, week and month prices for information; gpu-mcp treats every listed price as per GPU (Chenyu does not say) and none but the hourly one can be chosen.",
+		"An offer takes 1, 2, 4 or 8 GPUs. Images: public (market base images), private (your saved images) and app (app-market Pods: pod:<uuid> runs the latest version, pod:<uuid>@<tag> a given one).",
+		"An instance's price_per_hour is the GPU model's listed hourly price times its GPU count; a Pod's own listed price is not added, because Chenyu does not say whether it is charged on top.",
+		"save_image works only on a running instance, and Chenyu shuts the instance down once the image is saved; progress shows as image_save_status (saving, saved, failed) and the image in list_images kind=private. Image names must be unique.",
+		"Destroy deletes the instance and all its data for good. Chenyu documents no required state; gpu-mcp refuses to destroy a running, stopping or restarting instance: stop it first.",
+		"An instance stuck creating (1) or starting (24) cannot be shut down (Chenyu shuts down running instances only) but can be destroyed, which ends its billing (Chenyu documents no rule; it may refuse).",
+		"A scheduled stop is sent as an absolute Unix time, as the shutdown_time field is documented (the page's example and notes speak of minutes; unverified). It must be at least 5 minutes ahead and needs a running instance.",
+	},
+	SaveImageStops:  true,
+	PublishesPrices: true,
 }
 
 // Renew implements providers.Provider: Chenyu has no renew call.

@@ -85,7 +85,7 @@ func TestAuthFailureAgainstEmulator(t *testing.T) {
 	// private list.
 	_, err = p.ListImages(t.Context(), providers.ImageQuery{})
 	wantKind(t, err, providers.KindAuth)
-	if got := e.srv.Requests(); len(got) != 3 || got[1].Authorization != "" || got[2].Authorization != "Bearer cy_wrong" {
+	if got := e.srv.Requests(); len(got) != 3 || got[1].Header.Get("Authorization") != "" || got[2].Header.Get("Authorization") != "Bearer cy_wrong" {
 		t.Fatalf("requests %+v", got)
 	}
 }

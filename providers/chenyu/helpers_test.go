@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 )
 
 // Catalog entries of the emulator used across tests.
@@ -49,14 +50,14 @@ func setup(t *testing.T, opts cytest.Options) env {
 	t.Cleanup(srv.Close)
 	buf := &syncBuffer{}
 	log := zerolog.New(buf).Level(zerolog.DebugLevel)
-	p := New(Config{APIKey: srv.APIKey(), BaseURL: srv.URL(), Logger: &log})
+	p := New(Config{APIKey: srv.Credential(), BaseURL: srv.URL(), Logger: &log})
 	p.now = clk.Now
 	return env{p: p, srv: srv, log: buf, clk: clk}
 }
 
 // posts lists the POST requests received: Chenyu's mutations.
-func posts(srv *cytest.Server) []cytest.Recorded {
-	var out []cytest.Recorded
+func posts(srv *cytest.Server) []emulated.Recorded {
+	var out []emulated.Recorded
 	for _, r := range srv.Requests() {
 		if r.Method != http.MethodGet {
 			out = append(out, r)
@@ -65,7 +66,7 @@ func posts(srv *cytest.Server) []cytest.Recorded {
 	return out
 }
 
-func paths(rs []cytest.Recorded) string {
+func paths(rs []emulated.Recorded) string {
 	var s []string
 	for _, r := range rs {
 		s = append(s, r.Path)

@@ -85,7 +85,7 @@ func marketImage(m wireMarketImage) providers.Image {
 		name = m.UUID
 	}
 	return providers.Image{
-		ID: providers.QualifyID(Name, m.UUID), Provider: Name, Name: name, Kind: providers.ImagePublic,
+		ID: m.UUID, Provider: Name, Name: name, Kind: providers.ImagePublic,
 		Description: "Chenyu market base image",
 		// The market list gives bytes (quirk 5.3.14).
 		SizeGB:    roundGB(float64(m.Size) / (1 << 30)),
@@ -117,7 +117,7 @@ func (p *Provider) privateImage(m wirePrivateImage) providers.Image {
 		p.log.Debug().Int64("save_image_status", int64(m.SaveImageStatus)).Msg("chenyu private image with an undocumented save status")
 	}
 	return providers.Image{
-		ID: providers.QualifyID(Name, m.UUID), Provider: Name, Name: name, Kind: providers.ImagePrivate,
+		ID: m.UUID, Provider: Name, Name: name, Kind: providers.ImagePrivate,
 		Description: desc,
 		// The private list's example prints GB (12.5), unlike the market list (quirk 5.3.14).
 		SizeGB:    roundGB(float64(m.Size)),
@@ -140,7 +140,7 @@ func podImages(m wirePod) []providers.Image {
 		}
 	}
 	out := []providers.Image{{
-		ID: providers.QualifyID(Name, podPrefix+m.UUID), Provider: Name, Name: title + " (latest)", Kind: providers.ImageApp,
+		ID: podPrefix + m.UUID, Provider: Name, Name: title + " (latest)", Kind: providers.ImageApp,
 		Description: desc,
 	}}
 	for _, t := range m.PodTag {
@@ -149,7 +149,7 @@ func podImages(m wirePod) []providers.Image {
 			continue
 		}
 		out = append(out, providers.Image{
-			ID: providers.QualifyID(Name, podPrefix+m.UUID+"@"+tag), Provider: Name, Name: title + " " + tag, Kind: providers.ImageApp,
+			ID: podPrefix + m.UUID + "@" + tag, Provider: Name, Name: title + " " + tag, Kind: providers.ImageApp,
 			Description: desc,
 		})
 	}

@@ -97,7 +97,7 @@ func (p *Provider) hourlyPrices(ctx context.Context) map[string]float64 {
 func (p *Provider) instance(w wireInstance, prices map[string]float64) providers.Instance {
 	raw := strings.TrimSpace(string(w.Status))
 	in := providers.Instance{
-		ID:        providers.QualifyID(Name, w.InstanceUUID),
+		ID:        w.InstanceUUID,
 		Provider:  Name,
 		Name:      strings.TrimSpace(string(w.Title)),
 		State:     p.state(raw),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
 )
 
@@ -77,9 +78,9 @@ func TestSSHBannerOnlyWhileRunning(t *testing.T) {
 
 func TestLaunchOutcomes(t *testing.T) {
 	e := setup(t, cytest.Options{StepDelay: time.Second})
-	e.srv.SetLaunchOutcome(gpu4090, cytest.LaunchNeverRuns)
+	e.srv.SetLaunchOutcome(gpu4090, emulated.LaunchNeverRuns)
 	stuck := launchOn(t, e, gpu4090)
-	e.srv.SetLaunchOutcome(gpu4090, cytest.LaunchFails)
+	e.srv.SetLaunchOutcome(gpu4090, emulated.LaunchFails)
 	failed := launchOn(t, e, gpu4090)
 	normal := launchOn(t, e, gpuA100)
 	e.clk.Add(time.Hour)
@@ -94,8 +95,8 @@ func TestLaunchOutcomes(t *testing.T) {
 		t.Errorf("instance of another GPU model %s", in.State)
 	}
 
-	e.srv.SetLaunchOutcome("", cytest.LaunchSoldOut)
-	e.srv.SetLaunchOutcome(gpu4090, cytest.LaunchNormal) // its own entry is gone: "" applies
+	e.srv.SetLaunchOutcome("", emulated.LaunchSoldOut)
+	e.srv.SetLaunchOutcome(gpu4090, emulated.LaunchNormal) // its own entry is gone: "" applies
 	n := len(e.srv.InstanceIDs())
 	_, err := e.p.Launch(t.Context(), providers.LaunchSpec{OfferID: gpu4090, ImageID: marketImg, GPUCount: 1})
 	wantKind(t, err, providers.KindRejected, "GPU")
@@ -107,7 +108,7 @@ func TestLaunchOutcomes(t *testing.T) {
 // A stuck instance cannot be shut down on Chenyu (running only) but can be destroyed.
 func TestStuckInstanceCleanup(t *testing.T) {
 	e := setup(t, cytest.Options{})
-	e.srv.SetLaunchOutcome("", cytest.LaunchNeverRuns)
+	e.srv.SetLaunchOutcome("", emulated.LaunchNeverRuns)
 	id := launchOn(t, e, gpu4090)
 	addr, _ := e.srv.SSHAddr(id)
 	in := mustInstance(t, e, id)
@@ -163,7 +164,7 @@ func TestShutdownTimerStopsTheInstance(t *testing.T) {
 func TestLaunchNamesItsInstance(t *testing.T) {
 	e := setup(t, cytest.Options{StepDelay: time.Hour})
 	res, err := e.p.Launch(t.Context(), providers.LaunchSpec{OfferID: gpu4090, ImageID: marketImg, GPUCount: 1})
-	if err != nil || res.InstanceID == "" || res.Instance == nil || res.Instance.ID != providers.QualifyID(Name, res.InstanceID) {
+	if err != nil || res.InstanceID == "" || res.Instance == nil || res.Instance.ID != res.InstanceID {
 		t.Fatalf("launch %+v %v", res, err)
 	}
 }
@@ -172,7 +173,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	srv := cytest.NewServer(cytest.Options{})
 	tr := &http.Transport{}
-	p := New(Config{APIKey: srv.APIKey(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
+	p := New(Config{APIKey: srv.Credential(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
 	res, err := p.Launch(t.Context(), providers.LaunchSpec{OfferID: gpu4090, ImageID: marketImg, GPUCount: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -39,7 +39,7 @@ func (p *Provider) listGPUs(ctx context.Context) ([]wireGPU, error) {
 
 func (p *Provider) offer(g wireGPU) providers.Offer {
 	o := providers.Offer{
-		ID:        providers.QualifyID(Name, g.GPUUUID),
+		ID:        g.GPUUUID,
 		Provider:  Name,
 		GPUModel:  strings.TrimSpace(string(g.GPUName)),
 		GPUCounts: append([]int(nil), gpuCounts...),

@@ -10,7 +10,7 @@ import (
 func TestPrecheck(t *testing.T) {
 	p := New(Config{APIKey: "k"})
 	inst := func(s providers.State, raw, save string) providers.Instance {
-		return providers.Instance{ID: "chenyu:inst_1", Provider: Name, State: s, RawState: raw, ImageSaveStatus: save}
+		return providers.Instance{ID: "inst_1", Provider: Name, State: s, RawState: raw, ImageSaveStatus: save}
 	}
 	running := inst(providers.StateRunning, "2", "")
 	stopped := inst(providers.StateStopped, "22", "")
@@ -26,7 +26,7 @@ func TestPrecheck(t *testing.T) {
 		{"start stopped", providers.ActionStart, stopped, "", "", "", "billing resumes"},
 		{"start abnormal stop", providers.ActionStart, inst(providers.StateError, "23", ""), "", "", "", "GPU"},
 		{"start running", providers.ActionStart, running, "", providers.KindConflict, "only a stopped instance", ""},
-		{"start starting", providers.ActionStart, inst(providers.StateStarting, "24", ""), "", providers.KindConflict, "status 24", ""},
+		{"start starting", providers.ActionStart, inst(providers.StateStarting, "24", ""), "", providers.KindConflict, `chenyu status "24"`, ""},
 		{"stop running", providers.ActionStop, running, "", "", "", "processes are killed"},
 		{"stop stopping", providers.ActionStop, inst(providers.StateStopping, "21", ""), "", providers.KindConflict, "only a running instance", ""},
 		{"stop while saving", providers.ActionStop, inst(providers.StateRunning, "2", "saving"), "", providers.KindConflict, "being saved", ""},
@@ -44,7 +44,7 @@ func TestPrecheck(t *testing.T) {
 		{"stop creating", providers.ActionStop, inst(providers.StatePending, "1", ""), "", providers.KindConflict, "only a running instance", ""},
 		{"destroy stopped", providers.ActionDestroy, stopped, "", "", "", "cannot be undone"},
 		{"destroy abnormal", providers.ActionDestroy, inst(providers.StateError, "23", ""), "", "", "", "deleted permanently"},
-		{"destroy unknown status", providers.ActionDestroy, inst(providers.StateUnknown, "99", ""), "", "", "", "does not know chenyu status 99"},
+		{"destroy unknown status", providers.ActionDestroy, inst(providers.StateUnknown, "99", ""), "", "", "", `does not recognise chenyu status "99"`},
 		{"stop unknown status", providers.ActionStop, inst(providers.StateUnknown, "99", ""), "", "", "", "Chenyu may refuse"},
 		{"renew", providers.ActionRenew, running, "", providers.KindUnsupported, "no renew call", ""},
 		{"launch", providers.ActionLaunch, providers.Instance{}, "", "", "", "by the hour"},

@@ -36,8 +36,8 @@ func TestQuirk5_3_3_InstanceListIsPagedAlthoughDocumentedWithoutParams(t *testin
 		t.Fatal(err)
 	}
 	r := e.srv.Requests()[0]
-	if !strings.HasSuffix(r.Path, "/instance/list") || r.Query.Get("page") != "1" || r.Query.Get("page_size") != "50" {
-		t.Fatalf("first request %s %v", r.Path, r.Query)
+	if !strings.HasSuffix(r.Path, "/instance/list") || r.Query().Get("page") != "1" || r.Query().Get("page_size") != "50" {
+		t.Fatalf("first request %s %v", r.Path, r.RawQuery)
 	}
 }
 
@@ -158,7 +158,7 @@ func TestQuirk5_3_7_SaveImageSendsNameAndRemarkAndNeedsRunning(t *testing.T) {
 	if b["instance_uuid"] != sample || b["image_name"] != "my-env" || !strings.Contains(b["remark"], "gpu-mcp") {
 		t.Fatalf("save body %v", b)
 	}
-	stopped := providers.Instance{ID: "chenyu:" + sample, State: providers.StateStopped, RawState: "22"}
+	stopped := providers.Instance{ID: sample, State: providers.StateStopped, RawState: "22"}
 	_, err := e.p.Precheck(providers.ActionRequest{Action: providers.ActionSaveImage, Instance: stopped, ImageName: "x"})
 	wantKind(t, err, providers.KindConflict, "running")
 }
@@ -253,8 +253,8 @@ func TestQuirk5_3_14_ImageSizeUnits(t *testing.T) {
 	}
 	priv := e.srv.PrivateImages()[0]
 	// Market: 14 GiB given in bytes; private: given in GB.
-	if sizes["chenyu:"+marketImg] != 14 || sizes["chenyu:"+priv.UUID] != priv.SizeGB {
-		t.Fatalf("market %v GB, private %v GB (emulator says %v)", sizes["chenyu:"+marketImg], sizes["chenyu:"+priv.UUID], priv.SizeGB)
+	if sizes[marketImg] != 14 || sizes[priv.UUID] != priv.SizeGB {
+		t.Fatalf("market %v GB, private %v GB (emulator says %v)", sizes[marketImg], sizes[priv.UUID], priv.SizeGB)
 	}
 }
 

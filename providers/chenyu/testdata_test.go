@@ -50,7 +50,7 @@ func TestSeedInstanceListExample(t *testing.T) {
 	}
 	p := New(Config{APIKey: "k"})
 	in := p.instance(d.List[0], map[string]float64{"gpu_87654321-4321-4321-4321-210987654321": 5.5})
-	if in.ID != "chenyu:inst_12345678-1234-1234-1234-123456789012" || in.Name != "我的PyTorch实例" ||
+	if in.ID != "inst_12345678-1234-1234-1234-123456789012" || in.Name != "我的PyTorch实例" ||
 		in.State != providers.StateRunning || in.RawState != "2" || in.GPUModel != "NVIDIA RTX 4090" || in.GPUCount != 1 {
 		t.Fatalf("instance %+v", in)
 	}
@@ -114,7 +114,7 @@ func TestGPUListExample(t *testing.T) {
 		t.Fatalf("code %s list %d", code, len(d.List))
 	}
 	o := New(Config{APIKey: "k"}).offer(d.List[0])
-	if o.ID != "chenyu:gpu_12345678-1234-1234-1234-123456789012" || *o.PricePerGPUHour != 5.5 || !o.Available || len(o.Prices) != 4 ||
+	if o.ID != "gpu_12345678-1234-1234-1234-123456789012" || *o.PricePerGPUHour != 5.5 || !o.Available || len(o.Prices) != 4 ||
 		o.Prices[3] != (providers.Price{Billing: providers.BillingMonthly, CNY: 3200}) {
 		t.Fatalf("offer %+v", o)
 	}
@@ -132,7 +132,7 @@ func TestPrivateImageListExample(t *testing.T) {
 		t.Fatalf("code %s list %d", code, len(d.List))
 	}
 	im := New(Config{APIKey: "k"}).privateImage(d.List[0])
-	if im.ID != "chenyu:img_12345678-1234-1234-1234-123456789012" || im.Kind != providers.ImagePrivate || im.Name != "我的PyTorch环境" ||
+	if im.ID != "img_12345678-1234-1234-1234-123456789012" || im.Kind != providers.ImagePrivate || im.Name != "我的PyTorch环境" ||
 		im.SizeGB != 12.5 || im.Status != "ready" || im.CreatedAt.Unix() != 1703145600 {
 		t.Fatalf("image %+v", im)
 	}

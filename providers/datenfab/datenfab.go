@@ -1,7 +1,7 @@
 // Package datenfab is the gpu-mcp adapter for Datenfab's compute API, a re-branded copy of
 // NeoLink.AI's MatrixDC ("mdc") API (vendor-api.md section 3, quirks 5.2).
 //
-// Identifiers (all vendor-local; the tools layer adds "datenfab:"):
+// Identifiers (all vendor-local; the registry adds "datenfab:" for everything above it):
 //   - offer:    "<clusterName>/<skusID>/<sellingType>", e.g. "host-cluster/2/1": one SKU row
 //     of GET /skus/computings, which carries one selling type (billing mode). Create needs the
 //     cluster (path), the SKU id (Cost.GPUSKUID) and the selling type (Cost.CostType).
@@ -18,6 +18,7 @@ package datenfab
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,7 +33,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/httpx"
 )
 
-// Name is the provider name, the prefix of every identifier this adapter returns.
+// Name is the provider name, the prefix the registry gives every identifier of this adapter.
 const Name = "datenfab"
 
 // DefaultBaseURL is Datenfab's API root. The upstream NeoLink.AI deployment is at
@@ -43,17 +44,17 @@ const DefaultBaseURL = "https://demo.cdc.datenfab.com/mdc/api/v1"
 type Config struct {
 	// Token is an API credential created in the console ("API 凭证"). Sent as
 	// "Authorization: bearer <token>" (lowercase bearer, as every document example).
-	Token string
+	Token string `env:"TOKEN"`
 	// Namespace is the account's user id; sent as the "namespace" header and in create bodies.
-	Namespace string
+	Namespace string `env:"NAMESPACE"`
 	// BaseURL defaults to DefaultBaseURL.
-	BaseURL string
+	BaseURL string `env:"BASE_URL"`
 	// HTTPClient nil means http.DefaultTransport; HTTP.Timeout bounds each request anyway.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `env:"-"`
 	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
-	HTTP providers.HTTPOptions
+	HTTP providers.HTTPOptions `env:"-"`
 	// Logger nil means no logs.
-	Logger *zerolog.Logger
+	Logger *zerolog.Logger `env:"-"`
 }
 
 // Provider is the Datenfab adapter. It is safe for concurrent use.
@@ -104,6 +105,28 @@ func New(cfg Config) *Provider {
 	}
 }
 
+// Provider implements providers.VendorConfig.
+func (c *Config) Provider(o providers.HTTPOptions, log *zerolog.Logger) providers.Provider {
+	cfg := *c
+	cfg.HTTP, cfg.Logger = o, log
+	return New(cfg)
+}
+
+// Enabled implements providers.VendorConfig: the token and the namespace, both, enable
+// Datenfab.
+func (c *Config) Enabled() (bool, error) {
+	switch {
+	case c.Token != "" && c.Namespace == "":
+		return false, errors.New("DATENFAB_TOKEN is set but DATENFAB_NAMESPACE is not: datenfab needs both")
+	case c.Token == "" && c.Namespace != "":
+		return false, errors.New("DATENFAB_NAMESPACE is set but DATENFAB_TOKEN is not: datenfab needs both")
+	}
+	return c.Token != "", nil
+}
+
+// Secrets implements providers.VendorConfig.
+func (c *Config) Secrets() []string { return []string{c.Token} }
+
 // Name implements providers.Provider.
 func (p *Provider) Name() string { return Name }
 
@@ -114,27 +137,33 @@ func (p *Provider) Name() string { return Name }
 const maxSaneGPUHourCNY = 50
 
 // Capabilities implements providers.Provider.
-func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{
-		Unsupported: map[providers.Action]string{
-			providers.ActionRestart: "Datenfab has no restart call; stop the instance, then start it (two separate confirmed actions)",
-			providers.ActionRenew:   "datenfab documents no renew call (its create call hints at one with CostTime \"+3D\", but the endpoint is not documented); extend a prepaid lease in the Datenfab console",
-		},
-		Billing: []providers.BillingMode{providers.BillingHourly, providers.BillingDaily, providers.BillingWeekly, providers.BillingMonthly},
-		Notes: []string{
-			"Each offer is one SKU row with one billing mode: launch with the offer whose billing matches (hourly, daily, weekly or monthly) and its GPU count; a prepaid launch buys `periods` periods (default 1).",
-			"Offer prices are the SKU's listed price for one period divided by its GPU count. Discount ratios are shown in the offer notes while their window is open; Datenfab does not document whether the listed price already includes them.",
-			"An instance's price_per_hour comes from its unit-price annotation only when it is hourly-billed and the value is plausible in CNY/hour (at most 50 per GPU); otherwise it is left out because the annotation's unit is undocumented.",
-			"Destroy needs a stopped instance: stop it first. Deleting removes the instance and its disks; this cannot be undone.",
-			"An instance that never leaves Creating can be powered off (Datenfab documents no rule; it may refuse) and then deleted; a failed one can be deleted directly.",
-			"The API reports ScheduleStopTimestamp but documents no call to set it: an automatic stop has to be sent by the caller when the time comes.",
-			"save_image powers the instance off and saves the running container as an image; the resulting reference is assumed to be <registry>/<namespace>/<name>:<tag>, which the documents do not confirm. Datenfab has no call to check whether the save finished.",
-			"Datenfab has no image-list API: list_images shows the official images known from the documents and the images saved through this server; any full registry reference is accepted as image_id.",
-			"Per NeoLink's rules (inherited, unconfirmed for Datenfab): storage is charged while powered off, and an instance's data is deleted after 15 days powered off; a prepaid instance powers off at expiry.",
-		},
-		SaveImageStops:  true,
-		PublishesPrices: true,
-	}
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities }
+
+// Precheck implements providers.Provider with rules.
+func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
+	return rules.Precheck(req)
+}
+
+// capabilities says what Datenfab's API allows, for list_providers and the rules of Precheck.
+var capabilities = providers.Capabilities{
+	Unsupported: map[providers.Action]string{
+		providers.ActionRestart: "Datenfab has no restart call; stop the instance, then start it (two separate confirmed actions)",
+		providers.ActionRenew:   "datenfab documents no renew call (its create call hints at one with CostTime \"+3D\", but the endpoint is not documented); extend a prepaid lease in the Datenfab console",
+	},
+	Billing: []providers.BillingMode{providers.BillingHourly, providers.BillingDaily, providers.BillingWeekly, providers.BillingMonthly},
+	Notes: []string{
+		"Each offer is one SKU row with one billing mode: launch with the offer whose billing matches (hourly, daily, weekly or monthly) and its GPU count; a prepaid launch buys `periods` periods (default 1).",
+		"Offer prices are the SKU's listed price for one period divided by its GPU count. Discount ratios are shown in the offer notes while their window is open; Datenfab does not document whether the listed price already includes them.",
+		"An instance's price_per_hour comes from its unit-price annotation only when it is hourly-billed and the value is plausible in CNY/hour (at most 50 per GPU); otherwise it is left out because the annotation's unit is undocumented.",
+		"Destroy needs a stopped instance: stop it first. Deleting removes the instance and its disks; this cannot be undone.",
+		"An instance that never leaves Creating can be powered off (Datenfab documents no rule; it may refuse) and then deleted; a failed one can be deleted directly.",
+		"The API reports ScheduleStopTimestamp but documents no call to set it: an automatic stop has to be sent by the caller when the time comes.",
+		"save_image powers the instance off and saves the running container as an image; the resulting reference is assumed to be <registry>/<namespace>/<name>:<tag>, which the documents do not confirm. Datenfab has no call to check whether the save finished.",
+		"Datenfab has no image-list API: list_images shows the official images known from the documents and the images saved through this server; any full registry reference is accepted as image_id.",
+		"Per NeoLink's rules (inherited, unconfirmed for Datenfab): storage is charged while powered off, and an instance's data is deleted after 15 days powered off; a prepaid instance powers off at expiry.",
+	},
+	SaveImageStops:  true,
+	PublishesPrices: true,
 }
 
 // Renew implements providers.Provider: Datenfab documents no renew call.

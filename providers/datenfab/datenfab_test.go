@@ -21,8 +21,8 @@ func TestListOffers(t *testing.T) {
 	}
 	byID := map[string]providers.Offer{}
 	for _, o := range offers {
-		if o.Provider != Name || !strings.HasPrefix(o.ID, "datenfab:") {
-			t.Errorf("offer %q: provider %q, id not qualified", o.ID, o.Provider)
+		if o.Provider != Name || strings.Count(o.ID, "/") != 2 {
+			t.Errorf("offer %q: provider %q, id not <cluster>/<skusID>/<sellingType>", o.ID, o.Provider)
 		}
 		byID[o.ID] = o
 	}
@@ -38,13 +38,13 @@ func TestListOffers(t *testing.T) {
 		region    string
 		note      string
 	}{
-		{"datenfab:host-cluster/2/1", "H20", 1, ptr(10.0), []providers.Price{{Billing: providers.BillingHourly, CNY: 10}}, providers.BillingHourly, true, 8, "北京一区", ""},
-		{"datenfab:host-cluster/68/1", "RTX 4090", 4, ptr(2.2), []providers.Price{{Billing: providers.BillingHourly, CNY: 2.2}}, providers.BillingHourly, true, 16, "北京一区", ""},
-		{"datenfab:host-cluster/67/2", "RTX 4090", 1, nil, []providers.Price{{Billing: providers.BillingMonthly, CNY: 1180}}, providers.BillingMonthly, true, 16, "北京一区", "prepaid monthly"},
-		{"datenfab:host-cluster/71/3", "A800", 8, nil, []providers.Price{{Billing: providers.BillingWeekly, CNY: 950}}, providers.BillingWeekly, true, 8, "北京一区", "prepaid weekly"},
-		{"datenfab:host-cluster/72/4", "H20", 1, nil, []providers.Price{{Billing: providers.BillingDaily, CNY: 199}}, providers.BillingDaily, false, 0, "北京一区", "prepaid daily"},
-		{"datenfab:host-cluster/70/1", "A800", 1, ptr(6.8), []providers.Price{{Billing: providers.BillingHourly, CNY: 6.8}}, providers.BillingHourly, true, 4, "北京一区", "discount ratio 0.8 (discount 10021)"},
-		{"datenfab:sh-cluster/80/1", "RTX 3090", 1, ptr(1.35), []providers.Price{{Billing: providers.BillingHourly, CNY: 1.35}}, providers.BillingHourly, true, 10, "上海一区", ""},
+		{"host-cluster/2/1", "H20", 1, ptr(10.0), []providers.Price{{Billing: providers.BillingHourly, CNY: 10}}, providers.BillingHourly, true, 8, "北京一区", ""},
+		{"host-cluster/68/1", "RTX 4090", 4, ptr(2.2), []providers.Price{{Billing: providers.BillingHourly, CNY: 2.2}}, providers.BillingHourly, true, 16, "北京一区", ""},
+		{"host-cluster/67/2", "RTX 4090", 1, nil, []providers.Price{{Billing: providers.BillingMonthly, CNY: 1180}}, providers.BillingMonthly, true, 16, "北京一区", "prepaid monthly"},
+		{"host-cluster/71/3", "A800", 8, nil, []providers.Price{{Billing: providers.BillingWeekly, CNY: 950}}, providers.BillingWeekly, true, 8, "北京一区", "prepaid weekly"},
+		{"host-cluster/72/4", "H20", 1, nil, []providers.Price{{Billing: providers.BillingDaily, CNY: 199}}, providers.BillingDaily, false, 0, "北京一区", "prepaid daily"},
+		{"host-cluster/70/1", "A800", 1, ptr(6.8), []providers.Price{{Billing: providers.BillingHourly, CNY: 6.8}}, providers.BillingHourly, true, 4, "北京一区", "discount ratio 0.8 (discount 10021)"},
+		{"sh-cluster/80/1", "RTX 3090", 1, ptr(1.35), []providers.Price{{Billing: providers.BillingHourly, CNY: 1.35}}, providers.BillingHourly, true, 10, "上海一区", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
@@ -75,7 +75,7 @@ func TestListOffers(t *testing.T) {
 			}
 		})
 	}
-	h20 := byID["datenfab:host-cluster/2/1"]
+	h20 := byID["host-cluster/2/1"]
 	if h20.VRAMGB != 96 || h20.VCPUs != 24 || h20.RAMGB != 192 || h20.SystemDiskGB != 30 || h20.DataDiskGB != 50 {
 		t.Errorf("H20 specs: %+v", h20)
 	}
@@ -94,8 +94,8 @@ func TestLifecycle(t *testing.T) {
 	if res.Instance.State != providers.StatePending || res.Instance.RawState != "Creating" || res.Instance.Connection != nil {
 		t.Errorf("created instance: state %s raw %q connection %v", res.Instance.State, res.Instance.RawState, res.Instance.Connection)
 	}
-	if res.Instance.ID != "datenfab:"+res.InstanceID {
-		t.Errorf("instance id %q not qualified", res.Instance.ID)
+	if res.Instance.ID != res.InstanceID {
+		t.Errorf("instance id %q is not the result's %q", res.Instance.ID, res.InstanceID)
 	}
 	if n, _ := srv.RemainGPUs("66"); n != 15 {
 		t.Errorf("remainGPUCount after create = %d, want 15", n)
@@ -155,7 +155,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.ContainsFunc(images, func(im providers.Image) bool {
-		return im.ID == "datenfab:"+ref && im.Kind == providers.ImagePrivate && im.CreatedAt != nil
+		return im.ID == ref && im.Kind == providers.ImagePrivate && im.CreatedAt != nil
 	}) {
 		t.Errorf("saved image not listed: %+v", images)
 	}
@@ -360,7 +360,7 @@ func TestErrorsMapToKinds(t *testing.T) {
 	wantKind(t, err, providers.KindInvalid, "image name")
 
 	// Deleted behind the adapter's back: the cached cluster answers 404 and the cache is dropped.
-	other := newAdapter(srv, srv.Token(), &logBuffer{})
+	other := newAdapter(srv, srv.Credential(), &logBuffer{})
 	if err := other.Stop(ctx, id); err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +380,7 @@ func TestErrorsMapToKinds(t *testing.T) {
 func TestCacheMissFindsInstanceByListing(t *testing.T) {
 	p, srv, _ := setup(t, dftest.Options{})
 	id := launch(t, p, "elsewhere").InstanceID
-	fresh := newAdapter(srv, srv.Token(), &logBuffer{})
+	fresh := newAdapter(srv, srv.Credential(), &logBuffer{})
 	in := get(t, fresh, id)
 	if in.Name != "elsewhere" {
 		t.Errorf("name = %q", in.Name)
@@ -431,14 +431,14 @@ func TestListImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(images) < 2 || images[0].ID != "datenfab:"+tfImage {
+	if len(images) < 2 || images[0].ID != tfImage {
 		t.Fatalf("images = %+v", images)
 	}
 	for _, im := range images {
 		if im.Kind != providers.ImagePublic || im.Provider != Name || !strings.Contains(im.Description, "Any full registry reference is accepted") {
 			t.Errorf("image %+v", im)
 		}
-		if _, local, err := providers.SplitID(im.ID); err != nil || local != im.Name {
+		if im.ID != im.Name {
 			t.Errorf("image id %q does not round-trip to %q", im.ID, im.Name)
 		}
 	}
@@ -471,7 +471,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Fatalf("expected request logs, got %q", out)
 	}
 	jupyterToken := in.Connection.WebURLs[0].URL[strings.Index(in.Connection.WebURLs[0].URL, "token=")+len("token="):]
-	for _, secret := range []string{srv.Token(), "another-secret-token", "bearer", in.Connection.SSHPassword, jupyterToken} {
+	for _, secret := range []string{srv.Credential(), "another-secret-token", "bearer", in.Connection.SSHPassword, jupyterToken} {
 		if secret == "" || strings.Contains(out, secret) {
 			t.Errorf("log output contains secret %q", secret)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 )
 
 type logBuffer = wiretest.LogBuffer
@@ -28,7 +29,7 @@ func setup(t *testing.T, opts dftest.Options) (*Provider, *dftest.Server, *logBu
 	srv := dftest.NewServer(opts)
 	t.Cleanup(srv.Close)
 	logs := &logBuffer{}
-	p := newAdapter(srv, srv.Token(), logs)
+	p := newAdapter(srv, srv.Credential(), logs)
 	if opts.Now != nil {
 		p.now = opts.Now
 	}
@@ -52,7 +53,7 @@ func mutations(srv *dftest.Server) int {
 }
 
 // lastRequest returns the last recorded request with the method whose path ends in suffix.
-func lastRequest(t *testing.T, srv *dftest.Server, method, suffix string) dftest.Recorded {
+func lastRequest(t *testing.T, srv *dftest.Server, method, suffix string) emulated.Recorded {
 	t.Helper()
 	reqs := srv.Requests()
 	for i := len(reqs) - 1; i >= 0; i-- {
@@ -61,7 +62,7 @@ func lastRequest(t *testing.T, srv *dftest.Server, method, suffix string) dftest
 		}
 	}
 	t.Fatalf("no %s request ending in %q among %d requests", method, suffix, len(reqs))
-	return dftest.Recorded{}
+	return emulated.Recorded{}
 }
 
 // wantKind fails unless err is a *providers.Error of kind k from datenfab whose text contains

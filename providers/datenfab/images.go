@@ -29,7 +29,7 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 	out := make([]providers.Image, 0, len(officialImages))
 	for _, im := range officialImages {
 		out = append(out, providers.Image{
-			ID: providers.QualifyID(Name, im.ref), Provider: Name, Name: im.ref,
+			ID: im.ref, Provider: Name, Name: im.ref,
 			Kind: providers.ImagePublic, Description: im.desc + anyReference,
 		})
 	}
@@ -42,7 +42,7 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 		}
 		at := s.At
 		out = append(out, providers.Image{
-			ID: providers.QualifyID(Name, s.Ref), Provider: Name, Name: s.Ref, Kind: providers.ImagePrivate,
+			ID: s.Ref, Provider: Name, Name: s.Ref, Kind: providers.ImagePrivate,
 			Region: s.Region, CreatedAt: &at,
 			Description: "saved from instance " + s.Instance + " through this server at " + s.At.Format(time.RFC3339) +
 				"; the reference is inferred and Datenfab cannot report whether the save finished (check the console)." + anyReference,

@@ -150,7 +150,7 @@ func (p *Provider) instanceOf(w wireInstance, cluster string) providers.Instance
 		cluster = w.Region // holds the cluster name (quirk 5.2.9)
 	}
 	in := providers.Instance{
-		ID:       providers.QualifyID(Name, w.Name),
+		ID:       w.Name,
 		Provider: Name,
 		Name:     w.DisplayName,
 		State:    p.stateOf(w.Status, w.Name),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
 )
 
@@ -71,11 +72,11 @@ func TestLaunchOutcomes(t *testing.T) {
 	clk := newClock()
 	p, srv, _ := setup(t, dftest.Options{StepDelay: time.Second, Now: clk.Now})
 
-	srv.SetLaunchOutcome(offer4090, dftest.LaunchNeverRuns)
+	srv.SetLaunchOutcome(offer4090, emulated.LaunchNeverRuns)
 	stuck := launch(t, p, "stuck")
-	srv.SetLaunchOutcome(offer4090, dftest.LaunchFails)
+	srv.SetLaunchOutcome(offer4090, emulated.LaunchFails)
 	failed := launch(t, p, "failed")
-	srv.SetLaunchOutcome(offer4090, dftest.LaunchNormal)
+	srv.SetLaunchOutcome(offer4090, emulated.LaunchNormal)
 	normal := launch(t, p, "normal")
 	clk.Add(time.Hour)
 
@@ -93,7 +94,7 @@ func TestLaunchOutcomes(t *testing.T) {
 		t.Errorf("never-runs instance greeted with %q", got)
 	}
 
-	srv.SetLaunchOutcome("", dftest.LaunchSoldOut)
+	srv.SetLaunchOutcome("", emulated.LaunchSoldOut)
 	before, _ := srv.RemainGPUs("66")
 	_, err := p.Launch(t.Context(), providers.LaunchSpec{OfferID: offer4090, ImageID: tfImage, Name: "x"})
 	wantKind(t, err, providers.KindRejected, "insufficient GPU resources")
@@ -106,7 +107,7 @@ func TestLaunchOutcomes(t *testing.T) {
 // directly. Precheck agrees with the emulator at every step.
 func TestStuckInstanceCleanup(t *testing.T) {
 	p, srv, _ := setup(t, dftest.Options{})
-	srv.SetLaunchOutcome("", dftest.LaunchNeverRuns)
+	srv.SetLaunchOutcome("", emulated.LaunchNeverRuns)
 	res := launch(t, p, "stuck")
 	addr, _ := srv.SSHAddr(res.InstanceID)
 	in := get(t, p, res.InstanceID)
@@ -139,7 +140,7 @@ func TestStuckInstanceCleanup(t *testing.T) {
 		t.Fatal("SSH endpoint of a deleted instance still listens")
 	}
 
-	srv.SetLaunchOutcome("", dftest.LaunchFails)
+	srv.SetLaunchOutcome("", emulated.LaunchFails)
 	failed := launch(t, p, "failed")
 	in = get(t, p, failed.InstanceID)
 	if _, err := p.Precheck(providers.ActionRequest{Action: providers.ActionDestroy, Instance: in}); err != nil {
@@ -164,7 +165,7 @@ func TestOrderIDOnEveryInstance(t *testing.T) {
 		if in.OrderID == "" {
 			t.Errorf("%s has no order id", in.ID)
 		}
-		if in.OrderID == res.OrderID && in.ID != providers.QualifyID(Name, res.InstanceID) {
+		if in.OrderID == res.OrderID && in.ID != res.InstanceID {
 			t.Errorf("order %s lists %s", res.OrderID, in.ID)
 		}
 	}
@@ -174,7 +175,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	srv := dftest.NewServer(dftest.Options{})
 	tr := &http.Transport{}
-	p := New(Config{Token: srv.Token(), Namespace: srv.Namespace(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
+	p := New(Config{Token: srv.Credential(), Namespace: srv.Namespace(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
 	res := launch(t, p, "leak")
 	addr, _ := srv.SSHAddr(res.InstanceID)
 	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {

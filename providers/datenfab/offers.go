@@ -152,7 +152,7 @@ func (p *Provider) offerOf(s wireSKU) (providers.Offer, bool) {
 		model = s.GPUProduct
 	}
 	o := providers.Offer{
-		ID:            providers.QualifyID(Name, offerLocalID(s)),
+		ID:            offerLocalID(s),
 		Provider:      Name,
 		GPUModel:      model,
 		GPUCounts:     []int{gpus},

@@ -49,7 +49,7 @@ func TestDocSKUs(t *testing.T) {
 			if !ok {
 				t.Fatal("row skipped")
 			}
-			if o.ID != "datenfab:host-cluster/2/1" || o.GPUModel != "H20" || !slices.Equal(o.GPUCounts, []int{1}) ||
+			if o.ID != "host-cluster/2/1" || o.GPUModel != "H20" || !slices.Equal(o.GPUCounts, []int{1}) ||
 				o.VRAMGB != 96 || o.VCPUs != 24 || o.RAMGB != 192 || o.SystemDiskGB != 30 || o.DataDiskGB != 50 ||
 				o.Region != "北京一区" || !o.Available || *o.AvailableGPUs != 8 || *o.PricePerGPUHour != 10 {
 				t.Errorf("offer = %+v", o)
@@ -75,7 +75,7 @@ func TestDocListResponse(t *testing.T) {
 	in := New(Config{}).instanceOf(list.Nodes[0], "host-cluster")
 	created := time.Date(2024, 9, 2, 18, 34, 33, 0, time.FixedZone("", 8*3600))
 	want := providers.Instance{
-		ID: "datenfab:instance-ccffxxxx", Provider: "datenfab", Name: "test1",
+		ID: "instance-ccffxxxx", Provider: "datenfab", Name: "test1",
 		State: providers.StateRunning, RawState: "Running", GPUModel: "4090", GPUCount: 1, VCPUs: 16, RAMGB: 96,
 		Image: tfImage, Region: "host-cluster", Billing: providers.BillingHourly, OrderID: "94b9e467-9d34-45bf-8e8f-e04115cf58b4",
 		Connection: &providers.Connection{

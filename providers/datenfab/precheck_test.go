@@ -10,7 +10,7 @@ import (
 
 func TestPrecheck(t *testing.T) {
 	inst := func(s providers.State, raw string, b providers.BillingMode) providers.Instance {
-		return providers.Instance{ID: "datenfab:instance-abc", Provider: Name, State: s, RawState: raw, Billing: b}
+		return providers.Instance{ID: "instance-abc", Provider: Name, State: s, RawState: raw, Billing: b}
 	}
 	running := inst(providers.StateRunning, "Running", providers.BillingHourly)
 	stopped := inst(providers.StateStopped, "Shutdown", providers.BillingHourly)

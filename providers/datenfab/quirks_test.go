@@ -45,7 +45,7 @@ func TestQuirk5_2_02_NamespaceHeaderOnEveryRequest(t *testing.T) {
 			t.Errorf("%s %s: namespace header %q", r.Method, r.Path, got)
 		}
 	}
-	wrongNS := New(Config{Token: srv.Token(), Namespace: "someone-else", BaseURL: srv.URL()})
+	wrongNS := New(Config{Token: srv.Credential(), Namespace: "someone-else", BaseURL: srv.URL()})
 	_, err := wrongNS.ListInstances(t.Context())
 	wantKind(t, err, providers.KindAuth, "namespace")
 }
@@ -258,7 +258,7 @@ func TestQuirk5_2_11_CreateAnswerHasNoServersAndDataSizeZero(t *testing.T) {
 		t.Fatalf("create example = %+v", w)
 	}
 	in := New(Config{}).instanceOf(w, "host-cluster")
-	if in.Connection != nil || in.State != providers.StatePending || in.ID != "datenfab:instance-ccffxxxx" {
+	if in.Connection != nil || in.State != providers.StatePending || in.ID != "instance-ccffxxxx" {
 		t.Errorf("instance = %+v", in)
 	}
 }

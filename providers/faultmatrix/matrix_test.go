@@ -7,7 +7,8 @@ package faultmatrix_test
 import (
 	"context"
 	"errors"
-	"net/http"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,62 +16,29 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
-	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
-	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
-	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/providers/fakecloud"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
 	"github.com/gpu-mcp/gpu-mcp/providers/redact"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// Every emulator, its handler goroutines and every connection must be gone when the tests end.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// emulator is what the matrix needs of a vendor emulator.
-type emulator interface {
-	SetFaults(...faults.Faults)
-	FaultsApplied() int
-	Close()
+// The matrix runs against every vendor of the list, and a made-up one: whatever a new vendor
+// is, it must behave under faults as these do. Every emulator, its handler goroutines and every
+// connection must be gone when the tests end.
+func TestMain(m *testing.M) {
+	vendors.WithExtra(fakecloud.Vendor)
+	goleak.VerifyTestMain(m)
 }
 
-// vendor is one adapter wired to its emulator.
-type vendor struct {
-	name      string
-	offerPath string // the request ListOffers fails on
-	// offerReads is how many offerPath requests one ListOffers sends at once (datenfab asks
-	// each of its regions in parallel).
-	offerReads int
-	buy        faults.Faults
-	start      func(o providers.HTTPOptions) (providers.Provider, emulator)
-}
-
-var vendors = []vendor{
-	{
-		name: huixingyun.Name, offerPath: "/gpu/product/list", offerReads: 1,
-		buy: faults.Faults{Method: http.MethodPost, Path: "/gpu/instances/buy"},
-		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
-			e := hxytest.NewServer(hxytest.Options{})
-			return huixingyun.New(huixingyun.Config{Token: e.Token(), BaseURL: e.URL(), HTTP: o}), e
-		},
-	},
-	{
-		name: datenfab.Name, offerPath: "/skus/computings", offerReads: 2,
-		buy: faults.Faults{Method: http.MethodPost, Path: "/instances"},
-		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
-			e := dftest.NewServer(dftest.Options{})
-			return datenfab.New(datenfab.Config{Token: e.Token(), Namespace: e.Namespace(), BaseURL: e.URL(), HTTP: o}), e
-		},
-	},
-	{
-		name: chenyu.Name, offerPath: "/gpu/list", offerReads: 1,
-		buy: faults.Faults{Method: http.MethodPost, Path: "/instance/create_by_image"},
-		start: func(o providers.HTTPOptions) (providers.Provider, emulator) {
-			e := cytest.NewServer(cytest.Options{})
-			return chenyu.New(chenyu.Config{APIKey: e.APIKey(), BaseURL: e.URL(), HTTP: o}), e
-		},
-	},
+// start wires v's adapter, with options o, to a new emulator of v.
+func start(t *testing.T, v providers.Vendor, o providers.HTTPOptions) (providers.Provider, *vendors.Emulated) {
+	t.Helper()
+	e, err := vendors.Emulate(v, emulated.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Config.Provider(o, nil), e
 }
 
 // options keep the matrix fast: a short timeout, one retry, almost no backoff, no breaker.
@@ -160,8 +128,7 @@ func launchable(t *testing.T, p providers.Provider) providers.LaunchSpec {
 		if !o.Available || !hourly(o) {
 			continue
 		}
-		_, offerLocal, _ := providers.SplitID(o.ID)
-		images, err := p.ListImages(t.Context(), providers.ImageQuery{OfferID: offerLocal})
+		images, err := p.ListImages(t.Context(), providers.ImageQuery{OfferID: o.ID})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,22 +136,14 @@ func launchable(t *testing.T, p providers.Provider) providers.LaunchSpec {
 			if im.Kind != providers.ImagePublic {
 				continue
 			}
-			_, imageLocal, _ := providers.SplitID(im.ID)
-			return providers.LaunchSpec{OfferID: offerLocal, ImageID: imageLocal, GPUCount: o.GPUCounts[0], Billing: providers.BillingHourly}
+			return providers.LaunchSpec{OfferID: o.ID, ImageID: im.ID, GPUCount: o.GPUCounts[0], Billing: providers.BillingHourly}
 		}
 	}
 	t.Fatalf("%s: nothing to launch", p.Name())
 	return providers.LaunchSpec{}
 }
 
-func hourly(o providers.Offer) bool {
-	for _, b := range o.Billing {
-		if b == providers.BillingHourly {
-			return true
-		}
-	}
-	return false
-}
+func hourly(o providers.Offer) bool { return slices.Contains(o.Billing, providers.BillingHourly) }
 
 func countInstances(t *testing.T, p providers.Provider) int {
 	t.Helper()
@@ -196,33 +155,33 @@ func countInstances(t *testing.T, p providers.Provider) int {
 }
 
 func TestFaultMatrix(t *testing.T) {
-	for _, v := range vendors {
+	for _, v := range vendors.All() {
 		for _, row := range matrix {
-			t.Run(v.name+"/"+row.name, func(t *testing.T) {
-				p, emu := v.start(options)
+			t.Run(v.Name+"/"+row.name, func(t *testing.T) {
+				p, emu := start(t, v, options)
 				defer emu.Close()
 
 				read := row.f
-				read.Path = v.offerPath
+				read.Path = v.Endpoints.Offers
 				emu.SetFaults(read)
 				_, err := p.ListOffers(t.Context())
-				checkErr(t, "read", v.name, err, row.readKind, row.readFrags)
+				checkErr(t, "read", v.Name, err, row.readKind, row.readFrags)
 				// Go's transport itself resends a GET whose reused connection dropped before
 				// any answer; that resend is not ours, and never happens to a POST.
-				want := row.readHits * v.offerReads
+				want := row.readHits * v.Endpoints.OfferReads
 				if n := emu.FaultsApplied(); row.readKind != "" && (n < row.readHits || n > want && !(row.f.DropConnection && n <= 2*want)) {
-					t.Errorf("read: the fault hit %d requests, want %d (%d parallel reads, each 1 + %d retry when a retry may help)", n, want, v.offerReads, options.Retries)
+					t.Errorf("read: the fault hit %d requests, want %d (%d parallel reads, each 1 + %d retry when a retry may help)", n, want, v.Endpoints.OfferReads, options.Retries)
 				}
 
 				emu.SetFaults()
 				spec := launchable(t, p)
 				before := countInstances(t, p)
 				buy := row.f
-				buy.Method, buy.Path = v.buy.Method, v.buy.Path
+				buy.Method, buy.Path = v.Endpoints.Buy.Method, v.Endpoints.Buy.Path
 				emu.SetFaults(buy)
 				hits := emu.FaultsApplied()
 				res, err := p.Launch(t.Context(), spec)
-				checkErr(t, "buy", v.name, err, row.buyKind, row.buyFrags)
+				checkErr(t, "buy", v.Name, err, row.buyKind, row.buyFrags)
 				if n := emu.FaultsApplied() - hits; n != 1 {
 					t.Errorf("buy: sent %d times; a purchase is never sent twice", n)
 				}
@@ -242,11 +201,11 @@ func TestFaultMatrix(t *testing.T) {
 }
 
 func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
-	for _, v := range vendors {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.BreakerThreshold, o.BreakerCooldown, o.Retries = 3, 100*time.Millisecond, 0
-			p, emu := v.start(o)
+			p, emu := start(t, v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
 			for range 3 {
@@ -256,7 +215,7 @@ func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
 			}
 			hits := emu.FaultsApplied()
 			_, err := p.ListOffers(t.Context())
-			checkErr(t, "read while open", v.name, err, providers.KindUnavailable, []string{"not sent", "failed 3 times in a row", "will try it again at", "nothing was sent"})
+			checkErr(t, "read while open", v.Name, err, providers.KindUnavailable, []string{"not sent", "failed 3 times in a row", "will try it again at", "nothing was sent"})
 			err = p.Stop(t.Context(), "some-instance")
 			if providers.KindOf(err) == providers.KindUnknown || !strings.Contains(err.Error(), "not sent") {
 				t.Errorf("a change while open must not be sent, and its outcome is known: %v", err)
@@ -282,21 +241,23 @@ func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
 }
 
 func TestAuthFailuresDoNotTripTheBreaker(t *testing.T) {
-	for _, v := range vendors {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.BreakerThreshold = 2
-			_, emu := v.start(o)
+			_, emu := start(t, v, o)
 			defer emu.Close()
-			var bad providers.Provider
-			switch e := emu.(type) {
-			case *hxytest.Server:
-				bad = huixingyun.New(huixingyun.Config{Token: "wrong", BaseURL: e.URL(), HTTP: o})
-			case *dftest.Server:
-				bad = datenfab.New(datenfab.Config{Token: "wrong", Namespace: e.Namespace(), BaseURL: e.URL(), HTTP: o})
-			case *cytest.Server:
-				bad = chenyu.New(chenyu.Config{APIKey: "wrong", BaseURL: e.URL(), HTTP: o})
+			env := maps.Clone(emu.Env)
+			for k, val := range env {
+				if slices.Contains(emu.Config.Secrets(), val) {
+					env[k] = "wrong"
+				}
 			}
+			wrong, err := vendors.Load(v, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := wrong.Provider(o, nil)
 			for range 5 {
 				_, err := bad.ListInstances(t.Context())
 				if providers.KindOf(err) != providers.KindAuth {
@@ -308,11 +269,11 @@ func TestAuthFailuresDoNotTripTheBreaker(t *testing.T) {
 }
 
 func TestCallerDeadlineEndsRetriesAndWaits(t *testing.T) {
-	for _, v := range vendors {
-		t.Run(v.name, func(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
 			o := options
 			o.Retries, o.RetryBackoff, o.Timeout = 5, 10*time.Second, time.Minute
-			p, emu := v.start(o)
+			p, emu := start(t, v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -335,33 +296,20 @@ func TestCallerDeadlineEndsRetriesAndWaits(t *testing.T) {
 	}
 }
 
-// credential is what the adapter sends to its emulator to authenticate.
-func credential(e emulator) string {
-	switch e := e.(type) {
-	case *hxytest.Server:
-		return e.Token()
-	case *dftest.Server:
-		return e.Token()
-	case *cytest.Server:
-		return e.APIKey()
-	}
-	panic("unknown emulator")
-}
-
 func TestEchoedCredentialsAreRedacted(t *testing.T) {
 	const configured = "configured-secret-of-another-vendor"
-	for _, v := range vendors {
+	for _, v := range vendors.All() {
 		for _, shared := range []*redact.Redactor{nil, redact.New(configured)} {
-			name := v.name + "/own redactor"
+			name := v.Name + "/own redactor"
 			if shared != nil {
-				name = v.name + "/shared redactor"
+				name = v.Name + "/shared redactor"
 			}
 			t.Run(name, func(t *testing.T) {
 				o := options
 				o.Redactor = shared
-				p, emu := v.start(o)
+				p, emu := start(t, v, o)
 				defer emu.Close()
-				secret := credential(emu)
+				secret := emu.Credential()
 				spec := launchable(t, p)
 				masked := 0
 				for _, status := range []int{200, 400, 401, 403, 404, 429, 500, 502} {
@@ -369,8 +317,7 @@ func TestEchoedCredentialsAreRedacted(t *testing.T) {
 					_, errOffers := p.ListOffers(t.Context())
 					_, errInstances := p.ListInstances(t.Context())
 					// The purchase itself, not the reads a launch makes first.
-					buy := v.buy
-					buy.EchoStatus = status
+					buy := faults.Faults{Method: v.Endpoints.Buy.Method, Path: v.Endpoints.Buy.Path, EchoStatus: status}
 					emu.SetFaults(buy)
 					_, errLaunch := p.Launch(t.Context(), spec)
 					for _, err := range []error{errOffers, errInstances, errLaunch} {

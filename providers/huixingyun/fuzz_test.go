@@ -50,8 +50,7 @@ func FuzzInstances(f *testing.F) {
 		wiretest.CheckError(t, huixingyun.Name, err)
 		wiretest.CheckInstances(t, huixingyun.Name, ins)
 		for _, in := range ins {
-			_, local, _ := providers.SplitID(in.ID)
-			one, err := p.GetInstance(t.Context(), local)
+			one, err := p.GetInstance(t.Context(), in.ID)
 			wiretest.CheckError(t, huixingyun.Name, err)
 			wiretest.CheckInstances(t, huixingyun.Name, []providers.Instance{one})
 		}

@@ -41,7 +41,7 @@ func setup(t *testing.T, opts hxytest.Options, cfg ...func(*huixingyun.Config)) 
 	t.Cleanup(srv.Close)
 	logs := &syncBuffer{}
 	log := zerolog.New(logs).Level(zerolog.TraceLevel)
-	c := huixingyun.Config{Token: srv.Token(), BaseURL: srv.URL(), Logger: &log}
+	c := huixingyun.Config{Token: srv.Credential(), BaseURL: srv.URL(), Logger: &log}
 	for _, f := range cfg {
 		f(&c)
 	}
@@ -50,7 +50,7 @@ func setup(t *testing.T, opts hxytest.Options, cfg ...func(*huixingyun.Config)) 
 
 // newProvider is a second adapter on the same emulator (a fresh process, with no memory).
 func (e *env) newProvider() *huixingyun.Provider {
-	return huixingyun.New(huixingyun.Config{Token: e.srv.Token(), BaseURL: e.srv.URL()})
+	return huixingyun.New(huixingyun.Config{Token: e.srv.Credential(), BaseURL: e.srv.URL()})
 }
 
 // publicImage returns the local id of a public image usable with offer.
@@ -62,7 +62,7 @@ func (e *env) publicImage(t *testing.T, offer string) string {
 	}
 	for _, im := range imgs {
 		if im.Kind == providers.ImagePublic && strings.HasPrefix(im.Name, "ubuntu") {
-			return local(t, im.ID)
+			return im.ID
 		}
 	}
 	t.Fatalf("no public ubuntu image for %s in %v", offer, imgs)
@@ -99,15 +99,6 @@ func (e *env) paths(from int) []string {
 		out = append(out, r.Path)
 	}
 	return out
-}
-
-func local(t *testing.T, id string) string {
-	t.Helper()
-	p, l, err := providers.SplitID(id)
-	if err != nil || p != huixingyun.Name {
-		t.Fatalf("id %q: %v", id, err)
-	}
-	return l
 }
 
 // wantKind fails unless err is a *providers.Error of kind naming huixingyun and containing

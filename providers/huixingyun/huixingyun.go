@@ -1,7 +1,7 @@
 // Package huixingyun is the gpu-mcp adapter for HuiXingYun's (慧星云) GPU API
 // (vendor-api.md section 2, quirks 5.1).
 //
-// Identifiers (all vendor-local; the tools layer adds "huixingyun:"):
+// Identifiers (all vendor-local; the registry adds "huixingyun:" for everything above it):
 //   - offer:    the product's gpu_type, e.g. "geforce_rtx_4090_16u100m_106" (it already ends
 //     with its zone code).
 //   - image:    the image_id of a public or own image (a UUID), or "app:<app_type>" (e.g.
@@ -29,7 +29,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/httpx"
 )
 
-// Name is the provider name, the prefix of every identifier this adapter returns.
+// Name is the provider name, the prefix the registry gives every identifier of this adapter.
 const Name = "huixingyun"
 
 // DefaultBaseURL is HuiXingYun's API root.
@@ -42,20 +42,20 @@ const appImagePrefix = "app:"
 type Config struct {
 	// Token is an API token (a UUID from POST /generate/token or the console). It is sent as
 	// the bare value of the Authorization header: no "Bearer", no quotes.
-	Token string
+	Token string `env:"TOKEN"`
 	// BaseURL defaults to DefaultBaseURL.
-	BaseURL string
+	BaseURL string `env:"BASE_URL"`
 	// HTTPClient nil means http.DefaultTransport; HTTP.Timeout bounds each request anyway.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `env:"-"`
 	// HTTP sets the timeout per request, the retries of reads and the circuit breaker.
-	HTTP providers.HTTPOptions
+	HTTP providers.HTTPOptions `env:"-"`
 	// Logger nil means no logs.
-	Logger *zerolog.Logger
+	Logger *zerolog.Logger `env:"-"`
 	// IntsAsNumbers sends request integers (num, gpu_count, pay_unit, pay_period) as JSON
 	// numbers. The zero value sends them as strings ("1"), as every example in the vendor's
 	// document does; the field table says int, and which one the server insists on is not
 	// known (quirk 5.1.1).
-	IntsAsNumbers bool
+	IntsAsNumbers bool `env:"-"`
 }
 
 // Provider is the HuiXingYun adapter. It is safe for concurrent use.
@@ -90,29 +90,49 @@ func New(cfg Config) *Provider {
 	return p
 }
 
+// Provider implements providers.VendorConfig.
+func (c *Config) Provider(o providers.HTTPOptions, log *zerolog.Logger) providers.Provider {
+	cfg := *c
+	cfg.HTTP, cfg.Logger = o, log
+	return New(cfg)
+}
+
+// Enabled implements providers.VendorConfig: the token enables HuiXingYun.
+func (c *Config) Enabled() (bool, error) { return c.Token != "", nil }
+
+// Secrets implements providers.VendorConfig.
+func (c *Config) Secrets() []string { return []string{c.Token} }
+
 // Name returns "huixingyun".
 func (p *Provider) Name() string { return Name }
 
 // Capabilities describes what HuiXingYun's API allows.
-func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{
-		Billing: []providers.BillingMode{providers.BillingHourly, providers.BillingDaily, providers.BillingMonthly},
-		Notes: []string{
-			"The API publishes no prices: offers carry none and the cost of a launch or renewal cannot be shown in advance.",
-			"A launch prepays exactly one period for daily or monthly billing; extend it with renew_instance.",
-			"Only hourly-billed instances can be destroyed, and only once they are stopped.",
-			"An instance that never leaves Creating or Starting can be stopped (HuiXingYun documents no rule; it may refuse) and then, if billed by the hour, destroyed; a prepaid one keeps its lease until it expires.",
-			"The API has no scheduled stop: an automatic stop has to be sent by the caller when the time comes.",
-			"Renewal is for daily (1, 3 or 7 days) and monthly (1, 3 or 12 months) instances; hourly instances cannot be renewed.",
-			"A launch answers with an order number only; the instance id appears once the vendor lists the instance.",
-			"Image ids app:<app_type> launch a one-click app; its machine size is fixed by the vendor (1 GPU).",
-			"Instance names are chosen by the vendor; a requested name is not sent.",
-			"A saved image appears among the zone's own images when it is done; whether saving interrupts the instance is not documented.",
-			"Card-less stops (GPU released) need their own start endpoint; this server remembers the stop mode only while it runs, and otherwise tries both.",
-		},
-		SaveImageStops:  false,
-		PublishesPrices: false,
-	}
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities }
+
+// Precheck refuses what HuiXingYun would refuse in the instance's current state and lists
+// what the action interrupts or costs (rules).
+func (p *Provider) Precheck(req providers.ActionRequest) ([]string, error) {
+	return rules.Precheck(req)
+}
+
+// capabilities says what HuiXingYun's API allows, for list_providers and the rules of Precheck.
+var capabilities = providers.Capabilities{
+	Billing: []providers.BillingMode{providers.BillingHourly, providers.BillingDaily, providers.BillingMonthly},
+	Notes: []string{
+		"The API publishes no prices: offers carry none and the cost of a launch or renewal cannot be shown in advance.",
+		"A launch prepays exactly one period for daily or monthly billing; extend it with renew_instance.",
+		"Only hourly-billed instances can be destroyed, and only once they are stopped.",
+		"An instance that never leaves Creating or Starting can be stopped (HuiXingYun documents no rule; it may refuse) and then, if billed by the hour, destroyed; a prepaid one keeps its lease until it expires.",
+		"The API has no scheduled stop: an automatic stop has to be sent by the caller when the time comes.",
+		"Renewal is for daily (1, 3 or 7 days) and monthly (1, 3 or 12 months) instances; hourly instances cannot be renewed.",
+		"A launch answers with an order number only; the instance id appears once the vendor lists the instance.",
+		"Image ids app:<app_type> launch a one-click app; its machine size is fixed by the vendor (1 GPU).",
+		"Instance names are chosen by the vendor; a requested name is not sent.",
+		"A saved image appears among the zone's own images when it is done; whether saving interrupts the instance is not documented.",
+		"Card-less stops (GPU released) need their own start endpoint; this server remembers the stop mode only while it runs, and otherwise tries both.",
+	},
+	SaveImageStops:  false,
+	PublishesPrices: false,
 }
 
 // call sends one request and decodes a 2xx answer into out (when non-nil).

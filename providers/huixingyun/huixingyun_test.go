@@ -54,17 +54,17 @@ func TestListOffersAgainstEmulator(t *testing.T) {
 		}
 		byID[o.ID] = o
 	}
-	o, ok := byID["huixingyun:"+offer4090]
+	o, ok := byID[offer4090]
 	if !ok {
 		t.Fatalf("no 4090 offer in %v", offers)
 	}
 	if o.GPUModel != "NVIDIA 4090" || o.Region != "106" || len(o.GPUCounts) != 8 || !o.Available || *o.AvailableGPUs != 8 || o.PricePerGPUHour != nil {
 		t.Errorf("4090 offer %+v", o)
 	}
-	if a := byID["huixingyun:"+offerA100]; a.VRAMGB != 80 || a.Region != "105" {
+	if a := byID[offerA100]; a.VRAMGB != 80 || a.Region != "105" {
 		t.Errorf("A100 offer %+v", a)
 	}
-	if l := byID["huixingyun:l40s_48g_32u180m_106"]; l.Available || len(l.GPUCounts) != 0 {
+	if l := byID["l40s_48g_32u180m_106"]; l.Available || len(l.GPUCounts) != 0 {
 		t.Errorf("sold-out L40S offer %+v", l)
 	}
 }
@@ -131,7 +131,7 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 	if !ok || res.OrderID == "" || rec.OrderUID != res.OrderID {
 		t.Fatalf("launch result %+v, emulator record %+v", res, rec)
 	}
-	if res.Instance == nil || res.Instance.ID != "huixingyun:"+gid || res.Instance.State != providers.StateRunning {
+	if res.Instance == nil || res.Instance.ID != gid || res.Instance.State != providers.StateRunning {
 		t.Fatalf("launch instance %+v", res.Instance)
 	}
 	if n, _ := e.srv.GPURemain(offer4090); n != 6 {
@@ -196,7 +196,7 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 	}
 	found := false
 	for _, im := range own {
-		found = found || (im.ID == "huixingyun:"+imageID && im.Kind == providers.ImagePrivate && im.CreatedAt != nil)
+		found = found || (im.ID == imageID && im.Kind == providers.ImagePrivate && im.CreatedAt != nil)
 	}
 	if !found {
 		t.Errorf("saved image not in own images: %v", own)
@@ -374,7 +374,7 @@ func TestRestartOfRunningInstanceSucceeds(t *testing.T) {
 func TestPrecheck(t *testing.T) {
 	p := huixingyun.New(huixingyun.Config{Token: "t"})
 	inst := func(st providers.State, b providers.BillingMode) providers.Instance {
-		return providers.Instance{ID: "huixingyun:gpu-1", State: st, RawState: string(st), Billing: b, Region: "106"}
+		return providers.Instance{ID: "gpu-1", State: st, RawState: string(st), Billing: b, Region: "106"}
 	}
 	cases := []struct {
 		name    string
@@ -407,7 +407,7 @@ func TestPrecheck(t *testing.T) {
 		{"destroy stopped daily", providers.ActionRequest{Action: providers.ActionDestroy, Instance: inst(providers.StateStopped, providers.BillingDaily)}, providers.KindConflict, []string{"billed daily"}},
 		{"destroy unknown state", providers.ActionRequest{Action: providers.ActionDestroy, Instance: inst(providers.StateUnknown, providers.BillingHourly)}, providers.KindConflict, []string{"stopped"}},
 		{"stop in an unknown state is left to the vendor", providers.ActionRequest{Action: providers.ActionStop, Instance: providers.Instance{State: providers.StateUnknown, RawState: "Hibernating"}}, "", []string{`"Hibernating"`}},
-		{"unknown action", providers.ActionRequest{Action: "teleport"}, providers.KindUnsupported, []string{"teleport"}},
+		{"unknown action", providers.ActionRequest{Action: "teleport"}, providers.KindInvalid, []string{"teleport"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -446,7 +446,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if !strings.Contains(logs, "huixingyun request") {
 		t.Fatalf("nothing logged at debug level: %q", logs)
 	}
-	for _, secret := range []string{e.srv.Token(), rec.Password} {
+	for _, secret := range []string{e.srv.Credential(), rec.Password} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("secret %q appears in the logs", secret)
 		}
@@ -456,7 +456,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 func TestNilLoggerLogsNothingAndWorks(t *testing.T) {
 	srv := hxytest.NewServer(hxytest.Options{})
 	defer srv.Close()
-	p := huixingyun.New(huixingyun.Config{Token: srv.Token(), BaseURL: srv.URL()})
+	p := huixingyun.New(huixingyun.Config{Token: srv.Credential(), BaseURL: srv.URL()})
 	offers, err := p.ListOffers(context.Background())
 	if err != nil || len(offers) == 0 {
 		t.Fatalf("%v %v", offers, err)

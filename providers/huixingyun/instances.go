@@ -82,7 +82,7 @@ func (p *Provider) instanceOf(it instance) providers.Instance {
 		imageName = string(it.Image.ImageID)
 	}
 	inst := providers.Instance{
-		ID:        providers.QualifyID(Name, it.GID),
+		ID:        it.GID,
 		Provider:  Name,
 		Name:      string(it.Name),
 		State:     st,

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
@@ -96,7 +97,7 @@ func TestSSHBannerOnlyWhileRunning(t *testing.T) {
 }
 
 func TestLaunchOutcomeNeverRunsAndFailsStayCreating(t *testing.T) {
-	for _, o := range []hxytest.LaunchOutcome{hxytest.LaunchNeverRuns, hxytest.LaunchFails} {
+	for _, o := range []emulated.LaunchOutcome{emulated.LaunchNeverRuns, emulated.LaunchFails} {
 		t.Run(o.String(), func(t *testing.T) {
 			clk := &fakeClock{t: time.Date(2024, 7, 5, 12, 0, 0, 0, time.UTC)}
 			e := setup(t, hxytest.Options{StepDelay: time.Second, Now: clk.now})
@@ -120,15 +121,15 @@ func TestLaunchOutcomeNeverRunsAndFailsStayCreating(t *testing.T) {
 
 func TestLaunchOutcomeSoldOutIsRefusedWithoutInstance(t *testing.T) {
 	e := setup(t, hxytest.Options{})
-	e.srv.SetLaunchOutcome("", hxytest.LaunchSoldOut)
+	e.srv.SetLaunchOutcome("", emulated.LaunchSoldOut)
 	img := e.publicImage(t, offerA100)
 	_, err := e.p.Launch(e.ctx, providers.LaunchSpec{OfferID: offerA100, ImageID: img, GPUCount: 1, Billing: providers.BillingHourly})
 	wantKind(t, err, providers.KindRejected, "insufficient GPUs", "sold out")
 	if n := len(e.srv.Instances()); n != 0 {
 		t.Fatalf("%d instances after a sold-out buy", n)
 	}
-	e.srv.SetLaunchOutcome(offerA100, hxytest.LaunchNormal) // a per-offer entry beats ""; normal clears it
-	e.srv.SetLaunchOutcome("", hxytest.LaunchNormal)
+	e.srv.SetLaunchOutcome(offerA100, emulated.LaunchNormal) // a per-offer entry beats ""; normal clears it
+	e.srv.SetLaunchOutcome("", emulated.LaunchNormal)
 	if gid := e.launch(t, offerA100, 1, providers.BillingHourly); e.status(t, gid) != hxytest.StatusRunning {
 		t.Fatal("launch after the outcome was reset did not run")
 	}
@@ -138,7 +139,7 @@ func TestLaunchOutcomeSoldOutIsRefusedWithoutInstance(t *testing.T) {
 // be stopped.
 func TestStuckInstanceCleanup(t *testing.T) {
 	e := setup(t, hxytest.Options{})
-	e.srv.SetLaunchOutcome(offer4090, hxytest.LaunchNeverRuns)
+	e.srv.SetLaunchOutcome(offer4090, emulated.LaunchNeverRuns)
 	gid := e.launch(t, offer4090, 1, providers.BillingHourly)
 	in, err := e.p.GetInstance(e.ctx, gid)
 	if err != nil || in.State != providers.StatePending {
@@ -202,7 +203,7 @@ func TestLaunchFindsTheInstanceOfItsOrder(t *testing.T) {
 	for _, in := range list {
 		if in.OrderID == res.OrderID {
 			found++
-			if local(t, in.ID) != res.InstanceID {
+			if in.ID != res.InstanceID {
 				t.Fatalf("order %s lists %s, launch said %s", res.OrderID, in.ID, res.InstanceID)
 			}
 		}
@@ -216,7 +217,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	srv := hxytest.NewServer(hxytest.Options{})
 	tr := &http.Transport{}
-	p := huixingyun.New(huixingyun.Config{Token: srv.Token(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
+	p := huixingyun.New(huixingyun.Config{Token: srv.Credential(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
 	e := &env{srv: srv, p: p, ctx: t.Context()}
 	gid := e.launch(t, offer4090, 1, providers.BillingHourly)
 	addr, _ := srv.SSHAddr(gid)

@@ -81,7 +81,7 @@ func offerOf(it product) providers.Offer {
 		notes = append(notes, fmt.Sprintf("data disk expandable up to %d GB", it.DiskCap))
 	}
 	return providers.Offer{
-		ID:            providers.QualifyID(Name, string(it.GPUType)),
+		ID:            string(it.GPUType),
 		Provider:      Name,
 		GPUModel:      string(it.Name),
 		GPUCounts:     counts,
@@ -207,7 +207,7 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 
 func imageOf(im image, kind providers.ImageKind) providers.Image {
 	img := providers.Image{
-		ID:          providers.QualifyID(Name, string(im.ImageID)),
+		ID:          string(im.ImageID),
 		Provider:    Name,
 		Name:        string(im.Name),
 		Kind:        kind,
@@ -253,7 +253,7 @@ func appImageOf(a app) providers.Image {
 		desc += "; HuiXingYun chooses its machine (1 GPU), whatever the offer"
 	}
 	return providers.Image{
-		ID:          providers.QualifyID(Name, appImagePrefix+string(a.AppType)),
+		ID:          appImagePrefix + string(a.AppType),
 		Provider:    Name,
 		Name:        title,
 		Kind:        providers.ImageApp,

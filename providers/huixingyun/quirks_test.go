@@ -65,7 +65,7 @@ func TestQuirk_5_1_5_BareTokenAuthorizationHeader(t *testing.T) {
 	// The emulator checks the header exactly as documented.
 	srv := hxytest.NewServer(hxytest.Options{})
 	defer srv.Close()
-	for _, h := range []string{"Bearer " + srv.Token(), `"` + srv.Token() + `"`} {
+	for _, h := range []string{"Bearer " + srv.Credential(), `"` + srv.Credential() + `"`} {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL()+"/gpu/product/list", strings.NewReader("{}"))
 		req.Header.Set("Authorization", h)
 		resp, err := http.DefaultClient.Do(req)
@@ -213,7 +213,7 @@ func TestQuirk_5_1_11_AppsWithAndWithoutProductFields(t *testing.T) {
 	}
 	var app providers.Image
 	for _, im := range imgs {
-		if im.ID == "huixingyun:app:comfyui" {
+		if im.ID == "app:comfyui" {
 			app = im
 		}
 	}
@@ -221,7 +221,7 @@ func TestQuirk_5_1_11_AppsWithAndWithoutProductFields(t *testing.T) {
 		t.Fatalf("app image %+v", app)
 	}
 	from := len(e.srv.Requests())
-	res, err := e.p.Launch(e.ctx, providers.LaunchSpec{OfferID: offer4090, ImageID: local(t, app.ID), Billing: providers.BillingHourly})
+	res, err := e.p.Launch(e.ctx, providers.LaunchSpec{OfferID: offer4090, ImageID: app.ID, Billing: providers.BillingHourly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestQuirk_5_1_14_NoGetEndpointAndUnknownErrorFormat(t *testing.T) {
 		"/gpu/instances/list": {200, `{"items":[{"gid":"gpu-105a","status":"Running"},{"gid":"gpu-105b","status":"Stopped"}],"total":"2"}`},
 	})
 	in, err := p.GetInstance(context.Background(), "gpu-105b")
-	if err != nil || in.ID != "huixingyun:gpu-105b" || in.State != providers.StateStopped {
+	if err != nil || in.ID != "gpu-105b" || in.State != providers.StateStopped {
 		t.Fatalf("%+v %v", in, err)
 	}
 	if f.count("/gpu/instances/list") != 1 {

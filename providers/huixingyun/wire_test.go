@@ -36,7 +36,7 @@ func TestDocumentProductListDecodesToOffers(t *testing.T) {
 		t.Fatalf("items %d total_items %d", len(l.Items), l.TotalItems)
 	}
 	free := offerOf(l.Items[0])
-	if free.ID != "huixingyun:geforce_rtx_4090_free_102" || free.GPUModel != "NVIDIA 4090 免费版" || free.Region != "102" {
+	if free.ID != "geforce_rtx_4090_free_102" || free.GPUModel != "NVIDIA 4090 免费版" || free.Region != "102" {
 		t.Errorf("free offer: %+v", free)
 	}
 	if len(free.GPUCounts) != 1 || free.GPUCounts[0] != 1 || !free.Available || *free.AvailableGPUs != 1 {
@@ -75,7 +75,7 @@ func TestDocumentApplicationListDecodesToAppImages(t *testing.T) {
 		t.Fatalf("items %d", len(l.Items))
 	}
 	img := appImageOf(l.Items[0])
-	if img.ID != "huixingyun:app:sd-webui" || img.Kind != providers.ImageApp || img.Name != "Stable Diffusion WebUI" {
+	if img.ID != "app:sd-webui" || img.Kind != providers.ImageApp || img.Name != "Stable Diffusion WebUI" {
 		t.Errorf("app image %+v", img)
 	}
 	if !strings.Contains(img.Description, "16 vCPUs, 100 GB RAM") {
@@ -90,7 +90,7 @@ func TestDocumentImageListsDecode(t *testing.T) {
 		t.Fatalf("public: %d items, total %d", len(pub.Items), pub.TotalItems)
 	}
 	im := imageOf(pub.Items[0], providers.ImagePublic)
-	if im.ID != "huixingyun:0917a7f0-1c03-11ef-9f0d-4faf337438da" || im.Region != "105" || im.CreatedAt != nil {
+	if im.ID != "0917a7f0-1c03-11ef-9f0d-4faf337438da" || im.Region != "105" || im.CreatedAt != nil {
 		t.Errorf("public image %+v", im)
 	}
 	var mine imageList
@@ -110,7 +110,7 @@ func TestDocumentInstanceListDecodes(t *testing.T) {
 	}
 	p := New(Config{Token: "t"})
 	in := p.instanceOf(l.Items[0])
-	if in.ID != "huixingyun:gpu-105b63811xxxxxa4cb082" || in.Provider != Name {
+	if in.ID != "gpu-105b63811xxxxxa4cb082" || in.Provider != Name {
 		t.Errorf("id %q", in.ID)
 	}
 	if in.State != providers.StateStopped || in.RawState != "Stopped" || in.Billing != providers.BillingMonthly {

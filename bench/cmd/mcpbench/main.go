@@ -35,6 +35,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 type options struct {
@@ -484,9 +486,16 @@ type fanResult struct {
 	all   stats
 }
 
-const fanLatency = "huixingyun=100ms,datenfab=200ms,chenyu=300ms"
+// vendorNames are the vendors of the list; the nth gets (n+1)*100ms of latency.
+var vendorNames = vendors.Names()
 
-var vendors = []string{"huixingyun", "datenfab", "chenyu"}
+var fanLatency = func() string {
+	pairs := make([]string, len(vendorNames))
+	for i, v := range vendorNames {
+		pairs[i] = fmt.Sprintf("%s=%dms", v, 100*(i+1))
+	}
+	return strings.Join(pairs, ",")
+}()
 
 func fanOut(ctx context.Context, o options, t target) (*fanResult, error) {
 	p, err := t.start(ctx, "GPU_MCP_OFFER_CACHE_TTL=0", "GPU_MCP_DEMO_LATENCY="+fanLatency)
@@ -495,7 +504,7 @@ func fanOut(ctx context.Context, o options, t target) (*fanResult, error) {
 	}
 	defer p.stop()
 	fr := &fanResult{alone: map[string]time.Duration{}}
-	for _, v := range vendors {
+	for _, v := range vendorNames {
 		d, err := sample(o.fanCalls, 1, func() error {
 			return callTool(ctx, p.c, "list_gpu_offers", map[string]any{"provider": v, "limit": 20})
 		})
@@ -621,7 +630,7 @@ func report(w io.Writer, gpu, ref []*result, fr *fanResult) {
 	tw = tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "list_gpu_offers\tp50")
 	var slowest, sum time.Duration
-	for _, v := range vendors {
+	for _, v := range vendorNames {
 		fmt.Fprintf(tw, "provider=%s alone\t%s\n", v, ms(fr.alone[v]))
 		slowest = max(slowest, fr.alone[v])
 		sum += fr.alone[v]

@@ -18,8 +18,8 @@
 //	                                 starting (24), which aborts the boot (a guess: Chenyu
 //	                                 documents no rule), so that a stuck instance can go
 //
-// Launch outcomes (SetLaunchOutcome): LaunchNeverRuns leaves an instance at 1 forever,
-// LaunchFails takes it 1 -> 23 (abnormally stopped), LaunchSoldOut refuses the create with
+// Launch outcomes (SetLaunchOutcome): emu.LaunchNeverRuns leaves an instance at 1 forever,
+// emu.LaunchFails takes it 1 -> 23 (abnormally stopped), emu.LaunchSoldOut refuses the create with
 // "GPU资源不足". A stuck instance cannot be shut down (shutdown needs 2, as documented) but can
 // be destroyed.
 //
@@ -32,27 +32,11 @@ package cytest
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
-)
-
-// LaunchOutcome is what happens to the instances created with a GPU model; see
-// SetLaunchOutcome.
-type LaunchOutcome = emu.LaunchOutcome
-
-// Launch outcomes.
-const (
-	LaunchNormal    = emu.LaunchNormal    // 1, then 2 after StepDelay
-	LaunchNeverRuns = emu.LaunchNeverRuns // created and billed, but 1 forever
-	LaunchFails     = emu.LaunchFails     // 1, then 23 (abnormally stopped) after StepDelay
-	LaunchSoldOut   = emu.LaunchSoldOut   // the create is refused: "GPU资源不足"
 )
 
 // DemoAPIKey is the only key the emulator accepts ("Authorization: Bearer <DemoAPIKey>").
@@ -77,6 +61,8 @@ type Options struct {
 	Now func() time.Time
 	// MaxPageSize caps page_size, as the real API may (0: 100). A small cap makes clients page.
 	MaxPageSize int
+	// Wrap, when set, serves the API through it (tests).
+	Wrap func(http.Handler) http.Handler
 }
 
 func (s *Server) maxPageSize() int {
@@ -84,16 +70,6 @@ func (s *Server) maxPageSize() int {
 		return s.opts.MaxPageSize
 	}
 	return 100
-}
-
-// Recorded is one request the emulator received.
-type Recorded struct {
-	Method string
-	Path   string // without the query string
-	Query  url.Values
-	// Authorization is the header's value as received ("" when absent).
-	Authorization string
-	Body          []byte
 }
 
 // InstanceState is a copy of one emulated instance.
@@ -123,16 +99,11 @@ type PrivateImage struct {
 	CreateTime      int64
 }
 
-// Server is a running emulator.
+// Server is a running emulator. The embedded skeleton's lock guards the fields below.
 type Server struct {
-	ts       *httptest.Server
-	opts     Options
-	faults   *faults.Injector
-	outcomes emu.Outcomes
+	*emu.Server
+	opts Options
 
-	mu        sync.Mutex
-	closing   emu.Retired // endpoints of removed instances, closed once s.mu is released
-	requests  []Recorded
 	count     int
 	seq       int
 	instances map[string]*instance
@@ -145,106 +116,50 @@ type Server struct {
 	card      float64
 }
 
+// Emulate starts an emulator for the vendor list (providers.Vendor); the variables are the
+// adapter's, without their prefix.
+func Emulate(o emulated.Options) (emulated.Server, map[string]string) {
+	s := NewServer(Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
+	return s, map[string]string{"API_KEY": s.Credential(), "BASE_URL": s.URL()}
+}
+
+// Endpoints are the emulated requests that tests aim faults at: the GPU list and a create.
+var Endpoints = emulated.Endpoints{Offers: "/gpu/list", OfferReads: 1, Buy: emulated.Faults{Method: http.MethodPost, Path: "/instance/create_by_image"}}
+
 // NewServer starts an emulator on loopback.
 func NewServer(opts Options) *Server {
-	s := &Server{opts: opts, faults: faults.NewInjector(), instances: map[string]*instance{}, balance: 1288.50, card: 200}
+	s := &Server{opts: opts, instances: map[string]*instance{}, balance: 1288.50, card: 200}
 	s.gpus, s.pods, s.market = catalog()
+	s.Server = emu.New(emu.Options{Vendor: "chenyu", Credential: DemoAPIKey, Prefix: PathPrefix, StepDelay: opts.StepDelay, Now: opts.Now,
+		Settle: s.settle, IsChange: func(r *http.Request) bool { return r.Method == http.MethodPost }, Wrap: opts.Wrap}, http.HandlerFunc(s.serve))
+	s.Lock()
+	defer s.Unlock()
 	s.seedSample()
-	s.ts = httptest.NewServer(s.Handler())
 	return s
 }
 
-// URL is the base URL to give the adapter, including the vendor's path prefix.
-func (s *Server) URL() string { return s.ts.URL + PathPrefix }
-
-// APIKey returns DemoAPIKey.
-func (s *Server) APIKey() string { return DemoAPIKey }
-
-// Close shuts the server down, the instances' SSH endpoints included.
-func (s *Server) Close() {
-	s.faults.Stop()
-	s.ts.Close()
-	s.mu.Lock()
-	for _, in := range s.instances {
-		s.closing.Add(in.ssh)
-	}
-	s.unlock()
-}
-
-// unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
-// endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
-func (s *Server) unlock() { s.closing.Unlock(&s.mu) }
-
-// SetLaunchOutcome decides what happens to instances created from now on with offerKey, a
-// gpu_uuid (the adapter's offer id); "" applies to every GPU model without its own outcome.
-func (s *Server) SetLaunchOutcome(offerKey string, o LaunchOutcome) { s.outcomes.Set(offerKey, o) }
-
-// SSHAddr is "127.0.0.1:<port>" of the instance's SSH endpoint.
-func (s *Server) SSHAddr(uuid string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[uuid]
-	if !ok {
-		return "", false
-	}
-	return in.ssh.Addr(), true
-}
-
-// sshReady applies uuid's due transitions and tells whether it is running. Transitions never
-// remove an instance, so no endpoint is closed here.
-func (s *Server) sshReady(uuid string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[uuid]
-	if !ok {
-		return false
-	}
-	s.advanceOne(in, s.now())
+// sshReady applies in's due transitions and tells whether it is running. Transitions never
+// remove a Chenyu instance, so no endpoint is closed here.
+func (s *Server) sshReady(in *instance) bool {
+	s.advanceOne(in, s.Now())
 	return in.status == statusRunning
 }
 
 // listen binds the SSH endpoint of a new instance.
-func (s *Server) listen(uuid string) (*sshd.Endpoint, error) {
-	ep, err := sshd.Listen("chenyu")
+func (s *Server) listen(in *instance) error {
+	ep, err := s.Listen(in.uuid, func() bool { return s.sshReady(in) })
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ep.SetReadyFunc(func() bool { return s.sshReady(uuid) })
-	return ep, nil
-}
-
-// Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
-// dropped connection, a stalled body), for all requests or those of one path; see SetFaults.
-type Faults = faults.Faults
-
-// SetFaults replaces the faults injected into the emulator's answers: each request gets the
-// first rule that matches it. Without arguments the emulator behaves again.
-func (s *Server) SetFaults(rules ...Faults) { s.faults.Set(rules...) }
-
-// FaultsApplied counts the requests a fault was injected into.
-func (s *Server) FaultsApplied() int { return s.faults.Applied() }
-
-// Handler serves the emulated API (paths start with PathPrefix), faults included.
-func (s *Server) Handler() http.Handler { return s.faults.Wrap(http.HandlerFunc(s.serve)) }
-
-// Requests lists every request received, in order (including refused ones).
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Recorded, len(s.requests))
-	for i, r := range s.requests {
-		r.Body = append([]byte(nil), r.Body...)
-		r.Query = cloneValues(r.Query)
-		out[i] = r
-	}
-	return out
+	in.host, in.port = ep.Host(), ep.Port()
+	return nil
 }
 
 // Instance returns a copy of the instance with this uuid, after applying the transitions due.
 func (s *Server) Instance(uuid string) (InstanceState, bool) {
-	s.mu.Lock()
-	defer s.unlock()
-	s.advance()
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	in, ok := s.instances[uuid]
 	if !ok {
 		return InstanceState{}, false
@@ -254,17 +169,17 @@ func (s *Server) Instance(uuid string) (InstanceState, bool) {
 
 // InstanceIDs lists the instances' uuids in creation order.
 func (s *Server) InstanceIDs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.advance()
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	return append([]string(nil), s.order...)
 }
 
 // PrivateImages returns copies of the saved images, oldest first.
 func (s *Server) PrivateImages() []PrivateImage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.advance()
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	out := make([]PrivateImage, len(s.private))
 	for i, p := range s.private {
 		out[i] = PrivateImage{UUID: p.uuid, Title: p.title, Remark: p.remark, SizeGB: p.sizeGB,
@@ -276,20 +191,21 @@ func (s *Server) PrivateImages() []PrivateImage {
 // SetInstanceStatus forces an instance's raw status (e.g. 23, or a code Chenyu has not
 // documented) and cancels its pending transitions, so that tests can reach any state.
 func (s *Server) SetInstanceStatus(uuid string, status int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	in, ok := s.instances[uuid]
 	if !ok {
 		return false
 	}
-	in.status, in.steps = status, nil
+	in.status = status
+	in.steps.Clear()
 	return true
 }
 
 // SetGPUStatus sets the status of a GPU model in /gpu/list (1 available, anything else not).
 func (s *Server) SetGPUStatus(gpuUUID string, status int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	for i := range s.gpus {
 		if s.gpus[i].UUID == gpuUUID {
 			s.gpus[i].Status = status
@@ -299,16 +215,8 @@ func (s *Server) SetGPUStatus(gpuUUID string, status int) bool {
 	return false
 }
 
-func (s *Server) now() time.Time {
-	if s.opts.Now != nil {
-		return s.opts.Now()
-	}
-	return time.Now()
-}
-
-// advance applies every transition that is due. Callers hold s.mu.
-func (s *Server) advance() {
-	now := s.now()
+// settle applies every transition that is due. Callers hold the lock.
+func (s *Server) settle(now time.Time) {
 	for _, id := range s.order {
 		s.advanceOne(s.instances[id], now)
 	}
@@ -316,32 +224,27 @@ func (s *Server) advance() {
 
 // advanceOne applies in's transitions due at now, its shutdown timer included.
 func (s *Server) advanceOne(in *instance, now time.Time) {
-	if in.timerOn && in.timerAt > 0 && in.status == statusRunning && len(in.steps) == 0 &&
+	if in.timerOn && in.timerAt > 0 && in.status == statusRunning && !in.steps.Busy() &&
 		!now.Before(time.Unix(in.timerAt, 0)) {
 		at := time.Unix(in.timerAt, 0)
 		in.timerOn, in.timerAt = false, 0
 		in.status = statusShuttingDown
-		in.after(at, s.opts.StepDelay, func(in *instance, _ time.Time) { in.status = statusStopped })
+		in.steps.Then(at, s.StepDelay(), statusStopped, nil)
 	}
-	for len(in.steps) > 0 && !now.Before(in.steps[0].at) {
-		st := in.steps[0]
-		in.steps = in.steps[1:]
-		st.apply(in, st.at)
-	}
+	in.steps.Advance(now, &in.status)
 }
 
 func (s *Server) seedSample() {
 	created := time.Date(2023, 12, 21, 8, 0, 0, 0, time.UTC).Unix()
-	ep, err := s.listen(SampleInstanceUUID)
-	if err != nil {
-		panic("cytest: cannot bind an SSH endpoint: " + err.Error())
-	}
 	in := &instance{
 		uuid: SampleInstanceUUID, status: statusRunning, title: "我的PyTorch实例",
 		created: created, started: created + 60, saveStatus: 2, chargingType: 1,
 		imageUUID: s.market[0].UUID, imageName: "PyTorch 2.0 环境", imageTag: "v2.0",
 		gpuUUID: s.gpus[0].UUID, gpuName: s.gpus[0].Name, gpuNums: 1,
-		password: "demo-Xk3p9Qw7Lm2v", port: ep.Port(), ssh: ep,
+		password: "demo-Xk3p9Qw7Lm2v",
+	}
+	if err := s.listen(in); err != nil {
+		panic("cytest: cannot bind an SSH endpoint: " + err.Error())
 	}
 	s.add(in)
 }
@@ -352,9 +255,7 @@ func (s *Server) add(in *instance) {
 }
 
 func (s *Server) remove(uuid string) {
-	if in, ok := s.instances[uuid]; ok {
-		s.closing.Add(in.ssh)
-	}
+	s.Forget(uuid)
 	delete(s.instances, uuid)
 	for i, id := range s.order {
 		if id == uuid {
@@ -367,14 +268,6 @@ func (s *Server) remove(uuid string) {
 func (s *Server) nextSeq() int {
 	s.seq++
 	return s.seq
-}
-
-func cloneValues(v url.Values) url.Values {
-	out := url.Values{}
-	for k, vs := range v {
-		out[k] = append([]string(nil), vs...)
-	}
-	return out
 }
 
 // Chenyu's instance status codes (vendor-api.md 4.6).
@@ -400,15 +293,10 @@ func statusName(st int) string {
 	return "未知 unknown"
 }
 
-type step struct {
-	at    time.Time
-	apply func(in *instance, at time.Time)
-}
-
 type instance struct {
 	uuid, title                    string
 	status                         int
-	steps                          []step
+	steps                          emu.Steps[int]
 	created, started               int64
 	saveStatus, chargingType       int
 	timerOn                        bool
@@ -418,29 +306,18 @@ type instance struct {
 	gpuUUID, gpuName               string
 	gpuNums                        int
 	password                       string
+	host                           string // of the SSH endpoint
 	port                           int
-	ssh                            *sshd.Endpoint
 }
 
-// after queues apply to run d after the last queued step (or after from, when none is queued).
-func (in *instance) after(from time.Time, d time.Duration, apply func(in *instance, at time.Time)) {
-	at := from
-	if n := len(in.steps); n > 0 {
-		at = in.steps[n-1].at
-	}
-	in.steps = append(in.steps, step{at: at.Add(d), apply: apply})
-}
-
-func (in *instance) busy() bool { return len(in.steps) > 0 }
+// markStarted records when the instance came up: the step that makes it running calls it.
+func (in *instance) markStarted(at time.Time) { in.started = at.Unix() }
 
 func (in *instance) state() InstanceState {
 	return InstanceState{UUID: in.uuid, Status: in.status, Title: in.title, SaveImageStatus: in.saveStatus,
 		ShutdownEnabled: in.timerOn, ShutdownTime: in.timerAt, GPUUUID: in.gpuUUID, GPUNums: in.gpuNums,
 		ImageUUID: in.imageUUID, PodTag: in.imageTag, CreateTime: in.created, StartTime: in.started}
 }
-
-// host is the instance's SSH host: its loopback endpoint.
-func (in *instance) host() string { return in.ssh.Host() }
 
 func (in *instance) short() string {
 	id := strings.TrimPrefix(in.uuid, "inst_")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
 )
 
 // Business refusals carry this code: the documents define only 0, 2 and -2, and say every
@@ -67,12 +69,9 @@ var routes = map[string]route{
 	"/balance/info":             {method: http.MethodGet, handle: (*Server).balanceInfo},
 }
 
+// serve answers one request; the skeleton holds the lock and has applied due transitions.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	s.mu.Lock()
-	defer s.unlock()
-	s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, Query: cloneValues(r.URL.Query()),
-		Authorization: r.Header.Get("Authorization"), Body: body})
+	body, _ := io.ReadAll(r.Body)
 	s.count++
 	if n := s.opts.RateLimitEvery; n > 0 && s.count%n == 0 {
 		w.Header().Set("Retry-After", "2")
@@ -88,7 +87,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusMethodNotAllowed, reply{Code: 405, Msg: "请求方法错误 / method not allowed: use " + rt.method})
 		return
 	}
-	if !rt.public && r.Header.Get("Authorization") != "Bearer "+DemoAPIKey {
+	if !rt.public && r.Header.Get("Authorization") != "Bearer "+s.Credential() {
 		write(w, http.StatusUnauthorized, reply{Code: 2, Msg: "未登录或API Key无效 / not logged in: missing or invalid API key"})
 		return
 	}
@@ -96,7 +95,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusOK, badParam("请使用JSON请求体", "the body must be JSON (Content-Type: application/json)"))
 		return
 	}
-	s.advance()
 	write(w, http.StatusOK, rt.handle(s, r.URL.Query(), body))
 }
 
@@ -217,8 +215,8 @@ func (in *instance) render(withMap bool) instanceJSON {
 			out.ServerURL = append(out.ServerURL, app)
 			m = append(m, service{Title: "ComfyUI", URL: app, PortType: "http", Protocol: "tcp"})
 		}
-		m = append(m, service{Title: "SSH Terminal", URL: fmt.Sprintf("ssh://%s:%d", in.host(), in.port), PortType: "ssh", Protocol: "tcp",
-			SSHInfo: &sshInfo{Host: in.host(), Port: in.port, Username: "root", Password: in.password}})
+		m = append(m, service{Title: "SSH Terminal", URL: fmt.Sprintf("ssh://%s:%d", in.host, in.port), PortType: "ssh", Protocol: "tcp",
+			SSHInfo: &sshInfo{Host: in.host, Port: in.port, Username: "root", Password: in.password}})
 		out.ServerMap = &m
 	}
 	return out
@@ -275,7 +273,7 @@ func (s *Server) checkGPU(gpuUUID string, nums *int) (gpu, reply, bool) {
 	if !found {
 		return gpu{}, refuse("GPU型号不存在", "GPU model %s not found", gpuUUID), false
 	}
-	if g.Status != 1 || s.outcomes.For(g.UUID) == LaunchSoldOut {
+	if g.Status != 1 || s.Outcome(g.UUID) == emu.LaunchSoldOut {
 		return gpu{}, refuse("GPU资源不足, 请稍后再试", "not enough free %s GPUs, try later", g.Name), false
 	}
 	if g.Price.Hour != nil && s.balance+s.card < *g.Price.Hour*float64(*nums) {
@@ -285,25 +283,21 @@ func (s *Server) checkGPU(gpuUUID string, nums *int) (gpu, reply, bool) {
 }
 
 // newInstance makes an instance of g as the launch outcome of g says (the caller has checked
-// it is not LaunchSoldOut), with its SSH endpoint; a refusal when no port can be bound.
+// it is not emu.LaunchSoldOut), with its SSH endpoint; a refusal when no port can be bound.
 func (s *Server) newInstance(g gpu, nums int, title string) (*instance, reply, bool) {
 	n := s.nextSeq()
-	now := s.now()
-	uuid := newUUID("inst_", n)
-	ep, err := s.listen(uuid)
-	if err != nil {
+	now := s.Now()
+	in := &instance{uuid: newUUID("inst_", n), status: statusCreating, title: title, created: now.Unix(),
+		chargingType: 1, gpuUUID: g.UUID, gpuName: g.Name, gpuNums: nums, password: password()}
+	if err := s.listen(in); err != nil {
 		return nil, reply{Code: -2, Msg: "系统错误 / system error: cannot bind an SSH port: " + err.Error()}, false
 	}
-	in := &instance{uuid: uuid, status: statusCreating, title: title, created: now.Unix(),
-		chargingType: 1, gpuUUID: g.UUID, gpuName: g.Name, gpuNums: nums, password: password(), port: ep.Port(), ssh: ep}
-	switch s.outcomes.For(g.UUID) {
-	case LaunchNeverRuns:
-	case LaunchFails:
-		in.after(now, s.opts.StepDelay, func(in *instance, _ time.Time) { in.status = statusAbnormal })
+	switch s.Outcome(g.UUID) {
+	case emu.LaunchNeverRuns:
+	case emu.LaunchFails:
+		in.steps.Then(now, s.StepDelay(), statusAbnormal, nil)
 	default:
-		in.after(now, s.opts.StepDelay, func(in *instance, at time.Time) {
-			in.status, in.started = statusRunning, at.Unix()
-		})
+		in.steps.Then(now, s.StepDelay(), statusRunning, in.markStarted)
 	}
 	return in, reply{}, true
 }
@@ -417,7 +411,7 @@ var actionEN = map[string]string{"开机": "startup", "关机": "shutdown", "重
 
 // settled refuses while a transition or an image save is under way.
 func settled(in *instance, action string) (reply, bool) {
-	if in.busy() {
+	if in.steps.Busy() {
 		return refuse("实例正在变更状态, 请稍后再试", "the instance is changing state (status %d %s); try %s later",
 			in.status, statusName(in.status), actionEN[action]), false
 	}
@@ -458,7 +452,7 @@ func (s *Server) startup(_ url.Values, body []byte) reply {
 	}
 	in.gpuUUID, in.gpuName, in.gpuNums = g.UUID, g.Name, nums
 	in.status = statusStarting
-	in.after(s.now(), s.opts.StepDelay, func(in *instance, at time.Time) { in.status, in.started = statusRunning, at.Unix() })
+	in.steps.Then(s.Now(), s.StepDelay(), statusRunning, in.markStarted)
 	return done("启动成功")
 }
 
@@ -475,7 +469,7 @@ func (s *Server) shutdown(_ url.Values, body []byte) reply {
 		return wrongState(in, "关机", "shutdown needs a running instance (2)")
 	}
 	in.status, in.timerOn, in.timerAt = statusShuttingDown, false, 0
-	in.after(s.now(), s.opts.StepDelay, func(in *instance, _ time.Time) { in.status = statusStopped })
+	in.steps.Then(s.Now(), s.StepDelay(), statusStopped, nil)
 	return done("关机成功")
 }
 
@@ -492,7 +486,7 @@ func (s *Server) restart(_ url.Values, body []byte) reply {
 		return wrongState(in, "重启", "restart needs a running instance (2)")
 	}
 	in.status = statusRestarting
-	in.after(s.now(), s.opts.StepDelay, func(in *instance, at time.Time) { in.status, in.started = statusRunning, at.Unix() })
+	in.steps.Then(s.Now(), s.StepDelay(), statusRunning, in.markStarted)
 	return done("重启成功")
 }
 
@@ -544,7 +538,7 @@ func (s *Server) saveImage(_ url.Values, body []byte) reply {
 			return refuse("镜像名称已存在", "image name %q already exists", name)
 		}
 	}
-	now := s.now()
+	now := s.Now()
 	img := &privateImage{uuid: newUUID("img_", n), title: name, remark: b.Remark, instance: in.uuid,
 		sizeGB: 8.5 + float64(in.gpuNums)/2, status: 1, created: now.Unix()}
 	if in.podUUID != "" {
@@ -552,11 +546,11 @@ func (s *Server) saveImage(_ url.Values, body []byte) reply {
 	}
 	s.private = append(s.private, img)
 	in.saveStatus = 1
-	in.after(now, s.opts.StepDelay, func(in *instance, _ time.Time) {
+	in.steps.Then(now, s.StepDelay(), statusShuttingDown, func(time.Time) {
 		in.saveStatus, img.status = 2, 2
-		in.status, in.timerOn, in.timerAt = statusShuttingDown, false, 0
+		in.timerOn, in.timerAt = false, 0
 	})
-	in.after(now, s.opts.StepDelay, func(in *instance, _ time.Time) { in.status = statusStopped })
+	in.steps.Then(now, s.StepDelay(), statusStopped, nil)
 	return done("保存成功")
 }
 
@@ -585,7 +579,7 @@ func (s *Server) shutdownTimer(_ url.Values, body []byte) reply {
 		in.timerOn, in.timerAt = false, 0
 		return done("取消成功")
 	}
-	if earliest := s.now().Add(5 * time.Minute).Unix(); *b.ShutdownTime < earliest {
+	if earliest := s.Now().Add(5 * time.Minute).Unix(); *b.ShutdownTime < earliest {
 		return badParam("定时关机时间最小为5分钟后", "shutdown_time must be a Unix timestamp in seconds at least 5 minutes ahead (>= %d), not %d",
 			earliest, *b.ShutdownTime)
 	}

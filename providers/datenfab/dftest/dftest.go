@@ -21,7 +21,7 @@
 //   - power_off is accepted while an instance is Creating or Starting as well as Running (it
 //     scales the pending container to zero), so that an instance that never comes up can be
 //     powered off and then deleted; delete needs Shutdown or Failed. "Failed" is the failure
-//     status LaunchFails leads to; the documents name none.
+//     status emu.LaunchFails leads to; the documents name none.
 //
 // Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound at create:
 // servers.SSH.sshAddr reads "ssh -p<port> root@127.0.0.1", and the endpoint greets with an SSH
@@ -36,25 +36,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
-)
-
-// LaunchOutcome is what happens to the instances created from an offer; see SetLaunchOutcome.
-type LaunchOutcome = emu.LaunchOutcome
-
-// Launch outcomes.
-const (
-	LaunchNormal    = emu.LaunchNormal    // Creating, then Running after StepDelay
-	LaunchNeverRuns = emu.LaunchNeverRuns // created and billed, but Creating forever
-	LaunchFails     = emu.LaunchFails     // Creating, then Failed after StepDelay
-	LaunchSoldOut   = emu.LaunchSoldOut   // create answers 400 "insufficient GPU resources"
 )
 
 // StatusFailed is the failure status the emulator uses (a guess: none is documented).
@@ -83,15 +69,8 @@ type Options struct {
 	AnnotationPrefix string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-}
-
-// Recorded is one request the server received.
-type Recorded struct {
-	Method   string
-	Path     string
-	RawQuery string
-	Header   http.Header
-	Body     []byte
+	// Wrap, when set, serves the API through it (tests).
+	Wrap func(http.Handler) http.Handler
 }
 
 // Cost is an instance's cost object.
@@ -110,40 +89,44 @@ type InstanceState struct {
 	SavedImages                            []string // references saved by power_off with needSnapshot
 }
 
-// Server is the emulator.
+// Server is the emulator. The embedded skeleton's lock guards the fields below.
 type Server struct {
-	opts    Options
-	srv     *httptest.Server
-	handler http.Handler
-	faults  *faults.Injector
-	cst     *time.Location
-	outcome emu.Outcomes
+	*emu.Server
+	opts Options
+	cst  *time.Location
 
-	mu        sync.Mutex
-	closing   emu.Retired // endpoints of removed instances, closed once s.mu is released
 	regions   []regionJSON
 	skus      []*sku
 	instances map[string]*instance
 	order     []string // instance names in creation order
 	saved     []string
-	requests  []Recorded
 }
 
 type instance struct {
 	name, uid, displayName, cluster, image string
 	status                                 string
-	queue                                  []string // statuses to come, one per StepDelay; "" means gone
-	stepAt                                 time.Time
+	steps                                  emu.Steps[string]
 	sku                                    *sku
 	cost                                   Cost
 	dataSize                               int
 	created, updated                       time.Time
 	orderID, pvc, podSuffix, podIP         string
+	sshHost                                string
 	sshPort                                int
 	sshPassword, jupyterToken              string
 	saved                                  []string
-	ssh                                    *sshd.Endpoint
 }
+
+// Emulate starts an emulator for the vendor list (providers.Vendor); the variables are the
+// adapter's, without their prefix.
+func Emulate(o emulated.Options) (emulated.Server, map[string]string) {
+	s := NewServer(Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
+	return s, map[string]string{"TOKEN": s.Credential(), "NAMESPACE": s.Namespace(), "BASE_URL": s.URL()}
+}
+
+// Endpoints are the emulated requests that tests aim faults at: a ListOffers asks the SKUs of
+// both regions at once; the create buys.
+var Endpoints = emulated.Endpoints{Offers: "/skus/computings", OfferReads: 2, Buy: emulated.Faults{Method: http.MethodPost, Path: "/instances"}}
 
 // NewServer starts an emulator on a loopback port.
 func NewServer(opts Options) *Server {
@@ -155,9 +138,6 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.AnnotationPrefix == "" {
 		opts.AnnotationPrefix = DefaultAnnotationPrefix
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	s := &Server{
 		opts: opts, cst: time.FixedZone("CST", 8*3600),
@@ -172,105 +152,26 @@ func NewServer(opts Options) *Server {
 	mux.HandleFunc("GET "+APIPrefix+"/clusters/{cluster}/instances/{name}", s.detail)
 	mux.HandleFunc("POST "+APIPrefix+"/clusters/{cluster}/instances/{name}/power_off", s.powerOff)
 	mux.HandleFunc("POST "+APIPrefix+"/clusters/{cluster}/instances/{name}/power_on", s.powerOn)
-	s.faults = faults.NewInjector()
-	s.handler = s.faults.Wrap(s.serve(mux))
-	s.srv = httptest.NewServer(s.handler)
+	s.Server = emu.New(emu.Options{Vendor: "datenfab", Credential: opts.Token, Prefix: APIPrefix, StepDelay: opts.StepDelay, Now: opts.Now,
+		Settle: s.settle, IsChange: func(r *http.Request) bool { return r.Method != http.MethodGet }, Wrap: opts.Wrap}, s.authorized(mux))
 	return s
 }
 
-// URL is the base URL for the adapter's Config.BaseURL, with the vendor's path prefix.
-func (s *Server) URL() string { return s.srv.URL + APIPrefix }
-
-// Close shuts the server down, the instances' SSH endpoints included.
-func (s *Server) Close() {
-	s.faults.Stop()
-	s.srv.Close()
-	s.mu.Lock()
-	for _, in := range s.instances {
-		s.closing.Add(in.ssh)
-	}
-	s.unlock()
+// sshReady tells whether in is Running now. It looks at due transitions without applying
+// them, so it never removes an instance.
+func (s *Server) sshReady(in *instance) bool {
+	status, ok := in.steps.At(s.Now(), in.status)
+	return ok && status == "Running"
 }
-
-// unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
-// endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
-func (s *Server) unlock() { s.closing.Unlock(&s.mu) }
-
-// SetLaunchOutcome decides what happens to instances created from now on from offerKey, the
-// adapter's offer id "<clusterName>/<skusID>/<sellingType>"; "" applies to every offer
-// without its own outcome.
-func (s *Server) SetLaunchOutcome(offerKey string, o LaunchOutcome) { s.outcome.Set(offerKey, o) }
-
-// SSHAddr is "127.0.0.1:<port>" of the SSH endpoint of the instance called name.
-func (s *Server) SSHAddr(name string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[name]
-	if !ok {
-		return "", false
-	}
-	return in.ssh.Addr(), true
-}
-
-// sshReady tells whether the instance called name is Running now. It looks at due
-// transitions without applying them, so it never removes an instance.
-func (s *Server) sshReady(name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[name]
-	if !ok {
-		return false
-	}
-	now, status, at := s.opts.Now(), in.status, in.stepAt
-	for _, next := range in.queue {
-		at = at.Add(s.opts.StepDelay)
-		if now.Before(at) {
-			break
-		}
-		if next == "" {
-			return false
-		}
-		status = next
-	}
-	return status == "Running"
-}
-
-// Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
-// dropped connection, a stalled body), for all requests or those of one path; see SetFaults.
-type Faults = faults.Faults
-
-// SetFaults replaces the faults injected into the emulator's answers: each request gets the
-// first rule that matches it. Without arguments the emulator behaves again.
-func (s *Server) SetFaults(rules ...Faults) { s.faults.Set(rules...) }
-
-// FaultsApplied counts the requests a fault was injected into.
-func (s *Server) FaultsApplied() int { return s.faults.Applied() }
-
-// Handler serves the API (paths start with APIPrefix), for mounting elsewhere.
-func (s *Server) Handler() http.Handler { return s.handler }
-
-// Token is the accepted API token.
-func (s *Server) Token() string { return s.opts.Token }
 
 // Namespace is the accepted namespace (user id).
 func (s *Server) Namespace() string { return s.opts.Namespace }
 
-// Requests lists every request received, in order.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Recorded, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Recorded{Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: r.Header.Clone(), Body: bytes.Clone(r.Body)}
-	}
-	return out
-}
-
 // Instance returns a copy of the instance called name, after pending transitions.
 func (s *Server) Instance(name string) (InstanceState, bool) {
-	s.mu.Lock()
-	defer s.unlock()
-	s.advance()
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	in, ok := s.instances[name]
 	if !ok {
 		return InstanceState{}, false
@@ -284,16 +185,16 @@ func (s *Server) Instance(name string) (InstanceState, bool) {
 
 // SavedImages lists every image reference saved with needSnapshot, also of deleted instances.
 func (s *Server) SavedImages() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	return append([]string(nil), s.saved...)
 }
 
 // RemainGPUs is the remainGPUCount of SKU skusID, after pending transitions.
 func (s *Server) RemainGPUs(skusID string) (int, bool) {
-	s.mu.Lock()
-	defer s.unlock()
-	s.advance()
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	for _, k := range s.skus {
 		if k.SKUsID == skusID {
 			return k.RemainGPUCount, true
@@ -304,30 +205,21 @@ func (s *Server) RemainGPUs(skusID string) (int, bool) {
 
 // SetStatus forces an instance's raw status (e.g. "Failed"), cancelling pending transitions.
 func (s *Server) SetStatus(name, status string) bool {
-	s.mu.Lock()
-	defer s.unlock()
-	s.advance()
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	in, ok := s.instances[name]
 	if ok {
-		in.status, in.queue = status, nil
+		in.status = status
+		in.steps.Clear()
 	}
 	return ok
 }
 
-// serve records the request, checks both auth headers, applies due transitions and runs the
-// route, all under the lock: requests are handled one at a time.
-func (s *Server) serve(next http.Handler) http.Handler {
+// authorized checks both auth headers before the route runs; the skeleton holds the lock.
+func (s *Server) authorized(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "cannot read the request body")
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		s.mu.Lock()
-		defer s.unlock()
-		s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
-		if r.Header.Get("Authorization") != "bearer "+s.opts.Token {
+		if r.Header.Get("Authorization") != "bearer "+s.Credential() {
 			writeError(w, http.StatusUnauthorized, "unauthorized: missing or invalid token")
 			return
 		}
@@ -335,25 +227,15 @@ func (s *Server) serve(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "unauthorized: missing or invalid namespace")
 			return
 		}
-		s.advance()
 		next.ServeHTTP(w, r)
 	})
 }
 
-// advance applies every transition whose time has come. Called with the lock held.
-func (s *Server) advance() {
-	now := s.opts.Now()
+// settle applies every transition whose time has come. Called with the lock held.
+func (s *Server) settle(now time.Time) {
 	for _, name := range append([]string(nil), s.order...) {
-		in := s.instances[name]
-		for len(in.queue) > 0 && !now.Before(in.stepAt.Add(s.opts.StepDelay)) {
-			next := in.queue[0]
-			in.queue = in.queue[1:]
-			in.stepAt = in.stepAt.Add(s.opts.StepDelay)
-			if next == "" {
-				s.remove(in)
-				break
-			}
-			in.status = next
+		if in := s.instances[name]; in.steps.Advance(now, &in.status) {
+			s.remove(in)
 		}
 	}
 }
@@ -361,7 +243,7 @@ func (s *Server) advance() {
 func (s *Server) remove(in *instance) {
 	in.sku.RemainGPUCount += in.sku.GPUCounts
 	delete(s.instances, in.name)
-	s.closing.Add(in.ssh)
+	s.Forget(in.name)
 	for i, n := range s.order {
 		if n == in.name {
 			s.order = append(s.order[:i], s.order[i+1:]...)
@@ -370,9 +252,9 @@ func (s *Server) remove(in *instance) {
 	}
 }
 
-// transition sets a transitional status now and queues the ones to follow.
+// transition sets a transitional status now and queues the ones to follow, StepDelay apart.
 func (s *Server) transition(in *instance, now string, then ...string) {
-	in.status, in.queue, in.stepAt = now, then, s.opts.Now()
+	in.steps.Walk(&in.status, s.Now(), s.StepDelay(), now, then...)
 }
 
 func (s *Server) regionOfCluster(cluster string) (regionJSON, bool) {
@@ -559,8 +441,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 			size = *v.Size
 		}
 	}
-	outcome := s.outcome.For(rg.ClusterName + "/" + k.SKUsID + "/" + k.SellingType)
-	if outcome == LaunchSoldOut {
+	outcome := s.Outcome(rg.ClusterName + "/" + k.SKUsID + "/" + k.SellingType)
+	if outcome == emu.LaunchSoldOut {
 		bad("insufficient GPU resources: GPU SKU %s is sold out", k.SKUsID)
 		return
 	}
@@ -568,34 +450,30 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		bad("insufficient GPU resources: GPU SKU %s has %d GPUs left, %d needed", k.SKUsID, k.RemainGPUCount, k.GPUCounts)
 		return
 	}
-	ep, err := sshd.Listen("datenfab")
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "cannot allocate an SSH port: "+err.Error())
-		return
-	}
-	k.RemainGPUCount -= k.GPUCounts
-	now := s.opts.Now()
-	uid := uuid()
+	now := s.Now()
 	in := &instance{
-		name: "instance-" + randomHex(4), uid: uid, displayName: req.DisplayName, cluster: rg.ClusterName, image: req.Image,
+		name: "instance-" + randomHex(4), uid: uuid(), displayName: req.DisplayName, cluster: rg.ClusterName, image: req.Image,
 		sku: k, dataSize: size, created: now, orderID: uuid(),
 		cost:         Cost{CostType: req.Cost.CostType, CostTime: ct, GPUSKUID: k.SKUsID, DiskSKUID: "1", CouponID: req.Cost.CouponID},
 		pvc:          "volume-" + randomHex(4),
 		podSuffix:    randomHex(3)[:5],
 		podIP:        fmt.Sprintf("172.31.213.%d", 10+randomInt(240)),
-		sshPort:      ep.Port(),
-		ssh:          ep,
 		sshPassword:  randomHex(6),
 		jupyterToken: randomHex(16),
 	}
+	ep, err := s.Listen(in.name, func() bool { return s.sshReady(in) })
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "cannot allocate an SSH port: "+err.Error())
+		return
+	}
+	in.sshHost, in.sshPort = ep.Host(), ep.Port()
+	k.RemainGPUCount -= k.GPUCounts
 	s.instances[in.name] = in
 	s.order = append(s.order, in.name)
-	name := in.name
-	ep.SetReadyFunc(func() bool { return s.sshReady(name) })
 	switch outcome {
-	case LaunchNeverRuns:
+	case emu.LaunchNeverRuns:
 		s.transition(in, "Creating")
-	case LaunchFails:
+	case emu.LaunchFails:
 		s.transition(in, "Creating", StatusFailed)
 	default:
 		s.transition(in, "Creating", "Running")
@@ -661,7 +539,7 @@ func (s *Server) powerOff(w http.ResponseWriter, r *http.Request) {
 		in.saved = append(in.saved, ref)
 		s.saved = append(s.saved, ref)
 	}
-	in.updated = s.opts.Now()
+	in.updated = s.Now()
 	s.transition(in, "ShuttingDown", "Shutdown")
 	writeJSON(w, http.StatusOK, "ok")
 }
@@ -691,7 +569,7 @@ func (s *Server) powerOn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("instance %s is %s: only a shut-down instance can be powered on", in.name, in.status))
 		return
 	}
-	in.updated = s.opts.Now()
+	in.updated = s.Now()
 	s.transition(in, "Starting", "Running")
 	writeJSON(w, http.StatusOK, "ok")
 }
@@ -714,8 +592,9 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("instance %s is %s: power it off before deleting", in.name, in.status))
 		return
 	}
-	in.updated = s.opts.Now()
-	s.transition(in, "Deleting", "")
+	in.updated = s.Now()
+	s.transition(in, "Deleting")
+	in.steps.ThenGone(s.Now(), s.StepDelay())
 	writeJSON(w, http.StatusOK, "ok")
 }
 

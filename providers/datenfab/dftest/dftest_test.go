@@ -61,7 +61,7 @@ func call(t *testing.T, s *Server, method, path string, body any, hdr map[string
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "bearer "+s.Token())
+	req.Header.Set("Authorization", "bearer "+s.Credential())
 	req.Header.Set("namespace", s.Namespace())
 	for k, v := range hdr {
 		if v == "" {
@@ -131,8 +131,8 @@ func TestAuthHeadersAreChecked(t *testing.T) {
 		{"both right", nil, 200},
 		{"no authorization", map[string]string{"Authorization": ""}, 401},
 		{"wrong token", map[string]string{"Authorization": "bearer nope"}, 401},
-		{"no scheme", map[string]string{"Authorization": s.Token()}, 401},
-		{"capital Bearer (documented form is lowercase)", map[string]string{"Authorization": "Bearer " + s.Token()}, 401},
+		{"no scheme", map[string]string{"Authorization": s.Credential()}, 401},
+		{"capital Bearer (documented form is lowercase)", map[string]string{"Authorization": "Bearer " + s.Credential()}, 401},
 		{"no namespace", map[string]string{"namespace": ""}, 401},
 		{"wrong namespace", map[string]string{"namespace": "other"}, 401},
 	}

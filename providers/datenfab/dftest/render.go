@@ -144,7 +144,7 @@ func (s *Server) render(in *instance, v view) instanceJSON {
 		Jupyterlab:  "http://" + in.uid + "." + webDomain + "/jupyter?token=" + in.jupyterToken,
 		Tensorboard: "http://" + in.uid + "." + webDomain + "/monitor",
 		SSH: sshJSON{
-			SSHAddr:     "ssh -p" + strconv.Itoa(in.sshPort) + " root@" + in.ssh.Host(),
+			SSHAddr:     "ssh -p" + strconv.Itoa(in.sshPort) + " root@" + in.sshHost,
 			SSHPassword: in.sshPassword,
 		},
 	}

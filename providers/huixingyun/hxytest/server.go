@@ -21,9 +21,9 @@
 //   - a stop is accepted while an instance is Creating or Starting as well as Running (it
 //     aborts the boot), so that an instance that never comes up can be stopped, then, if
 //     billed by the hour, destroyed; the document states no rule for it;
-//   - a buy refused for lack of capacity (SetGPURemain, LaunchSoldOut) is a fails element
+//   - a buy refused for lack of capacity (SetGPURemain, emu.LaunchSoldOut) is a fails element
 //     {"message":"insufficient GPUs ..."} with fail_instance counted; the document has no
-//     failure status, so LaunchFails behaves like LaunchNeverRuns.
+//     failure status, so emu.LaunchFails behaves like emu.LaunchNeverRuns.
 //
 // Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound when it is
 // bought: the list reports ip "127.0.0.1" and its port, and the endpoint greets with an SSH
@@ -38,27 +38,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
-)
-
-// LaunchOutcome is what happens to the instances bought from an offer; see SetLaunchOutcome.
-type LaunchOutcome = emu.LaunchOutcome
-
-// Launch outcomes. HuiXingYun documents no failure status, so LaunchFails is LaunchNeverRuns.
-const (
-	LaunchNormal    = emu.LaunchNormal    // Creating, then Running after StepDelay
-	LaunchNeverRuns = emu.LaunchNeverRuns // bought and billed, but Creating forever
-	LaunchFails     = emu.LaunchFails     // as LaunchNeverRuns (no failure status documented)
-	LaunchSoldOut   = emu.LaunchSoldOut   // the buy is refused: insufficient GPUs, no instance
 )
 
 // DemoToken is the API token the emulator accepts unless Options.Token says otherwise. It is
@@ -75,6 +61,8 @@ type Options struct {
 	Token string
 	// Now overrides the clock (tests).
 	Now func() time.Time
+	// Wrap, when set, serves the API through it (tests).
+	Wrap func(http.Handler) http.Handler
 }
 
 // Status values the emulator uses.
@@ -133,31 +121,16 @@ type Image struct {
 	Ready       bool   // listed by /gpu/images/mine
 }
 
-// Recorded is one request the emulator received.
-type Recorded struct {
-	Method string
-	Path   string
-	Body   []byte
-}
-
-// Server is a running emulator. It is safe for concurrent use.
+// Server is a running emulator. It is safe for concurrent use; the embedded skeleton's lock
+// guards the fields below.
 type Server struct {
-	token     string
-	stepDelay time.Duration
-	now       func() time.Time
-	ts        *httptest.Server
-	handler   http.Handler
-	faults    *faults.Injector
-	outcomes  emu.Outcomes
+	*emu.Server
 
-	mu        sync.Mutex
-	closing   emu.Retired // endpoints of removed instances, closed once s.mu is released
 	products  []*productJSON
 	apps      []appJSON
 	own       []*ownImage
 	instances map[string]*instance
 	seq       int
-	requests  []Recorded
 }
 
 type ownImage struct {
@@ -171,116 +144,61 @@ type instance struct {
 	product   *productJSON
 	extra     int // extra data disk, GB
 	imageDesc string
-	steps     []step
-	ssh       *sshd.Endpoint
-}
-
-// step is a pending change of status at a time; status "" removes the instance.
-type step struct {
-	status string
-	at     time.Time
+	steps     emu.Steps[string]
 }
 
 var cst = time.FixedZone("CST", 8*3600)
 
+// vendorName is the vendor name the SSH banners carry.
+const vendorName = "huixingyun"
+
+// Emulate starts an emulator for the vendor list (providers.Vendor); the variables are the
+// adapter's, without their prefix.
+func Emulate(o emulated.Options) (emulated.Server, map[string]string) {
+	s := NewServer(Options{StepDelay: o.StepDelay, Now: o.Now, Wrap: o.Wrap})
+	return s, map[string]string{"TOKEN": s.Credential(), "BASE_URL": s.URL()}
+}
+
+// Endpoints are the emulated requests that tests aim faults at: the product list and the buy.
+var Endpoints = emulated.Endpoints{Offers: "/gpu/product/list", OfferReads: 1, Buy: emulated.Faults{Method: http.MethodPost, Path: "/gpu/instances/buy"}}
+
 // NewServer starts an emulator on a loopback port.
 func NewServer(opts Options) *Server {
 	s := &Server{
-		token:     opts.Token,
-		stepDelay: opts.StepDelay,
-		now:       opts.Now,
 		products:  startingProducts(),
 		apps:      startingApps(),
 		own:       startingOwnImages(),
 		instances: map[string]*instance{},
 	}
-	if s.token == "" {
-		s.token = DemoToken
+	if opts.Token == "" {
+		opts.Token = DemoToken
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	s.faults = faults.NewInjector()
-	s.handler = s.faults.Wrap(http.HandlerFunc(s.serve))
-	s.ts = httptest.NewServer(s.handler)
+	s.Server = emu.New(emu.Options{Vendor: vendorName, Credential: opts.Token, StepDelay: opts.StepDelay, Now: opts.Now,
+		Settle: s.settle, IsChange: s.isChange, Wrap: opts.Wrap}, http.HandlerFunc(s.serve))
 	return s
 }
 
-// URL is the base URL to give the adapter (the API has no path prefix).
-func (s *Server) URL() string { return s.ts.URL }
-
-// Token is the API token the emulator accepts.
-func (s *Server) Token() string { return s.token }
-
-// Close shuts the emulator down, the instances' SSH endpoints included.
-func (s *Server) Close() {
-	s.faults.Stop()
-	s.ts.Close()
-	s.mu.Lock()
-	for _, in := range s.instances {
-		s.closing.Add(in.ssh)
-	}
-	s.unlock()
-}
-
-// unlock releases s.mu, then closes the SSH endpoints of instances removed meanwhile: an
-// endpoint's readiness func takes s.mu, so it must not be waited for with s.mu held.
-func (s *Server) unlock() { s.closing.Unlock(&s.mu) }
-
-// SetLaunchOutcome decides what happens to the instances bought from now on from offerKey, a
-// gpu_type (the adapter's offer id); "" applies to every offer without its own outcome. A
-// one-click app follows the outcome of the product it runs on (AppGPUType).
-func (s *Server) SetLaunchOutcome(offerKey string, o LaunchOutcome) { s.outcomes.Set(offerKey, o) }
-
-// SSHAddr is "127.0.0.1:<port>" of gid's SSH endpoint.
-func (s *Server) SSHAddr(gid string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[gid]
-	if !ok {
-		return "", false
-	}
-	return in.ssh.Addr(), true
-}
-
-// sshReady is the readiness of gid's endpoint: whether the instance is Running now. It
-// looks at due transitions without applying them, so it never removes an instance.
-func (s *Server) sshReady(gid string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	in, ok := s.instances[gid]
-	if !ok {
+// isChange tells the requests that change something: every POST but the lists'.
+func (s *Server) isChange(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/gpu/product/list", "/gpu/application/list", "/gpu/images/list", "/gpu/images/mine", "/gpu/instances/list":
 		return false
 	}
-	status, now := in.Status, s.now()
-	for _, st := range in.steps {
-		if now.Before(st.at) {
-			break
-		}
-		status = st.status
-	}
-	return status == StatusRunning
+	return true
 }
 
-// Faults makes the emulator misbehave (latency, 429, 500, garbage, an HTML error page, a
-// dropped connection, a stalled body), for all requests or those of one path; see SetFaults.
-type Faults = faults.Faults
-
-// SetFaults replaces the faults injected into the emulator's answers: each request gets the
-// first rule that matches it. Without arguments the emulator behaves again.
-func (s *Server) SetFaults(rules ...Faults) { s.faults.Set(rules...) }
-
-// FaultsApplied counts the requests a fault was injected into.
-func (s *Server) FaultsApplied() int { return s.faults.Applied() }
-
-// Handler serves the emulated API (for use in another server).
-func (s *Server) Handler() http.Handler { return s.handler }
+// sshReady is the readiness of in's endpoint: whether it is Running now. It looks at due
+// transitions without applying them, so it never removes an instance.
+func (s *Server) sshReady(in *instance) bool {
+	status, ok := in.steps.At(s.Now(), in.Status)
+	return ok && status == StatusRunning
+}
 
 // Instance returns a copy of the record of gid, after applying due transitions.
 func (s *Server) Instance(gid string) (Instance, bool) {
-	s.mu.Lock()
-	defer s.unlock()
-	s.settle(s.now())
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	in, ok := s.instances[gid]
 	if !ok {
 		return Instance{}, false
@@ -290,9 +208,9 @@ func (s *Server) Instance(gid string) (Instance, bool) {
 
 // Instances returns copies of every instance, oldest first.
 func (s *Server) Instances() []Instance {
-	s.mu.Lock()
-	defer s.unlock()
-	s.settle(s.now())
+	s.Lock()
+	defer s.Unlock()
+	s.settle(s.Now())
 	var out []Instance
 	for _, in := range s.sortedInstances() {
 		out = append(out, in.Instance)
@@ -302,9 +220,9 @@ func (s *Server) Instances() []Instance {
 
 // Images returns copies of the account's own images, saved ones included.
 func (s *Server) Images() []Image {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
+	s.Lock()
+	defer s.Unlock()
+	now := s.Now()
 	out := make([]Image, 0, len(s.own))
 	for _, im := range s.own {
 		out = append(out, Image{ImageID: im.ImageID, Name: im.Name, RoomName: im.RoomName, Description: im.Description,
@@ -315,8 +233,8 @@ func (s *Server) Images() []Image {
 
 // GPURemain returns the gpu_remain of a product.
 func (s *Server) GPURemain(gpuType string) (int, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	if p := s.product(gpuType); p != nil {
 		return p.GPURemain, true
 	}
@@ -325,24 +243,13 @@ func (s *Server) GPURemain(gpuType string) (int, bool) {
 
 // SetGPURemain changes the gpu_remain of a product (tests of sold-out products).
 func (s *Server) SetGPURemain(gpuType string, n int) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	if p := s.product(gpuType); p != nil {
 		p.GPURemain = n
 		return true
 	}
 	return false
-}
-
-// Requests lists every request received, in order.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Recorded, len(s.requests))
-	for i, r := range s.requests {
-		out[i] = Recorded{Method: r.Method, Path: r.Path, Body: append([]byte(nil), r.Body...)}
-	}
-	return out
 }
 
 // apiError is a 4xx answer.
@@ -355,13 +262,10 @@ func badRequest(format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
 }
 
+// serve answers one request; the skeleton holds the lock and has applied due transitions.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	s.mu.Lock()
-	defer s.unlock()
-	s.requests = append(s.requests, Recorded{Method: r.Method, Path: r.URL.Path, Body: body})
-
-	if r.Header.Get("Authorization") != s.token {
+	body, _ := io.ReadAll(r.Body)
+	if r.Header.Get("Authorization") != s.Credential() {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "invalid token"})
 		return
 	}
@@ -379,9 +283,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, err.status, map[string]string{"message": err.msg})
 		return
 	}
-	now := s.now()
-	s.settle(now)
-	out, err := h(req, now)
+	out, err := h(req, s.Now())
 	if err != nil {
 		writeJSON(w, err.status, map[string]string{"message": err.msg})
 		return
@@ -535,24 +437,22 @@ func (s *Server) each(gids []string, fn func(in *instance, b *batch)) *batch {
 // settle applies every transition due at now.
 func (s *Server) settle(now time.Time) {
 	for gid, in := range s.instances {
-		for len(in.steps) > 0 && !now.Before(in.steps[0].at) {
-			st := in.steps[0]
-			in.steps = in.steps[1:]
-			if st.status == "" {
-				delete(s.instances, gid)
-				s.closing.Add(in.ssh)
-				break
-			}
-			in.Status = st.status
+		if in.steps.Advance(now, &in.Status) {
+			delete(s.instances, gid)
+			s.Forget(gid)
 		}
 	}
 }
 
-// walk puts in into a transitional status that becomes final after StepDelay; final ""
-// removes the instance.
+// walk puts in into a transitional status that becomes final after StepDelay.
 func (s *Server) walk(in *instance, now time.Time, transitional, final string) {
-	in.Status = transitional
-	in.steps = []step{{status: final, at: now.Add(s.stepDelay)}}
+	in.steps.Walk(&in.Status, now, s.StepDelay(), transitional, final)
+}
+
+// remove puts in into a transitional status, after which it is gone.
+func (s *Server) remove(in *instance, now time.Time, transitional string) {
+	in.steps.Walk(&in.Status, now, s.StepDelay(), transitional)
+	in.steps.ThenGone(now, s.StepDelay())
 }
 
 func (s *Server) product(gpuType string) *productJSON {
@@ -749,9 +649,9 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 	s.seq++
 	order := now.In(cst).Format("20060102150405") + fmt.Sprintf("%06d", s.seq)
 	ans := buyAnswer{Success: []orderJSON{}, Fails: []failJSON{}}
-	outcome := s.outcomes.For(p.GPUType)
+	outcome := s.Outcome(p.GPUType)
 	for range num {
-		if outcome == LaunchSoldOut {
+		if outcome == emu.LaunchSoldOut {
 			ans.FailInstance++
 			ans.Fails = append(ans.Fails, failJSON{Message: fmt.Sprintf("insufficient GPUs: %s is sold out", p.GPUType)})
 			continue
@@ -761,11 +661,6 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 			ans.Fails = append(ans.Fails, failJSON{Message: fmt.Sprintf("insufficient GPUs: %s has %d left, %d asked", p.GPUType, p.GPURemain, count)})
 			continue
 		}
-		ep, err := sshd.Listen(vendorName)
-		if err != nil {
-			return buyAnswer{}, &apiError{status: http.StatusInternalServerError, msg: "cannot allocate an SSH port: " + err.Error()}
-		}
-		p.GPURemain -= count
 		s.seq++
 		h := sha256.Sum256([]byte(fmt.Sprintf("gid/%d/%s", s.seq, order)))
 		in := &instance{product: p, extra: extra, imageDesc: img.Description, Instance: Instance{
@@ -780,24 +675,25 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 			AppType:   appType,
 			OrderUID:  order,
 			CreatedAt: now,
-			IP:        ep.Host(),
-			Port:      ep.Port(),
 			Username:  "root",
 			Password:  "Hxy-" + hex.EncodeToString(h[20:28]),
 		}}
+		ep, err := s.Listen(in.GID, func() bool { return s.sshReady(in) })
+		if err != nil {
+			return buyAnswer{}, &apiError{status: http.StatusInternalServerError, msg: "cannot allocate an SSH port: " + err.Error()}
+		}
+		in.IP, in.Port = ep.Host(), ep.Port()
+		p.GPURemain -= count
 		switch pay {
 		case PayDay:
 			in.ExpireAt = now.AddDate(0, 0, 1)
 		case PayMonth:
 			in.ExpireAt = now.AddDate(0, 1, 0)
 		}
-		in.ssh = ep
-		gid := in.GID
-		ep.SetReadyFunc(func() bool { return s.sshReady(gid) })
-		if outcome == LaunchNormal {
+		if outcome == emu.LaunchNormal {
 			s.walk(in, now, StatusCreating, StatusRunning)
 		} else {
-			in.Status = StatusCreating // LaunchNeverRuns, LaunchFails: no failure status to reach
+			in.Status = StatusCreating // emu.LaunchNeverRuns, emu.LaunchFails: no failure status to reach
 		}
 		s.instances[in.GID] = in
 		ans.SuccessInstance++
@@ -805,9 +701,6 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 	}
 	return ans, nil
 }
-
-// vendorName is the vendor name the SSH banners carry.
-const vendorName = "huixingyun"
 
 // Wire shapes of the instance list, in the document's key order.
 type instanceJSON struct {
@@ -979,7 +872,7 @@ func (s *Server) snapshot(f fields, now time.Time) (any, *apiError) {
 		imageJSON: imageJSON{Name: name, ImageID: uuidOf(fmt.Sprintf("own/%d/%s", s.seq, gid)), Scene: "Gpu", OS: "linux",
 			Description: "创建时间: " + now.In(cst).Format("2006-01-02 15:04:05"), RoomName: in.RoomName},
 		source:  gid,
-		readyAt: now.Add(s.stepDelay),
+		readyAt: now.Add(s.StepDelay()),
 	})
 	return map[string]any{"success": true}, nil
 }
@@ -1021,7 +914,7 @@ func (s *Server) destroy(f fields, now time.Time) (any, *apiError) {
 			b.fail(in.GID, "instance %s is %s; stop it before destroying it", in.GID, in.Status)
 		default:
 			in.product.GPURemain += in.GPUCount
-			s.walk(in, now, StatusDestroying, "")
+			s.remove(in, now, StatusDestroying)
 			b.Success = append(b.Success, in.GID)
 		}
 	}), nil

@@ -32,7 +32,7 @@ func start(t *testing.T, opts hxytest.Options) *client {
 // post sends body (a string or a value to encode) with the right token and decodes the answer.
 func (c *client) post(path string, body any) (int, map[string]any) {
 	c.t.Helper()
-	return c.send(http.MethodPost, path, c.srv.Token(), body)
+	return c.send(http.MethodPost, path, c.srv.Credential(), body)
 }
 
 func (c *client) send(method, path, token string, body any) (int, map[string]any) {
@@ -121,8 +121,8 @@ func TestAuthIsTheBareToken(t *testing.T) {
 		t.Errorf("bare token, empty body: %d", st)
 	}
 	other := start(t, hxytest.Options{Token: "custom"})
-	if other.srv.Token() != "custom" {
-		t.Errorf("token %q", other.srv.Token())
+	if other.srv.Credential() != "custom" {
+		t.Errorf("token %q", other.srv.Credential())
 	}
 	if st, _ := other.send(http.MethodPost, "/gpu/product/list", hxytest.DemoToken, "{}"); st != http.StatusUnauthorized {
 		t.Errorf("demo token accepted by a server with another token: %d", st)
@@ -131,7 +131,7 @@ func TestAuthIsTheBareToken(t *testing.T) {
 
 func TestMethodsPathsAndBodies(t *testing.T) {
 	c := start(t, hxytest.Options{})
-	if st, _ := c.send(http.MethodGet, "/gpu/product/list", c.srv.Token(), nil); st != http.StatusMethodNotAllowed {
+	if st, _ := c.send(http.MethodGet, "/gpu/product/list", c.srv.Credential(), nil); st != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d", st)
 	}
 	if st, _ := c.post("/gpu/instances/snapshot", "{}"); st != http.StatusNotFound {
@@ -520,7 +520,7 @@ func TestHandlerServesTheSameAPI(t *testing.T) {
 	srv := hxytest.NewServer(hxytest.Options{})
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodPost, "/gpu/product/list", strings.NewReader("{}"))
-	req.Header.Set("Authorization", srv.Token())
+	req.Header.Set("Authorization", srv.Credential())
 	rec := &recorder{header: http.Header{}}
 	srv.Handler().ServeHTTP(rec, req)
 	if rec.status != 200 || !strings.Contains(rec.body.String(), "geforce_rtx_4090_free_102") {

@@ -1,11 +1,20 @@
-// Package emu holds what the vendor emulators (hxytest, dftest, cytest) share: launches that
-// go wrong, and the retiring of SSH endpoints. Each emulator re-exports the type and its values, so that users of an
-// emulator need not import this package.
+// Package emu is the skeleton every vendor emulator (hxytest, dftest, cytest, fctest) is built
+// on: an HTTP server on loopback with fault injection, one lock over the vendor's state, a
+// clock, launch outcomes, a bounded log of the requests received, an SSH endpoint per instance,
+// and the timed steps by which an instance's status changes. The vendor packages keep only
+// their wire formats and rules; each embeds a *Server, so its methods are the emulator's.
 package emu
 
 import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"sync"
+	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
 )
 
@@ -68,20 +77,225 @@ func (t *Outcomes) For(offerKey string) LaunchOutcome {
 	return t.m[""]
 }
 
-// Retired holds the SSH endpoints of removed instances until the emulator's lock is released:
-// an endpoint's readiness func takes that lock, so an endpoint must not be closed (which waits
-// for its connections) with the lock held. Use it only with the emulator's lock held.
-type Retired struct{ eps []*sshd.Endpoint }
+// MaxRequests is how many requests the log keeps, the latest: a demo that runs for days must
+// not keep every request it was sent (several KB each).
+const MaxRequests = 1000
 
-// Add sets endpoints aside, to be closed by the next Unlock.
-func (r *Retired) Add(eps ...*sshd.Endpoint) { r.eps = append(r.eps, eps...) }
+// maxBody bounds the request bodies read; no vendor request comes near it.
+const maxBody = 1 << 20
 
-// Unlock releases mu, which the caller holds, then closes the endpoints set aside.
-func (r *Retired) Unlock(mu *sync.Mutex) {
-	eps := r.eps
-	r.eps = nil
-	mu.Unlock()
+// Recorded is one request an emulator received.
+type Recorded struct {
+	Method   string
+	Path     string // without the query string
+	RawQuery string
+	Header   http.Header
+	Body     []byte
+}
+
+// Query is the request's query string, parsed.
+func (r Recorded) Query() url.Values {
+	q, _ := url.ParseQuery(r.RawQuery)
+	return q
+}
+
+// Options configure the skeleton; each vendor emulator fills them in from its own options.
+type Options struct {
+	// Vendor names the emulator in its SSH banners.
+	Vendor string
+	// Credential is the secret the emulator accepts (the vendor's demo value unless a test
+	// sets another).
+	Credential string
+	// Prefix is the vendor's path prefix, which URL includes.
+	Prefix string
+	// StepDelay is how long each transitional status lasts; 0 completes it by the next
+	// request.
+	StepDelay time.Duration
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Settle applies the status changes due at now to the vendor's state. It runs with the
+	// lock held before each request is handled.
+	Settle func(now time.Time)
+	// IsChange tells a request that changes something from a read, for Changes (nil: none
+	// counts).
+	IsChange func(r *http.Request) bool
+	// Wrap, when set, serves the API through it, for tests that watch or hold requests.
+	Wrap func(http.Handler) http.Handler
+}
+
+// Server is the running skeleton of one emulator. It is safe for concurrent use; the vendor's
+// state is guarded by its lock (Lock, Unlock), which every request holds while it is handled.
+type Server struct {
+	opts     Options
+	ts       *httptest.Server
+	handler  http.Handler
+	faults   *faults.Injector
+	outcomes Outcomes
+
+	mu      sync.Mutex
+	retired []*sshd.Endpoint // of removed instances, closed once mu is released
+	ssh     map[string]*sshd.Endpoint
+	log     []Recorded // a ring of at most MaxRequests
+	logged  int        // requests ever recorded
+	changes int
+}
+
+// New starts an emulator on a loopback port that serves api: each request is recorded, the
+// lock taken and the due status changes applied (Options.Settle) before api handles it, with
+// the lock held.
+func New(o Options, api http.Handler) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	s := &Server{opts: o, faults: faults.NewInjector(), ssh: map[string]*sshd.Endpoint{}}
+	s.handler = s.faults.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, api)
+	}))
+	outer := s.handler
+	if o.Wrap != nil {
+		outer = o.Wrap(outer)
+	}
+	s.ts = httptest.NewServer(outer)
+	return s
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, api http.Handler) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	s.Lock()
+	defer s.Unlock()
+	s.record(Recorded{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body})
+	if s.opts.IsChange != nil && s.opts.IsChange(r) {
+		s.changes++
+	}
+	if s.opts.Settle != nil {
+		s.opts.Settle(s.Now())
+	}
+	api.ServeHTTP(w, r)
+}
+
+func (s *Server) record(r Recorded) {
+	if len(s.log) < MaxRequests {
+		s.log = append(s.log, r)
+	} else {
+		s.log[s.logged%MaxRequests] = r
+	}
+	s.logged++
+}
+
+// Lock takes the emulator's lock, which guards the vendor's state too.
+func (s *Server) Lock() { s.mu.Lock() }
+
+// Unlock releases the lock, then closes the SSH endpoints of the instances removed meanwhile:
+// an endpoint's readiness is computed under the lock, so it must not be waited for with the
+// lock held.
+func (s *Server) Unlock() {
+	eps := s.retired
+	s.retired = nil
+	s.mu.Unlock()
 	for _, ep := range eps {
 		_ = ep.Close()
 	}
+}
+
+// URL is the base URL to give the adapter, the vendor's path prefix included.
+func (s *Server) URL() string { return s.ts.URL + s.opts.Prefix }
+
+// Handler serves the emulated API (paths start with the vendor's prefix), faults included,
+// for mounting in another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Credential is the secret the emulator accepts: the token or API key.
+func (s *Server) Credential() string { return s.opts.Credential }
+
+// Now is the emulator's clock.
+func (s *Server) Now() time.Time { return s.opts.Now() }
+
+// StepDelay is how long each transitional status lasts.
+func (s *Server) StepDelay() time.Duration { return s.opts.StepDelay }
+
+// Close shuts the emulator down, the instances' SSH endpoints included.
+func (s *Server) Close() {
+	s.faults.Stop()
+	s.ts.Close()
+	s.Lock()
+	for id := range s.ssh {
+		s.Forget(id)
+	}
+	s.Unlock()
+}
+
+// SetFaults replaces the faults injected into the emulator's answers: each request gets the
+// first rule that matches it. Without arguments the emulator behaves again.
+func (s *Server) SetFaults(rules ...faults.Faults) { s.faults.Set(rules...) }
+
+// FaultsApplied counts the requests a fault was injected into.
+func (s *Server) FaultsApplied() int { return s.faults.Applied() }
+
+// SetLaunchOutcome decides what happens to the instances launched from now on from offerKey,
+// the adapter's local offer id; "" applies to every offer without its own outcome.
+func (s *Server) SetLaunchOutcome(offerKey string, o LaunchOutcome) { s.outcomes.Set(offerKey, o) }
+
+// Outcome is the launch outcome of offerKey (see SetLaunchOutcome).
+func (s *Server) Outcome(offerKey string) LaunchOutcome { return s.outcomes.For(offerKey) }
+
+// Requests lists the requests received, oldest first: the last MaxRequests of them.
+func (s *Server) Requests() []Recorded {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Recorded, 0, len(s.log))
+	start := 0
+	if s.logged > MaxRequests {
+		start = s.logged % MaxRequests
+	}
+	for i := range s.log {
+		r := s.log[(start+i)%len(s.log)]
+		r.Header, r.Body = r.Header.Clone(), bytes.Clone(r.Body)
+		out = append(out, r)
+	}
+	return out
+}
+
+// Changes counts the requests received that change something (Options.IsChange), refused ones
+// included: a test proves with it that a plan sent nothing but reads.
+func (s *Server) Changes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changes
+}
+
+// Listen binds the SSH endpoint of a new instance id on 127.0.0.1. It greets while ready says
+// so, which is asked with the lock held. Call with the lock held.
+func (s *Server) Listen(id string, ready func() bool) (*sshd.Endpoint, error) {
+	ep, err := sshd.Listen(s.opts.Vendor)
+	if err != nil {
+		return nil, err
+	}
+	ep.SetReadyFunc(func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return ready()
+	})
+	s.ssh[id] = ep
+	return ep, nil
+}
+
+// Forget retires the SSH endpoint of a removed instance; it is closed by the next Unlock.
+// Call with the lock held.
+func (s *Server) Forget(id string) {
+	if ep, ok := s.ssh[id]; ok {
+		s.retired = append(s.retired, ep)
+		delete(s.ssh, id)
+	}
+}
+
+// SSHAddr is "127.0.0.1:<port>" of the SSH endpoint of the instance id.
+func (s *Server) SSHAddr(id string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ep, ok := s.ssh[id]
+	if !ok {
+		return "", false
+	}
+	return ep.Addr(), true
 }

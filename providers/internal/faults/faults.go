@@ -1,7 +1,7 @@
 // Package faults makes an emulated vendor misbehave, for tests: slow answers, rate limits,
 // server errors, garbage, gateway error pages, dropped connections, bodies that stall and
-// error bodies that quote the request's credentials. The
-// three vendor emulators wrap their handlers with an Injector and expose it as SetFaults.
+// error bodies that quote the request's credentials. The emulators' skeleton (package emu)
+// wraps their handlers with an Injector and exposes it as SetFaults.
 package faults
 
 import (

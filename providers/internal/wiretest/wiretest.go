@@ -126,11 +126,12 @@ func CheckJSON(t *testing.T, v any) {
 	}
 }
 
+// checkID checks a vendor-local id: one the registry can qualify and take apart again.
 func checkID(t *testing.T, vendor, what, id string) {
 	t.Helper()
-	local, ok := strings.CutPrefix(id, vendor+":")
-	if !ok || strings.TrimSpace(local) == "" {
-		t.Fatalf("%s id %q is not %s:<id>", what, id, vendor)
+	_, local, err := providers.SplitID(providers.QualifyID(vendor, id))
+	if strings.TrimSpace(id) == "" || strings.HasPrefix(id, vendor+":") || err != nil || local != id {
+		t.Fatalf("%s id %q is not a vendor-local id (%v)", what, id, err)
 	}
 }
 
