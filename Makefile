@@ -53,12 +53,12 @@ bench/node_modules/.package-lock.json: bench/package-lock.json
 
 bench: build bench/node_modules/.package-lock.json
 	$(GO) run ./bench/cmd/mcpbench -bin $(BIN) -ref bench/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/ ./state/
+	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/ ./state/ ./fleet/remote/
 
 # Run each fuzz target for FUZZTIME (the seeds alone run in `make test`).
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in ./tools ./cmd/gpu-mcp ./providers/huixingyun ./providers/datenfab ./providers/chenyu; do \
+	@for pkg in ./tools ./cmd/gpu-mcp ./providers/huixingyun ./providers/datenfab ./providers/chenyu ./fleet/remote; do \
 	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$target"; $(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) || exit 1; \
 	  done; \
