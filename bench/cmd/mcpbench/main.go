@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -111,6 +112,7 @@ func run(o options) error {
 	}
 	out := os.Stdout
 	header(out, o, servers)
+	load := sampleLoad(10 * time.Second)
 
 	results := map[string]samples{}
 	for _, s := range servers {
@@ -151,6 +153,9 @@ func run(o options) error {
 		soakReport(out, gpu, sr)
 	}
 	targets(out, results, sr)
+	ld := load.finish()
+	fmt.Fprintf(out, "\nmachine: %d CPUs; 1-minute load average during the run, sampled every 10 s: %s (min / median / max)\n",
+		runtime.NumCPU(), cell(ld, 2))
 	return nil
 }
 

@@ -183,3 +183,12 @@ func TestNum(t *testing.T) {
 		}
 	}
 }
+
+func TestParseLoadavg(t *testing.T) {
+	if v, err := parseLoadavg([]byte("6.41 5.13 3.27 2/156 20678\n")); err != nil || v != 6.41 {
+		t.Errorf("parseLoadavg = %v, %v; want 6.41", v, err)
+	}
+	if _, err := parseLoadavg([]byte("")); err == nil {
+		t.Error("parseLoadavg accepted an empty file")
+	}
+}

@@ -199,7 +199,10 @@ func soakReport(w io.Writer, s server, r *soakResult) {
 	var marks []string
 	next := time.Minute
 	for _, sm := range r.samples {
-		if sm.at >= next || sm == r.end {
+		switch {
+		case sm == r.end:
+			marks = append(marks, fmt.Sprintf("end (%s) %.1f", sm.at.Round(time.Second), sm.rss))
+		case sm.at >= next && r.end.at-sm.at >= r.every/2:
 			marks = append(marks, fmt.Sprintf("%s %.1f", sm.at.Round(time.Second), sm.rss))
 			for next <= sm.at {
 				next += time.Minute
