@@ -42,7 +42,7 @@ e2e: build e2e-deps
 # Speed and memory (BENCHMARKS.md): the built binary, a bare mcp-go server (bench/baremcp) and the
 # reference server @modelcontextprotocol/server-everything (npm ci only when bench/package-lock.json
 # changed), side by side over stdio and streamable HTTP, then the Go micro-benchmarks. Takes about
-# 5 minutes; never part of `make test`. SOAK=1 adds the memory soak (`make soak`, SOAKTIME long);
+# 8 minutes; never part of `make test`. SOAK=1 adds the memory soak (`make soak`, SOAKTIME long);
 # BENCHFLAGS passes flags to the harness (`go run ./bench/cmd/mcpbench -h` lists them).
 SOAKTIME ?= 10m
 BENCHFLAGS ?=

@@ -197,6 +197,11 @@ type loadResult struct {
 
 func (r loadResult) perSecond() float64 { return float64(r.calls) / r.elapsed.Seconds() }
 
+// serverCPUPerCall is the server's CPU time per call in µs: its cost, whoever the client.
+func (r loadResult) serverCPUPerCall() float64 {
+	return float64(r.serverCPU) / float64(time.Microsecond) / float64(r.calls)
+}
+
 // clientShare is the harness's part of the CPU time both sides used.
 func (r loadResult) clientShare() float64 {
 	if total := r.clientCPU + r.serverCPU; total > 0 {
@@ -205,10 +210,14 @@ func (r loadResult) clientShare() float64 {
 	return 0
 }
 
-// runLoad has every client send its request (reqs[i] for clients[i]) in a loop: warm calls
-// each, then, all together, as many as fit in d. A call started before the end is counted, and
+// clientWarm is how many untimed calls each client makes before a load run, so that every
+// client is connected and under way when the clock starts.
+const clientWarm = 3
+
+// runLoad has every client send its request (reqs[i] for clients[i]) in a loop: clientWarm
+// calls each, then, all together, as many as fit in d. A call started before the end is counted, and
 // the time runs until the last one ends. The first failure stops every client.
-func runLoad(p *proc, clients []*httpClient, reqs [][]byte, warm int, d time.Duration) (loadResult, error) {
+func runLoad(p *proc, clients []*httpClient, reqs [][]byte, d time.Duration) (loadResult, error) {
 	var (
 		ready, done sync.WaitGroup
 		start       = make(chan struct{})
@@ -223,7 +232,7 @@ func runLoad(p *proc, clients []*httpClient, reqs [][]byte, warm int, d time.Dur
 		go func() {
 			defer done.Done()
 			var err error
-			for range warm {
+			for range clientWarm {
 				if err = c.call(reqs[i]); err != nil {
 					break
 				}

@@ -10,6 +10,9 @@
 // finds each answer by its id without decoding it; over streamable HTTP each client has its own
 // session and kept-alive connection, sends requests prepared once and only searches the
 // answers' bytes. An answer is decoded once per scenario, to check it is what it should be.
+// Each HTTP start gets seconds of untimed load first: node's JIT needs them, the Go servers lose
+// nothing by it. During the HTTP load the harness also reads the server's CPU time, which gives
+// its cost per call whoever the client, and its own, which says how much the client weighs.
 //
 // -soak D runs 64 HTTP clients against gpu-mcp for D and checks that its RSS at the end is
 // within 10% of its RSS after the first minute.
@@ -39,6 +42,7 @@ type options struct {
 	reps                 int
 	listCalls, calls     int
 	warm                 int
+	httpWarmup           time.Duration
 	duration             time.Duration
 	timeout              time.Duration
 	fanCalls             int
@@ -56,7 +60,9 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 10, "repetitions: each starts every server in turn over stdio and HTTP (0: none, e.g. for -soak alone)")
 	flag.IntVar(&o.listCalls, "list-calls", 50, "tools/list calls timed per repetition over stdio")
 	flag.IntVar(&o.calls, "calls", 200, "calls of each tool timed per repetition over stdio")
-	flag.IntVar(&o.warm, "warm", 5, "untimed calls before each timed series (per client over HTTP)")
+	flag.IntVar(&o.warm, "warm", 50, "untimed calls before each timed series over stdio")
+	flag.DurationVar(&o.httpWarmup, "http-warmup", 5*time.Second,
+		"untimed load at 64 clients after each HTTP start (node's JIT needs seconds to warm up)")
 	flag.DurationVar(&o.duration, "duration", time.Second, "how long each HTTP load level runs per repetition")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "the longest any one step may take: a start, a call, an answer")
 	flag.IntVar(&o.fanCalls, "fan-calls", 7, "calls per figure of gpu-mcp's offer fan-out, each up to a second (0: skip it)")
@@ -185,8 +191,9 @@ func (o options) validate() error {
 		return fmt.Errorf("-list-calls %d, -calls %d: want 1 or more", o.listCalls, o.calls)
 	case o.warm < 0 || o.fanCalls < 0:
 		return fmt.Errorf("-warm %d, -fan-calls %d: want 0 or more", o.warm, o.fanCalls)
-	case o.duration <= 0 || o.timeout <= 0 || o.soakEvery <= 0:
-		return fmt.Errorf("-duration %s, -timeout %s, -soak-every %s: want more than 0", o.duration, o.timeout, o.soakEvery)
+	case o.duration <= 0 || o.timeout <= 0 || o.soakEvery <= 0 || o.httpWarmup < 0:
+		return fmt.Errorf("-duration %s, -timeout %s, -soak-every %s: want more than 0; -http-warmup %s: want 0 or more",
+			o.duration, o.timeout, o.soakEvery, o.httpWarmup)
 	}
 	return nil
 }

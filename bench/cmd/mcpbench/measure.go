@@ -163,8 +163,9 @@ func prepareCalls(clients []*httpClient, tc toolCall) ([][]byte, error) {
 	return reqs, clients[0].check(reqs[0], firstID+1)
 }
 
-// measureHTTP starts s over streamable HTTP and measures the start-up, calls per second at
-// each level of concurrency for each tool call, and the peak RSS after all of it.
+// measureHTTP starts s over streamable HTTP and measures the start-up, then, after o.httpWarmup
+// of load, calls per second at each level of concurrency for each tool call, and the peak RSS
+// after all of it.
 func measureHTTP(o options, s server, m samples) error {
 	p, clients, startup, err := startHTTPServer(o, s, slices.Max(levels))
 	if err != nil {
@@ -176,18 +177,28 @@ func measureHTTP(o options, s server, m samples) error {
 		return fmt.Errorf("%s over HTTP: %s: %w%s", s.name, what, err, p.describe())
 	}
 	m.add(metric{kind: startHTTP}, ms(startup))
+	if o.httpWarmup > 0 {
+		reqs, err := prepareCalls(clients, s.calls[0])
+		if err == nil {
+			_, err = runLoad(p, clients, reqs, o.httpWarmup)
+		}
+		if err != nil {
+			return fail("warm-up with "+s.calls[0].label, err)
+		}
+	}
 	for i, tc := range s.calls {
 		reqs, err := prepareCalls(clients, tc)
 		if err != nil {
 			return fail(tc.label, err)
 		}
 		for _, n := range levels {
-			r, err := runLoad(p, clients[:n], reqs[:n], o.warm, o.duration)
+			r, err := runLoad(p, clients[:n], reqs[:n], o.duration)
 			if err != nil {
 				return fail(fmt.Sprintf("%s with %s", tc.label, clientsString(n)), err)
 			}
 			m.add(metric{kind: callsPerSec, call: i, clients: n}, r.perSecond())
 			m.add(metric{kind: clientShare, call: i, clients: n}, r.clientShare())
+			m.add(metric{kind: serverCPU, call: i, clients: n}, r.serverCPUPerCall())
 		}
 	}
 	mem, err := p.memory()

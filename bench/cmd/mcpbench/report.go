@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,9 +21,9 @@ func header(w io.Writer, o options, servers []server) {
 		fmt.Fprintf(w, " | %s @modelcontextprotocol/server-everything %s (node %s)", refName, referenceVersion(o.ref), nodeVersion(o.node))
 	}
 	fmt.Fprintf(w, "\nsettings: %d repetitions, each starting the %d servers in turn (never two at once), stdio then HTTP; per repetition: "+
-		"%d tools/list and %d of each tools/call over stdio, HTTP load %s per level; %d untimed calls before each series; "+
-		"protocol %s; gpu-mcp: %s, HTTP with a bearer token\n",
-		o.reps, len(servers), o.listCalls, o.calls, o.duration, o.warm, protocolVersion, strings.Join(demoEnv, " "))
+		"over stdio %d tools/list and %d of each tools/call, each series after %d untimed calls; over HTTP %s of untimed load at %d clients, "+
+		"then %s per level and tool; protocol %s; gpu-mcp: %s, HTTP with a bearer token\n",
+		o.reps, len(servers), o.listCalls, o.calls, o.warm, o.httpWarmup, slices.Max(levels), o.duration, protocolVersion, strings.Join(demoEnv, " "))
 }
 
 // num formats v with prec decimals, thousands separated by commas.
@@ -158,16 +159,29 @@ func comparison(w io.Writer, servers []server, results map[string]samples) {
 	}
 	tw.Flush()
 
-	fmt.Fprintln(w, "\nthe harness's share of the CPU time used by harness and server together during the HTTP load (median)")
+	fmt.Fprintln(w, "\nduring the HTTP load (medians): the server's CPU time per call, whoever the client, with its ratio to the bare")
+	fmt.Fprintln(w, "server's; and the harness's share of the CPU time harness and server used together")
 	tw = tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "server\ttool")
 	for _, n := range levels {
-		fmt.Fprintf(tw, "\t%s", clientsString(n))
+		fmt.Fprintf(tw, "\tserver CPU, %s", clientsString(n))
+	}
+	for _, n := range levels {
+		fmt.Fprintf(tw, "\tharness share, %s", clientsString(n))
 	}
 	fmt.Fprintln(tw)
 	for _, s := range servers {
 		for i, tc := range s.calls {
 			fmt.Fprintf(tw, "%s\t%s", s.name, tc.label)
+			for _, n := range levels {
+				sm, _ := results[s.name].summary(metric{kind: serverCPU, call: i, clients: n})
+				b, _ := bare.summary(metric{kind: serverCPU, clients: n})
+				c := num(sm.median, 0) + " µs"
+				if s.name != bareName {
+					c += " (" + ratioCell(sm, b) + ")"
+				}
+				fmt.Fprintf(tw, "\t%s", c)
+			}
 			for _, n := range levels {
 				sm, _ := results[s.name].summary(metric{kind: clientShare, call: i, clients: n})
 				fmt.Fprintf(tw, "\t%.0f%%", 100*sm.median)

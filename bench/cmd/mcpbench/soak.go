@@ -78,7 +78,7 @@ func soak(o options, s server) (*soakResult, error) {
 			}
 		}
 	}()
-	r.load, err = runLoad(p, clients, reqs, o.warm, o.soak)
+	r.load, err = runLoad(p, clients, reqs, o.soak)
 	close(stop)
 	wg.Wait()
 	if err != nil {

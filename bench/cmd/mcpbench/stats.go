@@ -55,6 +55,7 @@ const (
 	callTime                      // ms per tools/call over stdio
 	callsPerSec                   // tools/call per second over HTTP
 	clientShare                   // the harness's share of the CPU used during a load run
+	serverCPU                     // µs of the server's CPU time per call during a load run
 	rssStdio                      // MiB, VmHWM after the stdio measurements
 	rssHTTP                       // MiB, VmHWM after the HTTP load
 )
