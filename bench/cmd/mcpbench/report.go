@@ -138,19 +138,19 @@ func comparison(w io.Writer, servers []server, results map[string]samples) {
 		for _, s := range servers {
 			c := "-"
 			if m, ok := r.of(s); ok {
-				sm, _ := results[s.name].summary(m)
+				sm := results[s.name].summary(m)
 				c = cell(sm, r.prec)
 			}
 			fmt.Fprintf(tw, "\t%s", c)
 		}
-		b, _ := bare.summary(r.bare)
+		b := bare.summary(r.bare)
 		for _, s := range servers {
 			if s.name == bareName {
 				continue
 			}
 			c := "-"
 			if m, ok := r.of(s); ok && !r.count {
-				sm, _ := results[s.name].summary(m)
+				sm := results[s.name].summary(m)
 				c = ratioCell(sm, b)
 			}
 			fmt.Fprintf(tw, "\t%s", c)
@@ -174,8 +174,8 @@ func comparison(w io.Writer, servers []server, results map[string]samples) {
 		for i, tc := range s.calls {
 			fmt.Fprintf(tw, "%s\t%s", s.name, tc.label)
 			for _, n := range levels {
-				sm, _ := results[s.name].summary(metric{kind: serverCPU, call: i, clients: n})
-				b, _ := bare.summary(metric{kind: serverCPU, clients: n})
+				sm := results[s.name].summary(metric{kind: serverCPU, call: i, clients: n})
+				b := bare.summary(metric{kind: serverCPU, clients: n})
 				c := num(sm.median, 0) + " µs"
 				if s.name != bareName {
 					c += " (" + ratioCell(sm, b) + ")"
@@ -183,7 +183,7 @@ func comparison(w io.Writer, servers []server, results map[string]samples) {
 				fmt.Fprintf(tw, "\t%s", c)
 			}
 			for _, n := range levels {
-				sm, _ := results[s.name].summary(metric{kind: clientShare, call: i, clients: n})
+				sm := results[s.name].summary(metric{kind: clientShare, call: i, clients: n})
 				fmt.Fprintf(tw, "\t%.0f%%", 100*sm.median)
 			}
 			fmt.Fprintln(tw)
@@ -246,11 +246,10 @@ func targets(w io.Writer, results map[string]samples, sr *soakResult) {
 	fmt.Fprintln(tw, "target\tmeasured\tresult")
 	gpu, bare := results[gpuName], results[bareName]
 	if len(gpu) > 0 {
-		get := func(s samples, m metric) summary { sm, _ := s.summary(m); return sm }
-		bytes := get(gpu, metric{kind: listBytes})
+		bytes := gpu.summary(metric{kind: listBytes})
 		fmt.Fprintf(tw, "tools/list answer under 20,000 bytes\t%s bytes\t%s\n", num(bytes.median, 0), passFail(bytes.median < 20000))
 		ratioRow := func(label string, m metric, ok func(float64) bool) {
-			r, measured := ratioOf(get(gpu, m), get(bare, metric{kind: m.kind, clients: m.clients}))
+			r, measured := ratioOf(gpu.summary(m), bare.summary(metric{kind: m.kind, clients: m.clients}))
 			if !measured {
 				fmt.Fprintf(tw, "%s\t-\tnot measured\n", label)
 				return

@@ -31,10 +31,8 @@ type samples map[metric][]float64
 
 func (s samples) add(m metric, v float64) { s[m] = append(s[m], v) }
 
-func (s samples) summary(m metric) (summary, bool) {
-	xs, ok := s[m]
-	return summarize(xs), ok
-}
+// summary is the spread of m; its n is 0 when m was not measured.
+func (s samples) summary(m metric) summary { return summarize(s[m]) }
 
 // metric names one figure. The tool-call metrics carry the index of the call in the server's
 // list (0: the call compared across servers) and, over HTTP, the number of clients.
