@@ -3,7 +3,7 @@ GO ?= go
 BIN := bin/gpu-mcp
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean bench release-check postgres
+.PHONY: all build demo demo-offers test test-go e2e e2e-deps fuzz vet fmt schemas tools clean bench soak release-check postgres
 
 all: build
 
@@ -44,16 +44,29 @@ e2e/node_modules/.package-lock.json: e2e/package-lock.json
 e2e: build e2e-deps
 	cd e2e && node --test --test-concurrency=1 clients/ conformance/
 
-# Speed and memory (BENCHMARKS.md): the built binary over stdio and streamable HTTP next to the
+# Speed and memory (BENCHMARKS.md): the built binary, a bare mcp-go server (bench/baremcp) and the
 # reference server @modelcontextprotocol/server-everything (npm ci only when bench/package-lock.json
-# changed), then the Go micro-benchmarks. Takes 2-4 minutes; never part of `make test`.
+# changed), side by side over stdio and streamable HTTP, then the Go micro-benchmarks. Takes about
+# 8 minutes; never part of `make test`. SOAK=1 adds the memory soak (`make soak`, SOAKTIME long);
+# BENCHFLAGS passes flags to the harness (`go run ./bench/cmd/mcpbench -h` lists them).
+SOAKTIME ?= 10m
+BENCHFLAGS ?=
+MCPBENCH = $(GO) run ./bench/cmd/mcpbench -bin $(BIN) -bare bin/baremcp \
+	-ref bench/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+
 bench/node_modules/.package-lock.json: bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 bench: build bench/node_modules/.package-lock.json
-	$(GO) run ./bench/cmd/mcpbench -bin $(BIN) -ref bench/node_modules/@modelcontextprotocol/server-everything/dist/index.js
+	$(GO) build -o bin/baremcp ./bench/baremcp
+	$(MCPBENCH) $(if $(SOAK),-soak $(SOAKTIME)) $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/ ./state/ ./fleet/remote/
+
+# 64 HTTP clients against gpu-mcp --demo for SOAKTIME: RSS at the end within 10% of RSS after the
+# first minute.
+soak: build
+	$(MCPBENCH) -reps 0 -fan-calls 0 -soak $(SOAKTIME) $(BENCHFLAGS)
 
 # Run each fuzz target for FUZZTIME (the seeds alone run in `make test`).
 FUZZTIME ?= 30s
