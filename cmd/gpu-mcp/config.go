@@ -247,6 +247,8 @@ Usage:
   gpu-mcp [flags]                    serve MCP over stdio (the default)
   gpu-mcp [flags] tools              list the tools
   gpu-mcp [flags] call TOOL ['{json}']  run one tool in-process and print its text
+  gpu-mcp emulate [--addr 127.0.0.1:0]  serve the vendor emulators until stopped; prints the
+                                     environment lines that point gpu-mcp at them
   gpu-mcp version
 
 Flags (each also read from the environment variable in brackets; flags win):
