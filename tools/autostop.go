@@ -80,7 +80,7 @@ func (s *autoStops) fire(d *Deps, p providers.Provider, id string, st *scheduled
 		if err == nil {
 			d.Log.Info().Str("instance", id).Str("outcome", outcome).Msg("auto-stop")
 			rec := AuditEntry{Time: time.Now().UTC(), Tool: "auto_stop", Confirmation: ConfirmedAtLaunch, Outcome: StatusDone, Detail: id + ": " + outcome, Demo: d.Demo}
-			if aerr := d.Audit.Record(rec); aerr != nil {
+			if aerr := d.Audit.Record(context.Background(), rec); aerr != nil {
 				d.Log.Error().Err(aerr).Msg("audit log write failed")
 			}
 			return
@@ -92,7 +92,9 @@ func (s *autoStops) fire(d *Deps, p providers.Provider, id string, st *scheduled
 	}
 	d.Log.Error().Str("instance", id).Str("error", errorText(lastErr)).Msg("auto-stop failed: the instance may still be running and billing; stop it with stop_instance")
 	rec := AuditEntry{Time: time.Now().UTC(), Tool: "auto_stop", Confirmation: ConfirmedAtLaunch, Outcome: StatusFailed, Detail: id + ": " + errorText(lastErr), Demo: d.Demo}
-	_ = d.Audit.Record(rec)
+	if aerr := d.Audit.Record(context.Background(), rec); aerr != nil {
+		d.Log.Error().Err(aerr).Msg("audit log write failed")
+	}
 }
 
 func (s *autoStops) stopNow(ctx context.Context, p providers.Provider, id string) (string, error) {

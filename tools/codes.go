@@ -14,6 +14,9 @@ const (
 	// or the client was asked to put the question to its user.
 	StatusRefused              Status = "refused"
 	StatusElicitationRequested Status = "elicitation_requested"
+	// Only in the audit log: an approved action is about to reach the vendor; a second
+	// record with its outcome follows. The action runs only once this one is recorded.
+	StatusRunning Status = "running"
 )
 
 // Confirmation is how a guarded call was approved, for the audit log.

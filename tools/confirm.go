@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,20 +13,23 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // Confirmer issues and checks confirmation tokens: an HMAC over the tool, a hash of its
 // canonical arguments, a digest of the plan shown, the expiry and a nonce. A token is good
-// once, for those arguments and that plan, until it expires. Processes that share the key
-// accept each other's tokens; single use is enforced per process.
+// once, for those arguments and that plan, until it expires. Single use is recorded in the
+// state store (a unique insert of the nonce's digest), so it holds across restarts and across
+// every process that shares the store and the key.
 type Confirmer struct {
-	key []byte
-	ttl time.Duration
-	now func() time.Time
+	key   []byte
+	ttl   time.Duration
+	now   func() time.Time
+	store state.Store
 
 	mu        sync.Mutex
-	used      map[string]time.Time // nonce -> expiry
-	lastSweep time.Time
+	lastPrune time.Time
 }
 
 // DefaultConfirmTTL is how long a confirmation token stays good.
@@ -33,19 +37,37 @@ const DefaultConfirmTTL = 5 * time.Minute
 
 const tokenPrefix = "gmc1"
 
-// NewConfirmer returns a Confirmer keyed by secret; an empty secret gets a random key.
-func NewConfirmer(secret string, ttl time.Duration) *Confirmer {
+// confirmSecretName is the store's secret that keys the tokens when no secret is configured.
+const confirmSecretName = "confirm"
+
+// pruneEvery is how often Verify lets the store forget the digests of expired tokens: an
+// expired token is refused by its expiry anyway, so this only keeps the table small.
+const pruneEvery = time.Minute
+
+// NewConfirmer returns a Confirmer that records spent tokens in store, keyed by secret; with an
+// empty secret the key is the store's "confirm" secret (32 random bytes made by the first
+// process that asks), so that a plan made before a restart, or on another replica, can be
+// confirmed after it.
+func NewConfirmer(ctx context.Context, store state.Store, secret string, ttl time.Duration) (*Confirmer, error) {
+	if store == nil {
+		return nil, errors.New("confirmation tokens need a state store to record their use")
+	}
 	key := []byte(secret)
 	if secret == "" {
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			panic("no randomness for the confirmation key: " + err.Error())
+		var err error
+		key, err = store.Secret(ctx, confirmSecretName, func() ([]byte, error) {
+			k := make([]byte, 32)
+			_, err := rand.Read(k)
+			return k, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("the key of the confirmation tokens (set GPU_MCP_CONFIRM_SECRET to give one): %w", err)
 		}
 	}
 	if ttl <= 0 {
 		ttl = DefaultConfirmTTL
 	}
-	return &Confirmer{key: key, ttl: ttl, now: time.Now, used: map[string]time.Time{}}
+	return &Confirmer{key: key, ttl: ttl, now: time.Now, store: store}, nil
 }
 
 // TokenError says why a token was refused.
@@ -71,8 +93,10 @@ func (c *Confirmer) Issue(tool string, args []byte, planDigest string) (string, 
 	return tokenPrefix + "." + enc + "." + c.mac(enc), exp
 }
 
-// Verify checks token against tool, args and the plan as it stands now, and spends it.
-func (c *Confirmer) Verify(tool string, args []byte, planDigest, token string) error {
+// Verify checks token against tool, args and the plan as it stands now, and spends it. A
+// refusal of the token is a *TokenError; when the store cannot record the spending, the error
+// says so and the token must be treated as refused: nothing may run unrecorded.
+func (c *Confirmer) Verify(ctx context.Context, tool string, args []byte, planDigest, token string) error {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || parts[0] != tokenPrefix {
 		return &TokenError{Reason: "the confirmation token is malformed: it was not issued by this server"}
@@ -93,38 +117,47 @@ func (c *Confirmer) Verify(tool string, args []byte, planDigest, token string) e
 		return &TokenError{Reason: "the confirmation token is malformed"}
 	}
 	exp := time.Unix(expUnix, 0)
+	now := c.now()
 	switch {
 	case f[0] != tool:
 		return &TokenError{Reason: fmt.Sprintf("the confirmation token was issued for %s, not %s", f[0], tool)}
 	case f[1] != argsDigest(args):
 		return &TokenError{Reason: "the arguments differ from the ones the confirmation token was issued for; nothing was done"}
-	case !c.now().Before(exp):
+	case !now.Before(exp):
 		return &TokenError{Reason: fmt.Sprintf("the confirmation token expired at %s; nothing was done", exp.UTC().Format(time.RFC3339))}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	now := c.now()
-	// Expired nonces are forgotten at most once a second: a spent token is refused until its
-	// own expiry either way, and a sweep per call would cost O(spent tokens).
-	if now.Sub(c.lastSweep) >= time.Second || now.Before(c.lastSweep) {
-		for n, e := range c.used {
-			if !now.Before(e) {
-				delete(c.used, n)
-			}
-		}
-		c.lastSweep = now
+	c.prune(ctx, now)
+	// One unique insert decides: of any number of calls with this token, on any replica,
+	// exactly one finds it fresh.
+	nonce := sha256.Sum256([]byte(f[4]))
+	fresh, err := c.store.SpendToken(ctx, hex.EncodeToString(nonce[:]), exp)
+	if err != nil {
+		return fmt.Errorf("could not record the confirmation: %w; nothing was done", err)
 	}
-	if _, spent := c.used[f[4]]; spent {
+	if !fresh {
 		return &TokenError{Reason: "the confirmation token has already been used; nothing was done"}
 	}
 	if f[2] != planDigest {
-		// The token is genuine but the plan it approved no longer holds (price or state changed).
-		// Spend it anyway: the approval was for a situation that is gone.
-		c.used[f[4]] = exp
+		// The token is genuine but the plan it approved no longer holds (price or state
+		// changed). It is spent anyway: the approval was for a situation that is gone.
 		return &TokenError{Reason: "the situation changed since the plan was shown (price, availability or instance state); nothing was done", PlanChanged: true}
 	}
-	c.used[f[4]] = exp
 	return nil
+}
+
+// prune lets the store forget expired digests, at most once every pruneEvery. Its failure is
+// ignored: correctness never depends on it, and a store that fails shows in the SpendToken
+// that follows.
+func (c *Confirmer) prune(ctx context.Context, now time.Time) {
+	c.mu.Lock()
+	due := now.Sub(c.lastPrune) >= pruneEvery || now.Before(c.lastPrune)
+	if due {
+		c.lastPrune = now
+	}
+	c.mu.Unlock()
+	if due {
+		_, _ = c.store.PruneTokens(ctx, now)
+	}
 }
 
 func (c *Confirmer) mac(s string) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // Deps is what the tools need from the rest of the program.
@@ -18,7 +19,10 @@ type Deps struct {
 	Providers *providers.Registry
 	Demo      bool
 	Confirmer *Confirmer
-	Log       zerolog.Logger
+	// Store is the durable state store, shared with every replica that opens it: spent
+	// tokens and the audit trail are kept there.
+	Store state.Store
+	Log   zerolog.Logger
 	// VendorTimeout bounds each provider's part of a fan-out read (list_gpu_offers, ...).
 	VendorTimeout time.Duration
 	// Limits are the operator's spending limits.
@@ -27,7 +31,7 @@ type Deps struct {
 	ReadOnly bool
 	// RequireElicitation refuses guarded actions unless a person approves through the client.
 	RequireElicitation bool
-	// Audit, when set, receives one line per guarded call.
+	// Audit, when set, records every guarded call.
 	Audit *AuditLog
 	// Offers, when set, caches offers for list_gpu_offers; nil asks the vendors every time.
 	// launch_instance never uses it: a purchase is planned on the vendor's live offer.

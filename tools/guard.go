@@ -109,8 +109,8 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 			if err != nil && rec.Outcome == "" {
 				rec.Outcome, rec.Detail = StatusRefused, errorText(err)
 			}
-			if aerr := d.Audit.Record(rec); aerr != nil {
-				d.Log.Error().Err(aerr).Str("tool", name).Msg("audit log write failed")
+			if aerr := d.Audit.Record(ctx, rec); aerr != nil {
+				d.Log.Error().Err(aerr).Str("tool", name).Str("outcome", string(rec.Outcome)).Msg("AUDIT NOT RECORDED: the outcome of this guarded call is missing from the audit trail")
 			}
 		}()
 
@@ -136,7 +136,7 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 			// The person's answer to the question this tool asked through the client. The
 			// request state is a token bound to the arguments and the plan that were shown.
 			rec.Confirmation = confirmedBy(string(answer.Action))
-			if err := d.Confirmer.Verify(name, args, digest, mr.RequestState); err != nil {
+			if err := d.Confirmer.Verify(ctx, name, args, digest, mr.RequestState); err != nil {
 				return zero, "", fmt.Errorf("%s refused: %v", name, err)
 			}
 			if answer.Action != mcp.ElicitationResponseActionAccept || !approved(answer.Content) {
@@ -169,7 +169,7 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 		if d.RequireElicitation {
 			return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, not on confirmation tokens; nothing was done", name)
 		}
-		if err := d.Confirmer.Verify(name, args, digest, token); err != nil {
+		if err := d.Confirmer.Verify(ctx, name, args, digest, token); err != nil {
 			if te, ok := isTokenError(err); ok && te.PlanChanged {
 				rec.Outcome, rec.Detail = StatusConfirmationRequired, te.Reason
 				return confirmationRequired[Out, POut](d, name, args, digest, p.plan, te.Reason+". The new plan follows.")
@@ -181,19 +181,24 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 	})
 }
 
-// runConfirmed carries out an approved plan, within the spending limits.
+// runConfirmed carries out an approved plan, within the spending limits, once the audit trail
+// holds that it runs: an action whose approval cannot be recorded does not run.
 func runConfirmed[Out any, POut guardedResult[Out]](ctx context.Context, d *Deps, name string, p *prepared[Out], rec *AuditEntry) (Out, string, error) {
-	d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Str("confirmation", string(rec.Confirmation)).Msg("approved action running")
-	var out Out
-	var text string
-	err := p.checkSpend(ctx, d)
-	if err == nil {
-		out, text, err = p.run(ctx)
+	var zero Out
+	if err := p.checkSpend(ctx, d); err != nil {
+		return zero, "", err
 	}
+	running := *rec
+	running.Time, running.Outcome = time.Now().UTC(), StatusRunning
+	if err := d.Audit.Record(ctx, running); err != nil {
+		d.Log.Error().Err(err).Str("tool", name).Msg("approved action refused: its approval could not be recorded in the audit trail")
+		return zero, "", fmt.Errorf("%s refused: could not record the approval in the audit trail (%v); nothing was done", name, err)
+	}
+	d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Str("confirmation", string(rec.Confirmation)).Msg("approved action running")
+	out, text, err := p.run(ctx)
 	if err != nil {
 		d.Log.Warn().Str("tool", name).Err(err).Msg("approved action failed")
 		rec.Outcome, rec.Detail = StatusFailed, errorText(err)
-		var zero Out
 		return zero, "", err
 	}
 	o := POut(&out).outcome()
@@ -201,7 +206,7 @@ func runConfirmed[Out any, POut guardedResult[Out]](ctx context.Context, d *Deps
 		o.Status = StatusDone
 	}
 	o.Plan, o.Demo = p.plan, d.Demo
-	rec.Outcome, rec.Detail = o.Status, o.Message
+	rec.Time, rec.Outcome, rec.Detail = time.Now().UTC(), o.Status, o.Message
 	return out, d.textPrefix() + text, nil
 }
 

@@ -184,7 +184,7 @@ func (d *Deps) finishAbandonedLaunch(p providers.Provider, w waiter, id string) 
 	log.Warn().Str("why", detail).Str("cleanup", cleanup).Str("billing", string(billing)).Msg("abandoned launch did not come up: cleaned up")
 	rec := AuditEntry{Time: time.Now().UTC(), Tool: "launch_cleanup", Confirmation: ConfirmedAtLaunch, Outcome: StatusDone,
 		Detail: inst.ID + ": " + cleanup + "; billing: " + string(billing), Demo: d.Demo}
-	if aerr := d.Audit.Record(rec); aerr != nil {
+	if aerr := d.Audit.Record(ctx, rec); aerr != nil {
 		log.Error().Err(aerr).Msg("audit log write failed")
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
+	"github.com/gpu-mcp/gpu-mcp/state/statetest"
 )
 
 // person answers elicitations the way a test tells it to, and remembers what it was shown.
@@ -66,7 +68,7 @@ func depsFor(t *testing.T, fakes ...*fakeProvider) *Deps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
+	return &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
 }
 
 // guardedCalls is one call of each guarded tool, against instance i1 (running) or the offer.
@@ -304,7 +306,8 @@ func TestReadOnlyModeRegistersOnlyReadOnlyTools(t *testing.T) {
 
 func TestAuditLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	audit, err := OpenAuditLog(path, "vendor-key-123456")
+	store := statetest.Open(t, state.MemoryURL, state.Options{})
+	audit, err := NewAuditLog(AuditOptions{Store: store, Replica: "replica-1", Path: path, Secrets: []string{"vendor-key-123456"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,9 +355,11 @@ func TestAuditLog(t *testing.T) {
 		outcome      Status
 	}{
 		{"stop_instance", "none", "confirmation_required"},
+		{"stop_instance", "token", "running"},
 		{"stop_instance", "token", "done"},
 		{"stop_instance", "none", "nothing_to_do"},
 		{"restart_instance", "none", "elicitation_requested"},
+		{"restart_instance", "elicitation_accept", "running"},
 		{"restart_instance", "elicitation_accept", "done"},
 	}
 	if len(lines) != len(want) {
@@ -372,7 +377,30 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("line %d has no time", i)
 		}
 	}
-	if lines[1].Plan == nil || lines[1].Plan.InstanceID != "alpha:i1" {
-		t.Errorf("the done line lacks its plan: %+v", lines[1])
+	if lines[2].Plan == nil || lines[2].Plan.InstanceID != "alpha:i1" {
+		t.Errorf("the done line lacks its plan: %+v", lines[2])
+	}
+
+	// The store's trail has the same records, as redacted, with the replica.
+	recs, err := store.ListAudit(context.Background(), time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records in the store's trail, want %d", len(recs), len(want))
+	}
+	for i, w := range want {
+		r := recs[i]
+		if r.Tool != w.tool || r.Confirmation != string(w.confirmation) || r.Outcome != string(w.outcome) || r.Replica != "replica-1" {
+			t.Errorf("record %d: %s/%s/%s by %q, want %s/%s/%s by replica-1", i, r.Tool, r.Confirmation, r.Outcome, r.Replica, w.tool, w.confirmation, w.outcome)
+		}
+		for _, secret := range []string{token, "vendor-key-123456", "confirm_token"} {
+			if strings.Contains(string(r.Args)+string(r.Plan)+r.Detail, secret) {
+				t.Errorf("record %d holds %q", i, secret)
+			}
+		}
+	}
+	if !strings.Contains(string(recs[2].Plan), "alpha:i1") {
+		t.Errorf("the done record lacks its plan: %s", recs[2].Plan)
 	}
 }

@@ -37,7 +37,7 @@ func newHarness(t *testing.T, fakes ...*fakeProvider) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.deps = &Deps{Providers: reg, Confirmer: NewConfirmer("test-secret", time.Minute), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
+	h.deps = &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
 	c, err := client.NewInProcessClient(NewServer(h.deps, "test"))
 	if err != nil {
 		t.Fatal(err)
@@ -253,14 +253,14 @@ func TestExpiredTokenIsRefused(t *testing.T) {
 }
 
 func TestTokenFromAnotherKeyIsRefusedAndSharedKeyAccepted(t *testing.T) {
-	a := NewConfirmer("k1", time.Minute)
-	b := NewConfirmer("k2", time.Minute)
-	shared := NewConfirmer("k1", time.Minute)
+	a := testConfirmer(t, "k1")
+	b := testConfirmer(t, "k2")
+	shared := testConfirmer(t, "k1")
 	tok, _ := a.Issue("stop_instance", []byte(`{"instance_id":"x:y"}`), "d")
-	if err := b.Verify("stop_instance", []byte(`{"instance_id":"x:y"}`), "d", tok); err == nil {
+	if err := b.Verify(context.Background(), "stop_instance", []byte(`{"instance_id":"x:y"}`), "d", tok); err == nil {
 		t.Fatal("a token signed with another key was accepted")
 	}
-	if err := shared.Verify("stop_instance", []byte(`{"instance_id":"x:y"}`), "d", tok); err != nil {
+	if err := shared.Verify(context.Background(), "stop_instance", []byte(`{"instance_id":"x:y"}`), "d", tok); err != nil {
 		t.Fatalf("a process with the same key refused the token: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -8,15 +9,20 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/state"
 	"github.com/gpu-mcp/gpu-mcp/tools"
 	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
-// App is the wired program: providers, tools and the MCP server.
+// App is the wired program: the state store, providers, tools and the MCP server.
 type App struct {
 	Deps   *tools.Deps
 	Server *server.MCPServer
 	Log    zerolog.Logger
+	// Store is the state store (openStore), opened first and closed last.
+	Store state.Store
+	// Replica names this process in the store's records.
+	Replica string
 	// Emulators are the demo's vendor emulators by vendor name (none without --demo): their
 	// instances' SSH endpoints and launch outcomes.
 	Emulators map[string]emulated.Server
@@ -25,10 +31,24 @@ type App struct {
 
 // newApp builds the providers the configuration enables (or the demo emulators) and the server.
 func newApp(cfg Config, log zerolog.Logger) (*App, error) {
-	app := &App{Log: log}
+	store, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	app := &App{Log: log, Store: store, Replica: replicaID()}
+	app.closers = append(app.closers, func() {
+		if err := store.Close(); err != nil {
+			log.Error().Err(err).Msg("closing the state store")
+		}
+	})
+	log.Debug().Str("backend", store.Backend()).Str("replica", app.Replica).Msg("state store open")
+	confirmer, err := tools.NewConfirmer(context.Background(), store, cfg.ConfirmSecret, cfg.ConfirmTTL)
+	if err != nil {
+		app.Close()
+		return nil, err
+	}
 	var ps []providers.Provider
 	if cfg.Demo {
-		var err error
 		ps, app.Emulators, err = startDemo(cfg, log)
 		app.closers = append(app.closers, func() {
 			for _, e := range app.Emulators {
@@ -53,7 +73,8 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 	app.Deps = &tools.Deps{
 		Providers:          reg,
 		Demo:               cfg.Demo,
-		Confirmer:          tools.NewConfirmer(cfg.ConfirmSecret, cfg.ConfirmTTL),
+		Confirmer:          confirmer,
+		Store:              store,
 		Log:                log,
 		VendorTimeout:      cfg.VendorTimeout,
 		ReadOnly:           cfg.ReadOnly,
@@ -74,20 +95,18 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		app.Deps.Offers = cache
 		app.closers = append(app.closers, cache.Close)
 	}
-	if cfg.AuditLog != "" {
-		audit, err := tools.OpenAuditLog(cfg.AuditLog, cfg.secrets()...)
-		if err != nil {
-			app.Close()
-			return nil, err
-		}
-		app.Deps.Audit = audit
-		app.closers = append(app.closers, func() { audit.Close() })
+	audit, err := tools.NewAuditLog(tools.AuditOptions{Store: store, Replica: app.Replica, Path: cfg.AuditLog, Secrets: cfg.secrets(), Log: log})
+	if err != nil {
+		app.Close()
+		return nil, err
 	}
+	app.Deps.Audit = audit
+	app.closers = append(app.closers, func() { audit.Close() })
 	app.Server = tools.NewServer(app.Deps, version)
 	return app, nil
 }
 
-// Close stops the offer cache's refreshes and the demo emulators, if any.
+// Close stops the offer cache's refreshes and the demo emulators, if any, and closes the store.
 func (a *App) Close() {
 	// Last opened, first closed: the cache's refreshes stop before the emulators they ask.
 	for i := len(a.closers) - 1; i >= 0; i-- {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -39,6 +40,10 @@ type Config struct {
 	ReadRetries int `env:"GPU_MCP_READ_RETRIES" envDefault:"2"`
 	// OfferCacheTTL is how long an offer list is served from memory.
 	OfferCacheTTL time.Duration `env:"GPU_MCP_OFFER_CACHE_TTL" envDefault:"30s"`
+
+	// StateURL names the durable state store (see state.Open); empty: the default file,
+	// except under --demo, which keeps its state in memory unless a store is named.
+	StateURL string `env:"GPU_MCP_STATE_URL"`
 
 	ConfirmSecret string        `env:"GPU_MCP_CONFIRM_SECRET"`
 	ConfirmTTL    time.Duration `env:"GPU_MCP_CONFIRM_TTL" envDefault:"5m"`
@@ -149,6 +154,7 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Con
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address for http and sse [GPU_MCP_ADDR]")
 	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "run against built-in emulators of every cloud [GPU_MCP_DEMO]")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error; logs go to stderr [GPU_MCP_LOG_LEVEL]")
+	fs.StringVar(&cfg.StateURL, "state", cfg.StateURL, "the state store: sqlite:///ABSOLUTE/PATH, postgres://... or memory: (default: a file in the user's state directory; memory: under --demo) [GPU_MCP_STATE_URL]")
 	fs.BoolVar(&cfg.ReadOnly, "read-only", cfg.ReadOnly, "offer only the tools that change nothing [GPU_MCP_READ_ONLY]")
 	fs.DurationVar(&cfg.ConfirmTTL, "confirm-ttl", cfg.ConfirmTTL, "lifetime of confirmation tokens [GPU_MCP_CONFIRM_TTL]")
 	fs.DurationVar(&cfg.VendorTimeout, "vendor-timeout", cfg.VendorTimeout, "deadline of each vendor's part of a read [GPU_MCP_VENDOR_TIMEOUT]")
@@ -241,6 +247,8 @@ Usage:
   gpu-mcp [flags]                    serve MCP over stdio (the default)
   gpu-mcp [flags] tools              list the tools
   gpu-mcp [flags] call TOOL ['{json}']  run one tool in-process and print its text
+  gpu-mcp emulate [--addr 127.0.0.1:0]  serve the vendor emulators until stopped; prints the
+                                     environment lines that point gpu-mcp at them
   gpu-mcp version
 
 Flags (each also read from the environment variable in brackets; flags win):
@@ -257,6 +265,11 @@ Flags (each also read from the environment variable in brackets; flags win):
 // secrets are the configured credentials, which must never be written anywhere.
 func (c *Config) secrets() []string {
 	out := []string{c.ConfirmSecret, c.AuthToken}
+	if u, err := url.Parse(c.StateURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			out = append(out, pw) // the database's, in a postgres:// URL
+		}
+	}
 	for _, v := range c.vendors {
 		out = append(out, v.config.Secrets()...)
 	}

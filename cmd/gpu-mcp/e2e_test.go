@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/fakecloud"
+	"github.com/gpu-mcp/gpu-mcp/state"
 	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
@@ -36,7 +37,15 @@ func TestMain(m *testing.M) {
 	// The processes the tests start inherit the environment.
 	os.Setenv(serveEnv, "1")
 	clearedCredentials = append(clearedCredentials, vendorVariables()...)
-	os.Exit(m.Run())
+	// A test that forgets to name a store must not write into the developer's own.
+	stateHome, err := os.MkdirTemp("", "gpu-mcp-test-state-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_STATE_HOME", stateHome)
+	code := m.Run()
+	os.RemoveAll(stateHome)
+	os.Exit(code)
 }
 
 // vendorVariables clears every vendor's variables.
@@ -77,8 +86,9 @@ type session struct {
 
 // clearedCredentials are cleared in every server's environment, so that the developer's cannot
 // leak in: these settings, and (from TestMain) every vendor's variables.
+// Each server gets a store of its own in memory unless its test names a shared one.
 var clearedCredentials = []string{"GPU_MCP_DEMO=", "GPU_MCP_READ_ONLY=", "GPU_MCP_REQUIRE_ELICITATION=", "GPU_MCP_MAX_PRICE_PER_HOUR=",
-	"GPU_MCP_MAX_HOURLY_SPEND=", "GPU_MCP_MAX_GPUS=", "GPU_MCP_AUDIT_LOG="}
+	"GPU_MCP_MAX_HOURLY_SPEND=", "GPU_MCP_MAX_GPUS=", "GPU_MCP_AUDIT_LOG=", "GPU_MCP_STATE_URL=" + state.MemoryURL}
 
 func startSession(t *testing.T, env []string, args ...string) *session {
 	t.Helper()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/state"
 	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
@@ -168,7 +170,9 @@ func seedInstance(t *testing.T, cfg providers.VendorConfig, launch, prepaid, sto
 
 func elicitingClient(t *testing.T, emu *vendors.Emulated, h *human) *client.Client {
 	t.Helper()
-	cfg, _, err := loadConfig(nil, emu.Env, io.Discard)
+	env := maps.Clone(emu.Env)
+	env["GPU_MCP_STATE_URL"] = state.MemoryURL
+	cfg, _, err := loadConfig(nil, env, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // fuzzFronts are one front per transport, shared by the inputs of a fuzzing process: token
@@ -22,7 +24,7 @@ var fuzzFronts = sync.OnceValues(func() (map[bool]*front, error) {
 	fronts := map[bool]*front{}
 	for sse, transport := range map[bool]string{false: "http", true: "sse"} {
 		cfg := Config{Transport: transport, Addr: "127.0.0.1:8080", AuthToken: testAuthToken, LogLevel: "error",
-			ConfirmTTL: time.Minute, VendorTimeout: time.Second}
+			ConfirmTTL: time.Minute, VendorTimeout: time.Second, StateURL: state.MemoryURL}
 		nc, err := loadNetConfig(cfg, map[string]string{"GPU_MCP_MAX_SESSIONS": "4"})
 		if err != nil {
 			return nil, err

@@ -19,6 +19,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
+	"github.com/gpu-mcp/gpu-mcp/state/statetest"
 	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
@@ -131,15 +132,16 @@ func (s *netServer) wait() int {
 	return 0
 }
 
-// Replicas that share GPU_MCP_CONFIRM_SECRET accept each other's confirmation tokens: an agent
-// behind a load balancer may get its plan from one and confirm on another.
+// Replicas that share GPU_MCP_CONFIRM_SECRET and a store accept each other's confirmation
+// tokens, once: an agent behind a load balancer may get its plan from one and confirm on
+// another.
 func TestHTTPReplicasShareConfirmations(t *testing.T) {
 	v := vendors.All()[0]
 	emu, vendor := emulate(t, v, emulated.Options{})
 	vendor = append(vendor, "GPU_MCP_AUTH_TOKEN="+testAuthToken)
-	shared := "GPU_MCP_CONFIRM_SECRET=replicas-share-this-secret-0123456789"
-	a := startNetServer(t, "http", append(slices.Clone(vendor), shared)).connect(nil)
-	b := startNetServer(t, "http", append(slices.Clone(vendor), shared)).connect(nil)
+	shared := []string{"GPU_MCP_CONFIRM_SECRET=replicas-share-this-secret-0123456789", "GPU_MCP_STATE_URL=" + statetest.SQLiteURL(t)}
+	a := startNetServer(t, "http", slices.Concat(vendor, shared)).connect(nil)
+	b := startNetServer(t, "http", slices.Concat(vendor, shared)).connect(nil)
 	stranger := startNetServer(t, "http", append(slices.Clone(vendor), "GPU_MCP_CONFIRM_SECRET=some-other-secret-0123456789")).connect(nil)
 
 	offer, image := hourlyOffer(t, a, v.Name)
@@ -166,8 +168,9 @@ func TestHTTPReplicasShareConfirmations(t *testing.T) {
 	if _, ok := emu.SSHAddr(local(id)); !ok {
 		t.Fatalf("the vendor has no instance %s", id)
 	}
-	// Single use holds on the replica that spent the token (the used-token set is per process).
+	// Single use holds on every replica of the store.
 	b.fails("launch_instance", withToken, "already been used")
+	a.fails("launch_instance", withToken, "already been used")
 	listed := instanceIDs(a.ok("list_instances", map[string]any{"provider": v.Name}))
 	if !slices.Contains(listed, id) {
 		t.Fatal("replica a does not list the instance launched through b")

@@ -61,6 +61,10 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stdout, "gpu-mcp", version)
 		return 0
 	}
+	if cmd == "emulate" {
+		// The clouds alone: no store, no providers, no MCP server.
+		return emulateCommand(cfg, rest, stdout, stderr, logger)
+	}
 	var nc netConfig
 	if cmd == "serve" && cfg.Transport != "stdio" {
 		// Checked before anything starts: a server that must not listen starts nothing.
@@ -83,7 +87,7 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 	case "call":
 		return callTool(app, rest, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "gpu-mcp: unknown command %q; use serve (default), tools, call or version\n", cmd)
+	fmt.Fprintf(stderr, "gpu-mcp: unknown command %q; use serve (default), tools, call, emulate or version\n", cmd)
 	return 2
 }
 

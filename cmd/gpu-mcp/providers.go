@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net/http"
+
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
@@ -30,23 +32,44 @@ func configuredProviders(cfg Config, log zerolog.Logger) []providers.Provider {
 // startDemo starts every vendor's emulator on loopback and points adapters at them; the
 // emulators are returned by vendor name.
 func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, map[string]emulated.Server, error) {
-	step := max(cfg.DemoStepDelay, 0)
+	emus, err := startEmulators(cfg, nil)
+	if err != nil {
+		return nil, nil, err
+	}
 	var ps []providers.Provider
-	emus := map[string]emulated.Server{}
+	byName := map[string]emulated.Server{}
 	ev := log.Info()
+	for i, v := range vendors.All() {
+		byName[v.Name] = emus[i]
+		ev = ev.Str(v.Name, emus[i].URL())
+		ps = append(ps, emus[i].Config.Provider(httpOptions(cfg), &log))
+	}
+	ev.Dur("step_delay", max(cfg.DemoStepDelay, 0)).Str("latency", cfg.DemoLatency).Msg("demo: vendor emulators started on loopback; nothing is real")
+	return ps, byName, nil
+}
+
+// startEmulators starts every vendor's emulator on loopback, in the order of the vendor list,
+// with GPU_MCP_DEMO_STEP_DELAY and GPU_MCP_DEMO_LATENCY applied; wrap, when set, gives each
+// vendor's API a wrapper. On an error the ones started are closed.
+func startEmulators(cfg Config, wrap func(providers.Vendor) func(http.Handler) http.Handler) ([]*vendors.Emulated, error) {
+	var out []*vendors.Emulated
 	for _, v := range vendors.All() {
-		emu, err := vendors.Emulate(v, emulated.Options{StepDelay: step})
+		o := emulated.Options{StepDelay: max(cfg.DemoStepDelay, 0)}
+		if wrap != nil {
+			o.Wrap = wrap(v)
+		}
+		emu, err := vendors.Emulate(v, o)
 		if err != nil {
-			return nil, emus, err
+			for _, e := range out {
+				e.Close()
+			}
+			return nil, err
 		}
 		// GPU_MCP_DEMO_LATENCY: every request of an emulator waits this long before it is handled.
 		if d := cfg.demoLatency[v.Name]; d > 0 {
 			emu.SetFaults(emulated.Faults{Latency: d})
 		}
-		emus[v.Name] = emu
-		ev = ev.Str(v.Name, emu.URL())
-		ps = append(ps, emu.Config.Provider(httpOptions(cfg), &log))
+		out = append(out, emu)
 	}
-	ev.Dur("step_delay", step).Str("latency", cfg.DemoLatency).Msg("demo: vendor emulators started on loopback; nothing is real")
-	return ps, emus, nil
+	return out, nil
 }

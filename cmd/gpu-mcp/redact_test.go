@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/redact"
+	"github.com/gpu-mcp/gpu-mcp/state"
 	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
@@ -25,7 +26,7 @@ func echoingVendors(t *testing.T, status int) (map[string]string, []string, []ec
 	const confirmSecret = "confirm-secret-0123456789abcdef0123456789"
 	env := map[string]string{
 		"GPU_MCP_CONFIRM_SECRET": confirmSecret, "GPU_MCP_LOG_LEVEL": "debug",
-		"GPU_MCP_READ_RETRIES": "0", "GPU_MCP_OFFER_CACHE_TTL": "0",
+		"GPU_MCP_READ_RETRIES": "0", "GPU_MCP_OFFER_CACHE_TTL": "0", "GPU_MCP_STATE_URL": state.MemoryURL,
 	}
 	secrets := []string{confirmSecret}
 	calls := []echoCall{{"list_providers", `{}`}, {"list_gpu_offers", `{}`}, {"list_instances", `{}`}}
