@@ -166,7 +166,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		t.Fatalf("wrong password: %v", err)
 	}
 	collect(nil, err)
-	collect(r.pool.Run(ctx, r.tgt, "echo '"+testPassword+"' >/dev/null; exit 1", RunOptions{Timeout: 1}))
+	collect(r.pool.Run(ctx, r.tgt, "echo '"+testPassword+"'\x00", RunOptions{}))
 	big := filepath.Join(t.TempDir(), "big")
 	_ = os.WriteFile(big, make([]byte, 2<<20), 0o644)
 	collect(r.pool.Upload(ctx, r.tgt, big, "big", CopyOptions{}))
@@ -175,6 +175,15 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 	collect(r.pool.JobStatus(ctx, r.tgt, "nope"))
 	collect(r.pool.StartJob(ctx, r.tgt, JobSpec{ID: "j", Command: "true", Dir: "missing"}))
 	collect(r.pool.GPUStatus(ctx, r.tgt))
+	// A command, holding the password, whose machine loses power while it runs.
+	lost := make(chan error, 1)
+	go func() {
+		_, err := r.pool.Run(ctx, r.tgt, "echo '"+testPassword+"' >/dev/null; echo $$ > lost.pid; sleep 300", RunOptions{})
+		lost <- err
+	}()
+	readPID(t, filepath.Join(r.m.Dir(), "lost.pid"))
+	r.m.Halt()
+	collect(nil, <-lost)
 	_, _ = r.m.RotateHostKey()
 	r.pool.Disconnect(r.tgt.InstanceID)
 	collect(r.pool.Run(ctx, r.tgt, "true", RunOptions{}))

@@ -66,11 +66,15 @@ func (m *Machine) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				continue
 			}
 			var err error
-			if p, err = m.start(ch, args); err != nil {
+			if p, err = m.start(args); err != nil {
 				_ = req.Reply(false, nil)
 				return
 			}
+			// The reply goes out before the output and the exit status, as from OpenSSH: a
+			// command that ends at once would otherwise close the channel first, and the
+			// client would see its session dropped without knowing whether anything ran.
 			_ = req.Reply(true, nil)
+			m.attach(ch, p)
 		case "subsystem":
 			var payload struct{ Name string }
 			if ssh.Unmarshal(req.Payload, &payload) != nil || payload.Name != "sftp" || p != nil || sub != nil {
@@ -116,9 +120,8 @@ func (m *Machine) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 	}
 }
 
-// start runs args with the session's channel as stdin, stdout and stderr, and sends the exit
-// status when the command is over.
-func (m *Machine) start(ch ssh.Channel, args []string) (*process, error) {
+// start runs args on pipes the machine holds; attach connects them to the session.
+func (m *Machine) start(args []string) (*process, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -176,7 +179,13 @@ func (m *Machine) start(ch ssh.Channel, args []string) (*process, error) {
 	_ = inR.Close()
 	_ = outW.Close()
 	_ = errW.Close()
+	return p, nil
+}
 
+// attach makes the session's channel p's stdin, stdout and stderr, and sends the exit status
+// and closes the channel when the command is over.
+func (m *Machine) attach(ch ssh.Channel, p *process) {
+	inW, outR, errR, cmd := p.stdinW, p.outR, p.errR, p.cmd
 	var output sync.WaitGroup
 	output.Add(2)
 	m.wg.Add(3)
@@ -208,7 +217,6 @@ func (m *Machine) start(ch ssh.Channel, args []string) (*process, error) {
 		sendExit(ch, cmd.ProcessState)
 		_ = ch.Close()
 	}()
-	return p, nil
 }
 
 func (m *Machine) environ() []string {

@@ -16,9 +16,10 @@
 //
 // An exec request runs `/bin/sh -c <command>` in its own process group, with HOME and the
 // working directory set to the sandbox, PATH = the machine's bin directory (nvidia-smi) then
-// the system PATH, SHELL=/bin/sh. Output is streamed; the exit status (or the signal that
-// ended the command) is sent once the command has exited and its stdout and stderr are
-// closed by every process holding them, as OpenSSH does. "signal" requests go to the
+// the system PATH, SHELL=/bin/sh. The request is answered before any output, then output is
+// streamed; the exit status (or the signal that ended the command) is sent once the command
+// has exited and its stdout and stderr are closed by every process holding them, as OpenSSH
+// does. "signal" requests go to the
 // process group. When the session channel closes, for whatever reason, the process group is
 // killed, like a session whose terminal hangs up: only processes that left the group (setsid)
 // survive, which is how detached jobs outlive the client. Every process the machine started,

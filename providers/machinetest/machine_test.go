@@ -248,6 +248,45 @@ func TestExec(t *testing.T) {
 	}
 }
 
+// A command that exits at once must not beat the reply to its exec request: a client that
+// sees the channel close first gets EOF from Start, as if the machine had dropped the
+// session, and cannot tell whether the command ran. OpenSSH replies before it reaps the
+// child. Several sessions at once make the machine's goroutines compete, as on a busy host.
+func TestExecRepliesBeforeAFastCommandEnds(t *testing.T) {
+	m := newMachine(t, Options{})
+	c := dial(t, m)
+	const workers, each = 4, 100
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			errs <- func() error {
+				for i := range each {
+					s, err := c.NewSession()
+					if err != nil {
+						return err
+					}
+					err = s.Start("exit 3")
+					if err != nil {
+						_ = s.Close()
+						return fmt.Errorf("session %d: start: %w", i, err)
+					}
+					err = s.Wait()
+					_ = s.Close()
+					if code, _ := exitStatus(err); code != 3 {
+						return fmt.Errorf("session %d: %v, want exit status 3", i, err)
+					}
+				}
+				return nil
+			}()
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestSignalGoesToTheProcessGroup(t *testing.T) {
 	m := newMachine(t, Options{})
 	c := dial(t, m)
