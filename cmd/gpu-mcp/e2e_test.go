@@ -232,8 +232,8 @@ func TestStdioToolsListHasSchemasAndAnnotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Tools) != 13 {
-		t.Fatalf("%d tools, want 13", len(res.Tools))
+	if len(res.Tools) != 14 {
+		t.Fatalf("%d tools, want 14", len(res.Tools))
 	}
 	for _, tool := range res.Tools {
 		a := tool.Annotations
