@@ -22,7 +22,7 @@ type LaunchArgs struct {
 	GPUCount       int    `json:"gpu_count,omitempty" jsonschema:"minimum=0,maximum=64" jsonschema_description:"GPUs in the instance; one of the offer's gpu_counts (default: the smallest)"`
 	Billing        string `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"billing mode; one of the offer's (default: hourly when offered)"`
 	Periods        int    `json:"periods,omitempty" jsonschema:"minimum=0,maximum=36" jsonschema_description:"for daily, weekly or monthly billing: how many periods to prepay (default 1)"`
-	Name           string `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance"`
+	Name           string `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance; gpu-mcp adds -gm-<8 hex> (from the idempotency key) so that it can find the instance again"`
 	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"maxLength=128" jsonschema_description:"optional key; a repeated launch with the same key and arguments returns the first result instead of buying again"`
 	Wait           *bool  `json:"wait,omitempty" jsonschema_description:"wait until the instance runs and its SSH server answers, with progress notifications (default true); false returns once the vendor took the order"`
 	WaitTimeout    string `json:"wait_timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait for a usable instance, e.g. \"10m\" (default 5m, 5s to 30m); an instance that is not running by then is cleaned up"`

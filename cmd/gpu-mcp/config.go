@@ -259,6 +259,9 @@ Usage:
   gpu-mcp [flags] call TOOL ['{json}']  run one tool in-process and print its text
   gpu-mcp emulate [--addr 127.0.0.1:0]  serve the vendor emulators until stopped; prints the
                                      environment lines that point gpu-mcp at them
+  gpu-mcp [flags] reap               carry out due auto-stops and launches left in flight, then
+                                     exit (a line per action; status 1 if one failed): for cron
+  gpu-mcp [flags] leases             list the auto-stops, overdue ones and orphans
   gpu-mcp version
 
 Flags (each also read from the environment variable in brackets; flags win):
