@@ -215,13 +215,17 @@ func (f *Fleet) background(fn func()) bool {
 
 // Close ends the work this process does on its own and waits for it to stop. Nothing is
 // lost: launches in flight are handed back to the store for the next process (or gpu-mcp
-// reap), and leases fire there. It logs what is left pending.
+// reap), and leases fire there. A Fleet that was started logs the auto-stops left pending.
 func (f *Fleet) Close() {
 	f.mu.Lock()
+	again, enforcing := f.closed, f.started
 	f.closed = true
 	f.mu.Unlock()
 	f.cancel()
 	f.wg.Wait()
+	if again || !enforcing {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	pending, err := f.o.Store.ListLeases(ctx, state.LeaseFilter{Pending: true})

@@ -350,7 +350,7 @@ func (f *Fleet) follow(p providers.Provider, key string) {
 	ok := f.background(func() {
 		defer release()
 		for {
-			done, _, err := f.resumeOwned(f.ctx, p, key, false)
+			done, _, err := f.resumeOwned(f.ctx, p, key, "")
 			if err != nil && f.ctx.Err() == nil {
 				f.log.Warn().Err(err).Str("launch", key).Msg("following a launch whose client went away")
 			}

@@ -163,10 +163,12 @@ func (f *Fleet) buying(l *state.Launch) bool {
 // a step on.
 func (f *Fleet) takeOver(ctx context.Context, l state.Launch) *Action {
 	now, key := f.now(), l.Key
+	died := false
 	l, _, err := f.write(ctx, key, func(x *state.Launch, r *record) error {
 		if !f.claimable(x, now) {
 			return errNotOwner
 		}
+		died = x.Owner != "" && x.Owner != f.o.Owner
 		x.Owner, r.TakenOver = f.o.Owner, true
 		return nil
 	})
@@ -183,7 +185,11 @@ func (f *Fleet) takeOver(ctx context.Context, l state.Launch) *Action {
 		return &Action{Verb: "FAILED", Key: l.Key, Failed: true,
 			Detail: fmt.Sprintf("a launch on %s was left in flight, and %s is not configured in this gpu-mcp process", l.Provider, l.Provider)}
 	}
-	_, act, err := f.resumeOwned(ctx, p, l.Key, true)
+	why := "handed on by the gpu-mcp process that launched it"
+	if died {
+		why = "after the gpu-mcp process that launched it ended"
+	}
+	_, act, err := f.resumeOwned(ctx, p, l.Key, why)
 	if err != nil {
 		f.log.Warn().Err(err).Str("launch", l.Key).Msg("a launch left in flight could not be looked at; trying again at the next pass")
 	}
@@ -191,7 +197,7 @@ func (f *Fleet) takeOver(ctx context.Context, l state.Launch) *Action {
 }
 
 // resumeOwned takes a launch this process owns one step on; see resume.
-func (f *Fleet) resumeOwned(ctx context.Context, p providers.Provider, key string, adopted bool) (bool, *Action, error) {
+func (f *Fleet) resumeOwned(ctx context.Context, p providers.Provider, key string, adopted string) (bool, *Action, error) {
 	l, err := f.o.Store.GetLaunch(ctx, key)
 	if err != nil {
 		return false, nil, err
@@ -210,8 +216,9 @@ func (f *Fleet) resumeOwned(ctx context.Context, p providers.Provider, key strin
 // and adopts it once it runs (applying its auto-stop), cleans it up when it did not come up by
 // the launch's wait deadline, or, when nothing of it is listed after LostGrace, marks it
 // failed (nothing was bought) or unknown (an order whose instance never showed). It reports
-// whether the launch is seen through. adopted: the process that began it is gone.
-func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch, r *record, adopted bool) (bool, *Action, error) {
+// whether the launch is seen through. adopted, when set, says why this process took the
+// launch over ("": it follows a launch of its own whose client went away).
+func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch, r *record, adopted string) (bool, *Action, error) {
 	inst, how, err := f.locate(ctx, p, &l, r)
 	now := f.now()
 	att := Attempt{OfferID: l.OfferID, InstanceID: l.InstanceID, OrderID: l.OrderID, Billing: BillingYes}
@@ -276,8 +283,8 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 		}
 	}
 	verb, detail := "watched", "came up after its client stopped waiting"
-	if adopted {
-		verb, detail = "adopted", "found "+how+" after the gpu-mcp process that launched it ended"
+	if adopted != "" {
+		verb, detail = "adopted", "found "+how+", "+adopted
 	}
 	att.Detail = strings.TrimPrefix(detail+"; "+att.Detail, "; ")
 	out := Outcome{InstanceID: inst.ID, OrderID: att.OrderID, Instance: inst, Ready: att.Result == AttemptReady,
@@ -304,11 +311,11 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 		x.Status, x.Error = state.LaunchReady, ""
 		rec.Outcome, rec.AutoStop = withoutPasswords(out), r.AutoStop
 	})
-	if adopted {
+	if adopted != "" {
 		f.audit(Event{Kind: EventLaunchAdopted, InstanceID: inst.ID, Detail: inst.ID + ": " + detail, ApprovedAtLaunch: true})
 	}
 	f.log.Info().Str("instance", inst.ID).Str("launch", l.Key).Msg("launch " + verb + ": " + detail)
-	if !adopted {
+	if adopted == "" {
 		return true, nil, nil
 	}
 	return true, &Action{Verb: verb, InstanceID: inst.ID, Key: l.Key, Detail: detail}, nil

@@ -304,17 +304,23 @@ func TestReplicasCarryOutADueLeaseOnce(t *testing.T) {
 		st := e.states()
 		return !slices.ContainsFunc(ids, func(id string) bool { return st[id] != providers.StateStopped })
 	})
-	recs, err := statetest.Open(t, storeURL, state.Options{}).ListAudit(context.Background(), time.Time{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trail := statetest.Open(t, storeURL, state.Options{})
 	stops := map[string]int{}
-	for _, r := range recs {
-		if r.Tool == "auto_stop" {
-			id, _, _ := strings.Cut(r.Detail, ": ")
-			stops[id]++
+	// The trail's record follows the stop.
+	eventually(t, "an auto-stop in the trail for every instance", func() bool {
+		recs, err := trail.ListAudit(context.Background(), time.Time{}, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		clear(stops)
+		for _, r := range recs {
+			if r.Tool == "auto_stop" {
+				id, _, _ := strings.Cut(r.Detail, ": ")
+				stops[id]++
+			}
+		}
+		return !slices.ContainsFunc(ids, func(id string) bool { return stops[id] == 0 })
+	})
 	for _, id := range ids {
 		if stops[id] != 1 {
 			t.Fatalf("%s: %d auto-stops in the trail, want 1: %v", id, stops[id], stops)
