@@ -56,9 +56,10 @@ type Options struct {
 	// ClaimFor is how long a claim on a due lease lasts: it covers reading the instance and
 	// stopping it, with room to spare (default 2m). A reaper that dies loses it then.
 	ClaimFor time.Duration
-	// VendorGrace is how long after a vendor timer's due time gpu-mcp checks that it ran, and
-	// how long an instance may still run after its lease's due time before it is shown
-	// overdue (default 40 polls, at least 5s).
+	// VendorGrace is how long after a vendor timer's due time gpu-mcp checks that it ran (and
+	// shows the lease overdue if the instance still runs), and how long after a stop whose
+	// answer was lost it looks before sending another (default 40 polls, at least 5s). A lease
+	// gpu-mcp enforces itself is shown overdue two polls after its due time.
 	VendorGrace time.Duration
 	// LostGrace is how long a launch in flight whose instance is nowhere listed is looked for
 	// before it is marked failed (default 200 polls, at least 10s): HuiXingYun lists an
