@@ -159,12 +159,6 @@ func NewOwnerID() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// Owner is this process's name in the ledger and in lease claims.
-func (f *Fleet) Owner() string { return f.o.Owner }
-
-// Poll is how often waits ask the vendor again and the reconciler runs.
-func (f *Fleet) Poll() time.Duration { return f.o.Poll }
-
 // MaxLease is the longest lease allowed (0: no cap).
 func (f *Fleet) MaxLease() time.Duration { return f.o.MaxLease }
 

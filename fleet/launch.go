@@ -90,7 +90,7 @@ func (f *Fleet) Launch(ctx context.Context, req LaunchRequest) (Outcome, error) 
 		// A key under which nothing was bought is free again; any other is taken.
 		_, _, err := f.write(ctx, key, func(l *state.Launch, old *record) error {
 			if !freed(l, old) {
-				return KeyTaken(key)
+				return keyTaken(key)
 			}
 			*l, *old = entry, *r
 			return nil

@@ -160,9 +160,9 @@ func keyReused(key string) error {
 		Message: fmt.Sprintf("idempotency_key %q was already used with other arguments; use a new key for a different launch", key)}
 }
 
-// KeyTaken is the error of a launch whose key another launch holds: in progress, done, or
+// keyTaken is the error of a launch whose key another launch holds: in progress, done, or
 // with an unknown outcome. Nothing was bought again.
-func KeyTaken(key string) error {
+func keyTaken(key string) error {
 	return &providers.Error{Kind: providers.KindConflict, Provider: "gpu-mcp", Op: "launch",
 		Message: fmt.Sprintf("a launch with idempotency_key %q is already in progress or done; nothing was bought again", key),
 		Remedy:  "check list_instances"}
