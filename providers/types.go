@@ -149,6 +149,27 @@ type Instance struct {
 	ImageSaveStatus string      `json:"image_save_status,omitempty" jsonschema_description:"progress of the last save_image: saving, saved or failed"`
 	Connection      *Connection `json:"connection,omitempty"`
 	OrderID         string      `json:"order_id,omitempty" jsonschema_description:"vendor order that created the instance"`
+	Managed         *Managed    `json:"managed,omitempty" jsonschema_description:"what gpu-mcp itself promised about the instance: whether it launched it, its auto-stop lease, and whether it is an orphan"`
+}
+
+// Managed is what gpu-mcp knows of an instance beside what the vendor reports. It is filled in
+// above the adapters, from gpu-mcp's state store (package fleet), never by an adapter.
+type Managed struct {
+	LaunchedByGPUMCP bool          `json:"launched_by_gpu_mcp" jsonschema_description:"true when gpu-mcp launched it (its launch ledger has it, or it carries gpu-mcp's name)"`
+	Key              string        `json:"key,omitempty" jsonschema_description:"the launch's idempotency key in gpu-mcp's ledger"`
+	Lease            *ManagedLease `json:"lease,omitempty" jsonschema_description:"when and how gpu-mcp stops or destroys it by itself"`
+	Orphan           string        `json:"orphan,omitempty" jsonschema_description:"set when gpu-mcp launched it but keeps no working promise about it: why (its auto-stop is overdue, or its record is gone)"`
+}
+
+// ManagedLease is an instance's auto-stop as gpu-mcp keeps it.
+type ManagedLease struct {
+	Action       string     `json:"action" jsonschema:"enum=stop,enum=destroy"`
+	At           time.Time  `json:"at" jsonschema_description:"when it is due"`
+	By           string     `json:"by" jsonschema:"enum=vendor,enum=gpu-mcp" jsonschema_description:"vendor: the vendor's shutdown timer (gpu-mcp checks afterwards that it ran); gpu-mcp: gpu-mcp's reconciler, whenever any gpu-mcp process runs or gpu-mcp reap runs"`
+	OverdueSince *time.Time `json:"overdue_since,omitempty" jsonschema_description:"set when it is due and not done: the instance may still bill"`
+	LastError    string     `json:"last_error,omitempty" jsonschema_description:"why the last attempt failed"`
+	DoneAt       *time.Time `json:"done_at,omitempty" jsonschema_description:"when gpu-mcp carried it out"`
+	Outcome      string     `json:"outcome,omitempty" jsonschema_description:"what carrying it out found or did"`
 }
 
 // ImageKind tells where an image comes from.

@@ -91,5 +91,8 @@ func (s *sqlStore) ListLaunches(ctx context.Context, f LaunchFilter) ([]Launch, 
 	if f.InstanceID != "" {
 		w.add("instance_id = ?", f.InstanceID)
 	}
+	if f.VendorName != "" {
+		w.add("vendor_name = ?", f.VendorName)
+	}
 	return list(ctx, s, "launches", "SELECT "+launchCols+" FROM launches"+w.String()+" ORDER BY created_at, idem_key"+limit(f.Limit), w.args, scanLaunch)
 }

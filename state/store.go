@@ -239,6 +239,7 @@ type Launch struct {
 type LaunchFilter struct {
 	Statuses   []LaunchStatus // any of these
 	InstanceID string
+	VendorName string
 	Limit      int
 }
 

@@ -41,11 +41,11 @@ func benchClient(b *testing.B, tune func(*Deps)) *client.Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &Deps{Providers: reg, Confirmer: testConfirmer(b, "bench-secret"), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second}
+	d := &Deps{Providers: reg, Confirmer: testConfirmer(b, "bench-secret"), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second,
+		Fleet: newTestFleet(b, reg)}
 	if tune != nil {
 		tune(d)
 	}
-	b.Cleanup(d.Close)
 	c, err := client.NewInProcessClient(NewServer(d, "bench"))
 	if err != nil {
 		b.Fatal(err)

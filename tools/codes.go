@@ -1,5 +1,7 @@
 package tools
 
+import "github.com/gpu-mcp/gpu-mcp/fleet"
+
 // Status is what became of a guarded call, in its result and in the audit log.
 type Status string
 
@@ -25,57 +27,23 @@ type Confirmation string
 const (
 	ConfirmedNot     Confirmation = "none"
 	ConfirmedByToken Confirmation = "token"
-	// ConfirmedAtLaunch is the approval of a launch, which covers its cleanup and auto-stop.
-	ConfirmedAtLaunch Confirmation = "approved_at_launch"
+	// ConfirmedAtLaunch is the approval of a launch, which covers its cleanup and auto-stop;
+	// ConfirmedAtSetAutoStop that of set_auto_stop, which covers the stop it set.
+	ConfirmedAtLaunch      Confirmation = "approved_at_launch"
+	ConfirmedAtSetAutoStop Confirmation = "approved_at_set_auto_stop"
 )
 
 // confirmedBy is the approval by a person's answer through the client: elicitation_accept,
 // elicitation_decline or elicitation_cancel.
 func confirmedBy(action string) Confirmation { return Confirmation("elicitation_" + action) }
 
-// AttemptResult is what became of one offer launch_instance tried.
-type AttemptResult string
+// Until is a state wait_instance waits for: the fleet's words, as they are.
+type Until = fleet.Until
 
+// Waits that wait_instance accepts.
 const (
-	AttemptReady      AttemptResult = "ready"       // running, and SSH answers
-	AttemptRunning    AttemptResult = "running"     // running, but SSH did not answer in time
-	AttemptOrdered    AttemptResult = "ordered"     // not waited for
-	AttemptRefused    AttemptResult = "refused"     // the vendor refused the order; nothing bought
-	AttemptNotRunning AttemptResult = "not_running" // bought but did not come up; see the cleanup
-	AttemptSkipped    AttemptResult = "skipped"     // not tried
-	AttemptError      AttemptResult = "error"
-	AttemptUnknown    AttemptResult = "unknown"
-)
-
-// usable reports whether the attempt left an instance to use.
-func (r AttemptResult) usable() bool {
-	return r == AttemptReady || r == AttemptRunning || r == AttemptOrdered
-}
-
-// BillingNow says whether what an attempt bought still bills.
-type BillingNow string
-
-const (
-	BillingNo          BillingNow = "no"
-	BillingYes         BillingNow = "yes"
-	BillingStorageOnly BillingNow = "storage_only" // stopped, but its disk may bill
-	BillingUnknown     BillingNow = "unknown"
-)
-
-// StopBy is who stops an instance at its auto-stop time.
-type StopBy string
-
-const (
-	StopByVendor StopBy = "vendor"  // the vendor's own shutdown timer
-	StopByGPUMCP StopBy = "gpu-mcp" // this server process, while it runs
-)
-
-// Until is a state wait_instance waits for.
-type Until string
-
-const (
-	UntilRunning    Until = "running"
-	UntilSSHReady   Until = "ssh_ready"
-	UntilStopped    Until = "stopped"
-	UntilImageSaved Until = "image_saved"
+	UntilRunning    = fleet.UntilRunning
+	UntilSSHReady   = fleet.UntilSSHReady
+	UntilStopped    = fleet.UntilStopped
+	UntilImageSaved = fleet.UntilImageSaved
 )

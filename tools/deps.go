@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
@@ -37,18 +38,15 @@ type Deps struct {
 	// launch_instance never uses it: a purchase is planned on the vendor's live offer.
 	Offers *OfferCache
 
-	// PollInterval is how often launch_instance and wait_instance ask the vendor again while
-	// they wait (0: 3s).
-	PollInterval time.Duration
+	// Fleet owns the launches, their waiting and cleanup, and the leases (auto-stops), in the
+	// state store: launch_instance, wait_instance, set_auto_stop and the instance lists need it.
+	Fleet *fleet.Fleet
 
 	// Clouds names the clouds this build can manage, for the server's instructions
 	// ("HuiXingYun, Datenfab and Chenyu").
 	Clouds string
 	// ConfigureHint says how to enable a provider, for the answers given when none is.
 	ConfigureHint string
-
-	launches launchLedger
-	stops    autoStops
 }
 
 func (d *Deps) textPrefix() string {
@@ -204,4 +202,39 @@ func money(p *float64) string {
 		return "?"
 	}
 	return fmt.Sprintf("%.2f", *p)
+}
+
+// annotate adds what gpu-mcp keeps of each instance (its launch, its lease, orphan or not). A
+// failing state store leaves the vendor's view as it is and is returned, to be shown.
+func (d *Deps) annotate(ctx context.Context, insts []providers.Instance) error {
+	if d.Fleet == nil {
+		return nil
+	}
+	err := d.Fleet.Annotate(ctx, insts)
+	if err != nil {
+		d.Log.Warn().Err(err).Msg("what gpu-mcp keeps of the instances could not be read")
+	}
+	return err
+}
+
+// annotated is inst with what gpu-mcp keeps of it.
+func (d *Deps) annotated(ctx context.Context, inst providers.Instance) providers.Instance {
+	one := []providers.Instance{inst}
+	_ = d.annotate(ctx, one)
+	return one[0]
+}
+
+// RecordEvent writes what the fleet did by itself (an auto-stop, a launch cleanup, an
+// adoption) to the audit trail.
+func (d *Deps) RecordEvent(e fleet.Event) {
+	rec := AuditEntry{Time: time.Now().UTC(), Tool: e.Kind, Confirmation: ConfirmedAtSetAutoStop, Outcome: StatusDone, Detail: e.Detail, Demo: d.Demo}
+	if e.ApprovedAtLaunch {
+		rec.Confirmation = ConfirmedAtLaunch
+	}
+	if e.Failed {
+		rec.Outcome = StatusFailed
+	}
+	if err := d.Audit.Record(context.Background(), rec); err != nil {
+		d.Log.Error().Err(err).Msg("audit log write failed")
+	}
 }

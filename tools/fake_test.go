@@ -3,11 +3,17 @@ package tools
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // fakeSSH is a loopback SSH endpoint for every fake instance: it sends the banner an sshd
@@ -208,4 +214,27 @@ func (f *fakeProvider) Destroy(ctx context.Context, id string) error {
 	f.record("destroy", id)
 	delete(f.insts, id)
 	return nil
+}
+
+// newTestFleet is a fleet on an in-memory state store of its own, polling every 5ms, closed
+// when t ends; its reconciler runs only where a test starts it.
+func newTestFleet(t testing.TB, reg *providers.Registry, tune ...func(*fleet.Options)) *fleet.Fleet {
+	t.Helper()
+	store, err := state.Open(context.Background(), state.MemoryURL, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := fleet.Options{Providers: reg, Store: store, Log: zerolog.New(io.Discard), Poll: 5 * time.Millisecond}
+	for _, f := range tune {
+		f(&o)
+	}
+	fl, err := fleet.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		fl.Close()
+		store.Close()
+	})
+	return fl
 }

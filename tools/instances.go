@@ -58,8 +58,10 @@ func listInstances(d *Deps) Tool {
 				if inst.State == providers.StateRunning {
 					out.Running++
 				}
-				d.stops.overlay(&inst)
 				out.Instances = append(out.Instances, withoutSecrets(inst))
+			}
+			if err := d.annotate(ctx, out.Instances); err != nil {
+				out.Errors = append(out.Errors, ProviderError{Provider: "gpu-mcp", Error: "its state store could not be read, so auto-stops and orphans are not shown: " + errorText(err)})
 			}
 			sort.SliceStable(out.Instances, func(i, j int) bool { return out.Instances[i].ID < out.Instances[j].ID })
 			return out, d.textPrefix() + instancesText(out), nil
@@ -90,13 +92,76 @@ func instancesText(r ListInstancesResult) string {
 			state += " (" + in.RawState + ")"
 		}
 		rows = append(rows, []string{in.ID, orDash(in.Name), state, orDash(gpu), orDash(string(in.Billing)),
-			money(in.PricePerHour), timeCell(in.ExpiresAt), timeCell(in.StopsAt)})
+			money(in.PricePerHour), timeCell(in.ExpiresAt), timeCell(in.StopsAt), managedCell(in.Managed)})
 	}
 	if len(rows) > 0 {
 		b.WriteString("\n")
-		b.WriteString(table([]string{"instance_id", "name", "state", "gpu", "billing", "CNY/h", "expires", "stops_at"}, rows))
+		b.WriteString(table([]string{"instance_id", "name", "state", "gpu", "billing", "CNY/h", "expires", "stops_at", "gpu-mcp"}, rows))
+	}
+	for _, in := range r.Instances {
+		if m := in.Managed; m != nil && m.Orphan != "" {
+			fmt.Fprintf(&b, "\n! ORPHAN %s: %s", in.ID, m.Orphan)
+		}
 	}
 	b.WriteString(errorsText(r.Errors))
+	return b.String()
+}
+
+// managedCell says in a word what gpu-mcp keeps of an instance: launched by it, and its lease.
+func managedCell(m *providers.Managed) string {
+	if m == nil {
+		return "-"
+	}
+	var parts []string
+	if m.LaunchedByGPUMCP {
+		parts = append(parts, "launched")
+	}
+	if l := m.Lease; l != nil {
+		switch {
+		case l.OverdueSince != nil:
+			parts = append(parts, l.Action+" OVERDUE")
+		case l.DoneAt != nil:
+			parts = append(parts, l.Action+" done")
+		default:
+			parts = append(parts, l.Action+" by "+l.By)
+		}
+	}
+	if m.Orphan != "" {
+		parts = append(parts, "ORPHAN")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// managedText renders what gpu-mcp keeps of an instance, for get_instance and the like.
+func managedText(m *providers.Managed) string {
+	if m == nil {
+		return ""
+	}
+	var b strings.Builder
+	if m.LaunchedByGPUMCP {
+		b.WriteString("\nlaunched by gpu-mcp")
+		if m.Key != "" {
+			b.WriteString(" (launch " + m.Key + ")")
+		}
+	}
+	if l := m.Lease; l != nil {
+		what := "auto-stop"
+		if l.Action == "destroy" {
+			what = "auto-destroy"
+		}
+		switch {
+		case l.DoneAt != nil:
+			fmt.Fprintf(&b, "\n%s due %s: done at %s (%s)", what, timeCell(&l.At), timeCell(l.DoneAt), l.Outcome)
+		case l.OverdueSince == nil:
+			fmt.Fprintf(&b, "\n%s at %s by %s", what, timeCell(&l.At), l.By)
+			if l.LastError != "" {
+				b.WriteString("; the last attempt failed: " + l.LastError)
+			}
+		}
+	}
+	if m.Orphan != "" {
+		b.WriteString("\nORPHAN: " + m.Orphan)
+	}
 	return b.String()
 }
 
@@ -131,7 +196,7 @@ func getInstance(d *Deps) Tool {
 			if err != nil {
 				return GetInstanceResult{}, "", err
 			}
-			d.stops.overlay(&inst)
+			inst = d.annotated(ctx, inst)
 			return GetInstanceResult{Instance: inst, Demo: d.Demo}, d.textPrefix() + instanceText(inst), nil
 		})
 }
@@ -161,6 +226,7 @@ func instanceText(in providers.Instance) string {
 	if in.ImageSaveStatus != "" {
 		b.WriteString("\nimage save: " + in.ImageSaveStatus)
 	}
+	b.WriteString(managedText(in.Managed))
 	if c := in.Connection; c != nil {
 		if c.SSHCommand != "" {
 			b.WriteString("\nssh: " + c.SSHCommand)

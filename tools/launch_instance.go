@@ -3,12 +3,15 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
@@ -19,12 +22,12 @@ type LaunchArgs struct {
 	GPUCount       int    `json:"gpu_count,omitempty" jsonschema:"minimum=0,maximum=64" jsonschema_description:"GPUs in the instance; one of the offer's gpu_counts (default: the smallest)"`
 	Billing        string `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"billing mode; one of the offer's (default: hourly when offered)"`
 	Periods        int    `json:"periods,omitempty" jsonschema:"minimum=0,maximum=36" jsonschema_description:"for daily, weekly or monthly billing: how many periods to prepay (default 1)"`
-	Name           string `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance"`
+	Name           string `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance; gpu-mcp adds -gm-<8 hex> (from the idempotency key) so that it can find the instance again"`
 	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"maxLength=128" jsonschema_description:"optional key; a repeated launch with the same key and arguments returns the first result instead of buying again"`
 	Wait           *bool  `json:"wait,omitempty" jsonschema_description:"wait until the instance runs and its SSH server answers, with progress notifications (default true); false returns once the vendor took the order"`
 	WaitTimeout    string `json:"wait_timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait for a usable instance, e.g. \"10m\" (default 5m, 5s to 30m); an instance that is not running by then is cleaned up"`
 	FallbackOffers int    `json:"fallback_offers,omitempty" jsonschema:"minimum=0,maximum=5" jsonschema_description:"when the offer is sold out or its instance does not come up: how many other offers of the same provider, GPU model and count, at no higher price, to try (default 0)"`
-	AutoStopAfter  string `json:"auto_stop_after,omitempty" jsonschema:"maxLength=16" jsonschema_description:"stop the instance this long after launch, e.g. \"2h\" (5s to 720h); by the vendor's shutdown timer where it has one, else by gpu-mcp while its process runs"`
+	AutoStopAfter  string `json:"auto_stop_after,omitempty" jsonschema:"maxLength=16" jsonschema_description:"stop the instance this long after it came up, e.g. \"2h\" (5s to 720h, and no more than the server's GPU_MCP_MAX_LEASE); kept in gpu-mcp's state store, so it holds after gpu-mcp exits: by the vendor's shutdown timer where it has one, else by gpu-mcp whenever any gpu-mcp process (or gpu-mcp reap) runs. Without it the server's GPU_MCP_DEFAULT_AUTO_STOP applies, if set"`
 	Confirm
 }
 
@@ -69,8 +72,8 @@ type LaunchResult struct {
 	Ready      bool                `json:"ready" jsonschema_description:"true when the instance runs and its SSH server answered"`
 	SSHCommand string              `json:"ssh_command,omitempty" jsonschema_description:"command to log in; the password, where the vendor gives one, is instance.connection.ssh_password (a secret)"`
 	Instance   *providers.Instance `json:"instance,omitempty"`
-	AutoStop   *AutoStop           `json:"auto_stop,omitempty"`
-	Attempts   []LaunchAttempt     `json:"attempts,omitempty" jsonschema_description:"each offer tried, what became of it, and what was cleaned up"`
+	AutoStop   *fleet.AutoStop     `json:"auto_stop,omitempty"`
+	Attempts   []fleet.Attempt     `json:"attempts,omitempty" jsonschema_description:"each offer tried, what became of it, and what was cleaned up"`
 	Billing    string              `json:"billing_now,omitempty" jsonschema_description:"what this call left billing"`
 }
 
@@ -79,12 +82,15 @@ func launchInstance(d *Deps) Tool {
 		"Rent a new GPU instance from an offer and an image. SPENDS MONEY: billing starts when the vendor creates it. Called without confirm_token it only returns the plan (price, GPUs, billing) and a token; show the plan to the user and call again with the token only after they approve. Then it waits (wait, wait_timeout) until the instance runs and SSH answers, with progress notifications, and returns the ssh command; an instance that does not come up is stopped and destroyed where the vendor allows, and the result says what still exists and bills. Optional: fallback_offers, auto_stop_after.",
 		Hints{Destructive: true, OpenWorld: true},
 		func(ctx context.Context, in *LaunchArgs) (*prepared[LaunchResult], error) {
-			argsKey := ""
+			b, _ := json.Marshal(in)
+			argsKey := argsDigest(b)
 			if in.IdempotencyKey != "" {
-				b, _ := json.Marshal(in)
-				argsKey = argsDigest(b)
-				if e := d.launches.lookup(in.IdempotencyKey); e != nil {
-					return repeatedLaunch(in.IdempotencyKey, argsKey, e)
+				prior, err := d.Fleet.Lookup(ctx, in.IdempotencyKey, argsKey)
+				if err != nil {
+					return nil, err
+				}
+				if prior != nil {
+					return d.repeatedLaunch(ctx, in.IdempotencyKey, prior)
 				}
 			}
 			p, err := d.resolve(in.OfferID, "offer_id")
@@ -101,6 +107,10 @@ func launchInstance(d *Deps) Tool {
 			}
 			if ok, why := p.Capabilities().Supports(providers.ActionLaunch); !ok {
 				return nil, providers.Unsupported(p.Name(), providers.ActionLaunch, why)
+			}
+			autoStop, source, err := d.autoStopFor(in)
+			if err != nil {
+				return nil, err
 			}
 			// The live offer, never the cache: price and capacity must be current for a purchase.
 			offers, err := p.ListOffers(ctx)
@@ -122,47 +132,108 @@ func launchInstance(d *Deps) Tool {
 				return nil, err
 			}
 			plan.Effects = append(plan.Effects, ws...)
-			plan.Effects = append(plan.Effects, launchExtras(p, plan, in)...)
-			return &prepared[LaunchResult]{plan: plan, spend: &newSpend{periods: spec.Periods}, run: func(ctx context.Context) (out LaunchResult, text string, err error) {
-				if in.IdempotencyKey != "" {
-					if !d.launches.begin(in.IdempotencyKey, argsKey) {
-						return LaunchResult{}, "", &providers.Error{Kind: providers.KindConflict, Provider: "gpu-mcp", Op: "launch",
-							Message: fmt.Sprintf("a launch with idempotency_key %q is already in progress or done; nothing was bought again", in.IdempotencyKey),
-							Remedy:  "check list_instances"}
-					}
-					defer func() {
-						if err != nil {
-							// Nothing bought frees the key; an unknown outcome keeps it, without a
-							// result, so that a repeat is refused rather than answered as done.
-							d.launches.finish(in.IdempotencyKey, nil, "", providers.KindOf(err) != providers.KindUnknown)
-							return
-						}
-						d.launches.finish(in.IdempotencyKey, &out, text, false)
-					}()
+			plan.Effects = append(plan.Effects, launchExtras(p, plan, in, autoStop, source)...)
+			timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
+			req := fleet.LaunchRequest{Key: in.IdempotencyKey, ArgsHash: argsKey, Offer: offer, Spec: spec, Wait: in.waits(), WaitTimeout: timeout,
+				Fallbacks: in.FallbackOffers, Vet: d.fallbackVet(plan, in), AutoStop: autoStop}
+			return &prepared[LaunchResult]{plan: plan, spend: &newSpend{periods: spec.Periods}, run: func(ctx context.Context) (LaunchResult, string, error) {
+				req.Progress = func(total int, msg string) { reportProgress(ctx, total, msg) }
+				o, err := d.Fleet.Launch(ctx, req)
+				if err != nil {
+					return LaunchResult{}, "", err
 				}
-				out, text = d.launchAndWait(ctx, p, offer, spec, plan, in)
-				if len(out.Attempts) == 1 && out.Attempts[0].err != nil {
-					// Nothing was bought, or the outcome is unknown: an error, as before waiting.
-					return LaunchResult{}, "", out.Attempts[0].err
-				}
-				return out, text, nil
+				out := launchResult(o)
+				return out, launchText(&out), nil
 			}}, nil
 		})
 }
 
+// launchResult is the fleet's outcome of a launch as the tool answers it.
+func launchResult(o fleet.Outcome) LaunchResult {
+	out := LaunchResult{InstanceID: o.InstanceID, OrderID: o.OrderID, Ready: o.Ready, SSHCommand: o.SSHCommand, Instance: o.Instance,
+		AutoStop: o.AutoStop, Attempts: o.Attempts, Billing: o.Billing}
+	if o.Failed {
+		out.Status = StatusFailed
+	}
+	out.Message = strings.Join(o.Notes, " ")
+	return out
+}
+
+// fallbackVet says whether the user's approval covers a fallback offer: the plan it would
+// have, at no higher price than the approved one, within the spending limits.
+func (d *Deps) fallbackVet(plan *Plan, in *LaunchArgs) func(context.Context, providers.Offer) (providers.LaunchSpec, error) {
+	approved, approvedKnown := effectiveHourly(plan, max(in.Periods, 1))
+	return func(ctx context.Context, o providers.Offer) (providers.LaunchSpec, error) {
+		args := *in
+		args.GPUCount = plan.GPUCount
+		args.Billing = plan.Billing
+		spec, cplan, err := launchPlan(o, &args)
+		if err != nil {
+			return spec, err
+		}
+		price, known := effectiveHourly(cplan, spec.Periods)
+		if known != approvedKnown || (known && price > approved+1e-9) {
+			return spec, errors.New("its price is not within the approved one")
+		}
+		return spec, d.checkNewSpend(ctx, cplan, spec.Periods, "")
+	}
+}
+
 // repeatedLaunch answers a launch whose idempotency key was seen before, without buying.
-func repeatedLaunch(key, argsKey string, e *ledgerEntry) (*prepared[LaunchResult], error) {
-	if e.args != argsKey {
-		return nil, invalidf("idempotency_key %q was already used with other arguments; use a new key for a different launch", key)
+func (d *Deps) repeatedLaunch(ctx context.Context, key string, prior *fleet.Prior) (*prepared[LaunchResult], error) {
+	if prior.Outcome == nil {
+		msg := fmt.Sprintf("the launch with idempotency_key %q is still in progress or its outcome is unknown; nothing was bought again", key)
+		if prior.Error != "" {
+			msg += " (" + prior.Error + ")"
+		}
+		return nil, &providers.Error{Kind: providers.KindConflict, Provider: "gpu-mcp", Op: "launch", Message: msg, Remedy: "check list_instances"}
 	}
-	if e.inFlight || e.result == nil {
-		return nil, &providers.Error{Kind: providers.KindConflict, Provider: "gpu-mcp", Op: "launch",
-			Message: fmt.Sprintf("the launch with idempotency_key %q is still in progress or its outcome is unknown; nothing was bought again", key),
-			Remedy:  "check list_instances"}
+	out := launchResult(*prior.Outcome)
+	if out.InstanceID != "" {
+		// As it is now, with its connection details, which the ledger does not keep.
+		if p, err := d.resolve(out.InstanceID, "instance_id"); err == nil {
+			if inst, err := p.GetInstance(ctx, out.InstanceID); err == nil {
+				inst = d.annotated(ctx, inst)
+				out.Instance = &inst
+			}
+		}
 	}
-	out := *e.result
-	out.Message = fmt.Sprintf("a launch with idempotency_key %q already ran in this server process; this is its result and nothing was bought again", key)
-	return &prepared[LaunchResult]{noop: out.Message + ". " + e.text, noopOut: out}, nil
+	out.Message = fmt.Sprintf("a launch with idempotency_key %q already ran; this is its result and nothing was bought again", key)
+	return &prepared[LaunchResult]{noop: out.Message + ". " + launchText(&out), noopOut: out}, nil
+}
+
+// parseAutoStop reads auto_stop_after ("" means none).
+func parseAutoStop(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < fleet.MinAutoStop || v > fleet.MaxAutoStop {
+		return 0, invalidf("auto_stop_after %q is not accepted; use a duration between 5s and 720h, e.g. \"90m\" or \"8h\"", s)
+	}
+	return v, nil
+}
+
+// autoStopFor is the lease a launch gets: its auto_stop_after, else GPU_MCP_DEFAULT_AUTO_STOP,
+// else GPU_MCP_MAX_LEASE; source names the setting that chose it ("" for the argument). One
+// longer than GPU_MCP_MAX_LEASE is refused.
+func (d *Deps) autoStopFor(in *LaunchArgs) (time.Duration, string, error) {
+	after, err := parseAutoStop(in.AutoStopAfter)
+	if err != nil {
+		return 0, "", err
+	}
+	ceiling := d.Fleet.MaxLease()
+	switch {
+	case after > 0 && ceiling > 0 && after > ceiling:
+		return 0, "", limitError("auto_stop_after %s is longer than the longest lease allowed, %s (GPU_MCP_MAX_LEASE)", shortDuration(after), shortDuration(ceiling))
+	case after > 0:
+		return after, "", nil
+	case d.Fleet.DefaultAutoStop() > 0:
+		return d.Fleet.DefaultAutoStop(), "GPU_MCP_DEFAULT_AUTO_STOP", nil
+	case ceiling > 0:
+		return ceiling, "GPU_MCP_MAX_LEASE", nil
+	}
+	return 0, "", nil
 }
 
 // launchPlan checks the request against the offer and describes it.
@@ -233,4 +304,116 @@ func intsText(ns []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// launchExtras are the plan's lines for waiting, fallbacks and the auto-stop. source names the
+// setting that chose the auto-stop, when the arguments did not.
+func launchExtras(p providers.Provider, plan *Plan, in *LaunchArgs, autoStop time.Duration, source string) []string {
+	var e []string
+	if in.waits() {
+		timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
+		e = append(e, fmt.Sprintf("waits up to %s for the instance to run and answer on SSH; if it is not running by then it is stopped and destroyed where %s allows (what remains is reported)", shortDuration(timeout), p.Name()))
+	}
+	if in.FallbackOffers > 0 {
+		price := "at an unknown price, as this one"
+		if h, ok := effectiveHourly(plan, max(in.Periods, 1)); ok {
+			price = fmt.Sprintf("at no more than %.2f CNY per hour", h)
+		}
+		e = append(e, fmt.Sprintf("if this offer is sold out or its instance does not come up, up to %d other %s offers with %d x %s, billed %s, %s, may be bought instead (one at a time, each failed one cleaned up)",
+			in.FallbackOffers, p.Name(), plan.GPUCount, plan.GPUModel, plan.Billing, price))
+	}
+	if autoStop > 0 {
+		e = append(e, autoStopEffect(p, autoStop, source))
+	}
+	return e
+}
+
+// autoStopEffect says the truth about an auto-stop: durable on every vendor, by whom, and
+// what happens when no gpu-mcp process runs.
+func autoStopEffect(p providers.Provider, after time.Duration, source string) string {
+	set := ""
+	if source != "" {
+		set = " (set by the server's " + source + ")"
+	}
+	if _, ok := p.(providers.StopScheduler); ok {
+		return fmt.Sprintf("stops automatically %s after it came up%s, by %s's shutdown timer, whether or not gpu-mcp runs; gpu-mcp checks afterwards that it did, and stops it itself where the timer refuses so short a time (then as below for vendors without a timer: whenever any gpu-mcp process runs, or gpu-mcp reap from cron)",
+			shortDuration(after), set, p.Name())
+	}
+	return fmt.Sprintf("is stopped %s after it came up%s by gpu-mcp: %s has no shutdown timer, so gpu-mcp's reconciler does it whenever any gpu-mcp process runs, or `gpu-mcp reap` from cron; with no gpu-mcp process running and no reap scheduled, the stop happens at the next start of gpu-mcp, and the instance bills until then",
+		shortDuration(after), set, p.Name())
+}
+
+func launchText(out *LaunchResult) string {
+	var b strings.Builder
+	last := out.Attempts[len(out.Attempts)-1]
+	switch {
+	case out.Ready:
+		b.WriteString("Launched and ready. ")
+	case out.InstanceID != "" && last.Result == fleet.AttemptRunning:
+		b.WriteString("Launched; it runs, but SSH did not answer from here: " + last.Detail + ". ")
+	case last.Result == fleet.AttemptOrdered:
+		if out.InstanceID == "" {
+			b.WriteString(fmt.Sprintf("Ordered (%s); the instance is not listed yet and bills once it exists: check list_instances or wait_instance. ", orderText(out.OrderID)))
+		} else {
+			b.WriteString("Ordered; not waited for: use wait_instance until=ssh_ready. ")
+		}
+	default:
+		b.WriteString("No usable instance. ")
+	}
+	if out.SSHCommand != "" {
+		b.WriteString("\nssh: " + out.SSHCommand)
+		if out.Instance != nil && out.Instance.Connection != nil && out.Instance.Connection.SSHPassword != "" {
+			b.WriteString("  (password: in instance.connection.ssh_password; a secret, show it only to the user)")
+		}
+	}
+	if out.Instance != nil && out.Instance.Connection != nil {
+		for _, u := range out.Instance.Connection.WebURLs {
+			b.WriteString("\n" + u.Name + ": " + u.URL)
+		}
+	}
+	if out.AutoStop != nil {
+		b.WriteString(fmt.Sprintf("\nauto-stop at %s by %s", out.AutoStop.At.UTC().Format(time.RFC3339), out.AutoStop.By))
+	}
+	if len(out.Attempts) > 1 || !out.Ready {
+		for i, a := range out.Attempts {
+			fmt.Fprintf(&b, "\nattempt %d: %s %s", i+1, orDefault(a.OfferID, "-"), a.Result)
+			if a.Detail != "" {
+				b.WriteString(": " + a.Detail)
+			}
+			if a.Cleanup != "" {
+				b.WriteString("; cleanup: " + a.Cleanup)
+			}
+		}
+	}
+	b.WriteString("\nbilling now: " + out.Billing)
+	if out.Message != "" {
+		b.WriteString("\n" + out.Message)
+	}
+	return b.String()
+}
+
+func orderText(id string) string {
+	if id == "" {
+		return ""
+	}
+	return "order " + id
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// shortDuration writes 2h rather than 2h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

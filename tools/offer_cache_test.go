@@ -237,7 +237,7 @@ func TestListOffersUsesTheCacheLaunchReadsLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache, clk := newTestCache(t)
-	d := &Deps{Providers: reg, Confirmer: testConfirmer(t, "k"), Log: zerolog.New(io.Discard), Offers: cache, PollInterval: 5 * time.Millisecond}
+	d := &Deps{Providers: reg, Confirmer: testConfirmer(t, "k"), Log: zerolog.New(io.Discard), Offers: cache, Fleet: newTestFleet(t, reg)}
 	tools := map[string]Tool{}
 	for _, tool := range All(d) {
 		tools[tool.Name] = tool

@@ -68,7 +68,7 @@ func depsFor(t *testing.T, fakes ...*fakeProvider) *Deps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
+	return &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), Fleet: newTestFleet(t, reg)}
 }
 
 // guardedCalls is one call of each guarded tool, against instance i1 (running) or the offer.

@@ -25,7 +25,7 @@ func All(d *Deps) []Tool {
 	}
 	return []Tool{listProviders(d), listGPUOffers(d), listImages(d), listInstances(d), getInstance(d), launchInstance(d),
 		actions[providers.ActionStart], actions[providers.ActionStop], actions[providers.ActionRestart],
-		saveImage(d), renewInstance(d), actions[providers.ActionDestroy], waitInstance(d)}
+		saveImage(d), renewInstance(d), actions[providers.ActionDestroy], waitInstance(d), setAutoStop(d)}
 }
 
 // Registered is the tools the server offers: all of them, or in read-only mode only those
@@ -52,7 +52,8 @@ func Instructions(d *Deps) string {
 	}
 	return "gpu-mcp rents and manages GPU machines on " + clouds + `.
 Start with list_providers and list_gpu_offers. Every id carries its provider (provider:vendor-id).
-Tools that spend money, interrupt work or delete data (launch, start, stop, restart, save_image, renew, destroy) first return a plan and a confirmation token: show the plan to the user and call again with confirm_token only after they approve.`
+Tools that spend money, interrupt work or delete data (launch, start, stop, restart, save_image, renew, destroy, set_auto_stop) first return a plan and a confirmation token: show the plan to the user and call again with confirm_token only after they approve.
+An auto-stop (launch_instance auto_stop_after, set_auto_stop) is kept by gpu-mcp across restarts; list_instances and get_instance show it under managed, and flag orphans.`
 }
 
 // NewServer returns an MCP server with every tool registered.

@@ -37,7 +37,7 @@ func newHarness(t *testing.T, fakes ...*fakeProvider) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.deps = &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), PollInterval: 5 * time.Millisecond}
+	h.deps = &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), Fleet: newTestFleet(t, reg)}
 	c, err := client.NewInProcessClient(NewServer(h.deps, "test"))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestToolsListHasSchemasAndAllHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"list_providers", "list_gpu_offers", "list_images", "list_instances", "get_instance", "launch_instance",
-		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance", "wait_instance"}
+		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance", "wait_instance", "set_auto_stop"}
 	var got []string
 	for _, tool := range res.Tools {
 		got = append(got, tool.Name)
@@ -143,6 +143,7 @@ func TestAnnotationsMatchArchitectureTable(t *testing.T) {
 		"renew_instance":   {Destructive: true, OpenWorld: true},
 		"destroy_instance": {Destructive: true, Idempotent: true, OpenWorld: true},
 		"wait_instance":    {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"set_auto_stop":    {Destructive: true, Idempotent: true, OpenWorld: true},
 	}
 	for _, tool := range All(&Deps{}) {
 		if w, ok := want[tool.Name]; !ok || w != tool.Hints {

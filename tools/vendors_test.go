@@ -73,7 +73,7 @@ func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 	for _, p := range reg.All() {
 		e.ps[p.Name()] = p
 	}
-	d := &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second, PollInterval: 5 * time.Millisecond}
+	d := &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), VendorTimeout: 10 * time.Second, Fleet: newTestFleet(t, reg)}
 	if o.deps != nil {
 		o.deps(d)
 	}

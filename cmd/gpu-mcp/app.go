@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
@@ -80,16 +79,9 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		ReadOnly:           cfg.ReadOnly,
 		RequireElicitation: cfg.RequireElicitation,
 		Limits:             tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs},
-		PollInterval:       cfg.PollInterval,
 		Clouds:             vendors.Titles(),
 		ConfigureHint:      vendors.ConfigureHint(),
 	}
-	if cfg.Demo && cfg.DemoStepDelay < 2*cfg.PollInterval {
-		// The emulators change state every DemoStepDelay: ask as often, so the demo is brisk.
-		app.Deps.PollInterval = max(cfg.DemoStepDelay/2, 50*time.Millisecond)
-	}
-	// Closed after the cache (last opened, first closed): says which auto-stops will not happen.
-	app.closers = append(app.closers, app.Deps.Close)
 	if cfg.OfferCacheTTL > 0 {
 		cache := tools.NewOfferCache(tools.OfferCacheOptions{TTL: cfg.OfferCacheTTL, RefreshTimeout: cfg.VendorTimeout})
 		app.Deps.Offers = cache
@@ -102,6 +94,14 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	app.Deps.Audit = audit
 	app.closers = append(app.closers, func() { audit.Close() })
+	fl, err := newFleet(cfg, log, store, app.Replica, app.Deps)
+	if err != nil {
+		app.Close()
+		return nil, err
+	}
+	app.Deps.Fleet = fl
+	// Closed first (last opened): the work it hands back to the store is still audited.
+	app.closers = append(app.closers, fl.Close)
 	app.Server = tools.NewServer(app.Deps, version)
 	return app, nil
 }

@@ -32,6 +32,10 @@ type Config struct {
 	RequireElicitation bool     `env:"GPU_MCP_REQUIRE_ELICITATION"`
 	AuditLog           string   `env:"GPU_MCP_AUDIT_LOG"`
 
+	// MaxLease caps every auto-stop lease; DefaultAutoStop is the lease of a launch that names none.
+	MaxLease        time.Duration `env:"GPU_MCP_MAX_LEASE"`
+	DefaultAutoStop time.Duration `env:"GPU_MCP_DEFAULT_AUTO_STOP"`
+
 	// AuthToken is the bearer token every HTTP or SSE request must carry.
 	AuthToken string `env:"GPU_MCP_AUTH_TOKEN"`
 	// RequestTimeout bounds one HTTP request to a vendor.
@@ -63,6 +67,8 @@ type Config struct {
 
 	// vendors are the vendors' own configurations, each read under its prefix.
 	vendors []vendorConfig
+	// testHook is GPU_MCP_TESTHOOK, for crash tests only (see newFleet).
+	testHook string
 }
 
 // vendorConfig is one vendor's configuration, as the environment set it.
@@ -141,6 +147,7 @@ func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Con
 	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
 		return cfg, nil, envError(err)
 	}
+	cfg.testHook = environ[testHookEnv]
 	for _, v := range vendors.All() {
 		vc, err := vendors.Load(v, environ)
 		if err != nil {
@@ -227,6 +234,9 @@ func (c *Config) validate() error {
 	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
 		return fmt.Errorf("GPU_MCP_POLL_INTERVAL %s is not accepted; use a duration between 10ms and 1m (default 3s)", c.PollInterval)
 	}
+	if err := c.validateLeases(); err != nil {
+		return err
+	}
 	lat, err := parseDemoLatency(c.DemoLatency)
 	if err != nil {
 		return err
@@ -249,6 +259,9 @@ Usage:
   gpu-mcp [flags] call TOOL ['{json}']  run one tool in-process and print its text
   gpu-mcp emulate [--addr 127.0.0.1:0]  serve the vendor emulators until stopped; prints the
                                      environment lines that point gpu-mcp at them
+  gpu-mcp [flags] reap               carry out due auto-stops and launches left in flight, then
+                                     exit (a line per action; status 1 if one failed): for cron
+  gpu-mcp [flags] leases             list the auto-stops, overdue ones and orphans
   gpu-mcp version
 
 Flags (each also read from the environment variable in brackets; flags win):

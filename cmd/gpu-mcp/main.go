@@ -81,13 +81,19 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 	defer app.Close()
 	switch cmd {
 	case "serve":
+		app.Deps.Fleet.Start()
 		return serve(app, cfg, nc, stdin, stdout, stderr)
 	case "tools":
 		return listTools(app, stdout)
 	case "call":
+		app.Deps.Fleet.Start()
 		return callTool(app, rest, stdout, stderr)
+	case "reap":
+		return reap(app, stdout, stderr)
+	case "leases":
+		return leases(app, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "gpu-mcp: unknown command %q; use serve (default), tools, call, emulate or version\n", cmd)
+	fmt.Fprintf(stderr, "gpu-mcp: unknown command %q; use serve (default), tools, call, reap, leases, emulate or version\n", cmd)
 	return 2
 }
 

@@ -12,7 +12,7 @@ import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { BIN, TOKEN, serverEnv, startServer, text } from '../lib/gpu-mcp.mjs';
 
 const TOOLS = ['list_providers', 'list_gpu_offers', 'list_images', 'list_instances', 'get_instance', 'launch_instance',
-  'start_instance', 'stop_instance', 'restart_instance', 'save_image', 'renew_instance', 'destroy_instance', 'wait_instance'];
+  'start_instance', 'stop_instance', 'restart_instance', 'save_image', 'renew_instance', 'destroy_instance', 'wait_instance', 'set_auto_stop'];
 
 for (const transport of ['stdio', 'http', 'sse']) {
   describe(`TypeScript SDK client over ${transport}`, () => {

@@ -434,6 +434,8 @@ func testListLaunches(t *testing.T, e env) {
 		{state.LaunchFilter{InstanceID: "chenyu:i0", Statuses: []state.LaunchStatus{state.LaunchFailed}}, "[k2]"},
 		{state.LaunchFilter{Limit: 2}, "[k0 k1]"},
 		{state.LaunchFilter{InstanceID: "none"}, "[]"},
+		{state.LaunchFilter{VendorName: "gpu-mcp-k2"}, "[k2]"},
+		{state.LaunchFilter{VendorName: "gpu-mcp-k2", InstanceID: "chenyu:i1"}, "[]"},
 	} {
 		if got := keys(e.b.ListLaunches(ctx, c.f)); got != c.want {
 			t.Errorf("ListLaunches(%+v) = %s, want %s", c.f, got, c.want)
