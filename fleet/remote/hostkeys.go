@@ -12,8 +12,8 @@ import (
 )
 
 // HostKeys pins each instance's SSH host key on first use. Keys are in the SSH wire format
-// (ssh.PublicKey.Marshal). StoreHostKeys keeps them in the durable state store; MemoryHostKeys serves
-// tests and single processes.
+// (ssh.PublicKey.Marshal). StoreHostKeys keeps them in the durable state store;
+// MemoryHostKeys serves tests and single processes.
 type HostKeys interface {
 	// Pin records key for instanceID if none is recorded, atomically, and returns the key
 	// recorded now: key itself with firstUse true, or the earlier key, which the caller
