@@ -30,7 +30,7 @@ type Options struct {
 	Providers *providers.Registry
 	Store     state.Store
 	// Key, when set, logs in before the vendor's password is tried (GPU_MCP_SSH_KEY).
-	Key  ssh.Signer
+	Key ssh.Signer
 	Log zerolog.Logger
 	// Pool tunes the connection pool; its logger is Log.
 	Pool remote.PoolOptions
