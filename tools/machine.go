@@ -15,8 +15,8 @@ import (
 
 // The tools that work on an instance's machine over SSH: gpu_status and run_command here,
 // the copies in machine_files.go, the jobs in machine_jobs.go. What the machine sends back is
-// data, never instructions: every result marks it untrusted, and the text shows it only
-// behind a "| " on every line.
+// data, never instructions: every result marks it untrusted, and the text shows output only
+// behind a "| " on every line, names only in columns whose header says so.
 
 // ExecMode is GPU_MCP_EXEC: whether the tools that change a machine run at once, go through
 // the confirmation guard, or are not offered.
@@ -76,45 +76,35 @@ const (
 )
 
 // execTool builds a tool that changes an instance's machine: with GPU_MCP_EXEC=confirm it is a
-// guarded tool (plan first, then a person's yes); otherwise prepare's plan runs at once. Both
-// ways, the call goes to the audit log.
+// guarded tool (plan first, then a person's yes); otherwise prepare's plan runs at once, as an
+// approved one does: only once the audit trail holds that it runs.
 func execTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *Deps, name, title, description string, hints Hints,
 	prepare func(ctx context.Context, in PIn) (*prepared[Out], error)) Tool {
 	if d.Exec == ExecConfirm {
 		return guardedTool[In, Out, PIn, POut](d, name, title, description+execConfirmNote, hints, prepare)
 	}
 	return newTool(name, title, description+execOnNote, hints, false, func(ctx context.Context, in *In) (_ Out, _ string, err error) {
-		var out Out
+		var zero Out
 		PIn(in).takeToken()
 		args, err := json.Marshal(in)
 		if err != nil {
-			return out, "", err
+			return zero, "", err
 		}
 		rec := AuditEntry{Time: time.Now().UTC(), Tool: name, Arguments: args, Confirmation: ConfirmedNotRequired, Demo: d.Demo}
 		defer func() {
-			if err != nil {
-				rec.Outcome, rec.Detail = StatusFailed, errorText(err)
+			if err != nil && rec.Outcome == "" {
+				rec.Outcome, rec.Detail = StatusRefused, errorText(err)
 			}
-			if aerr := d.Audit.Record(rec); aerr != nil {
-				d.Log.Error().Err(aerr).Str("tool", name).Msg("audit log write failed")
+			if aerr := d.Audit.Record(ctx, rec); aerr != nil {
+				d.Log.Error().Err(aerr).Str("tool", name).Str("outcome", string(rec.Outcome)).Msg("AUDIT NOT RECORDED: the outcome of this call is missing from the audit trail")
 			}
 		}()
 		p, err := prepare(ctx, in)
 		if err != nil {
-			return out, "", err
+			return zero, "", err
 		}
 		rec.Plan = p.plan
-		out, text, err := p.run(ctx)
-		if err != nil {
-			return out, "", err
-		}
-		o := POut(&out).outcome()
-		if o.Status == "" {
-			o.Status = StatusDone
-		}
-		o.Demo = d.Demo
-		rec.Outcome, rec.Detail = o.Status, o.Message
-		return out, d.textPrefix() + text, nil
+		return runConfirmed[Out, POut](ctx, d, name, p, &rec)
 	})
 }
 
@@ -165,8 +155,8 @@ func (d *Deps) acceptNewHostKey(ctx context.Context, tool string, m work.Machine
 	if err != nil {
 		rec.Outcome, rec.Detail = StatusFailed, errorText(err)
 	}
-	if aerr := d.Audit.Record(rec); aerr != nil {
-		d.Log.Error().Err(aerr).Msg("audit log write failed")
+	if aerr := d.Audit.Record(ctx, rec); aerr != nil {
+		d.Log.Error().Err(aerr).Str("instance", m.Instance.ID).Msg("AUDIT NOT RECORDED: a forgotten host key is missing from the audit trail")
 	}
 	return err
 }
@@ -370,7 +360,7 @@ func gpuText(r GPUStatusResult) string {
 	fmt.Fprintf(&b, "%s: %d GPUs, %d processes on them", r.InstanceID, len(r.GPUs), len(r.Processes))
 	rows := make([][]string, 0, len(r.GPUs))
 	for _, g := range r.GPUs {
-		rows = append(rows, []string{strconv.Itoa(g.Index), "| " + g.Name, strconv.Itoa(g.UtilizationPct) + "%",
+		rows = append(rows, []string{strconv.Itoa(g.Index), g.Name, strconv.Itoa(g.UtilizationPct) + "%",
 			fmt.Sprintf("%d/%d MiB", g.MemoryUsedMiB, g.MemoryTotalMiB), strconv.Itoa(g.TemperatureC) + "C", fmt.Sprintf("%.0fW", g.PowerW)})
 	}
 	if len(rows) > 0 {
@@ -379,7 +369,7 @@ func gpuText(r GPUStatusResult) string {
 	if len(r.Processes) > 0 {
 		rows = rows[:0]
 		for _, p := range r.Processes {
-			rows = append(rows, []string{strconv.Itoa(p.GPUIndex), strconv.Itoa(p.PID), "| " + p.Name, fmt.Sprintf("%d MiB", p.UsedMemoryMiB)})
+			rows = append(rows, []string{strconv.Itoa(p.GPUIndex), strconv.Itoa(p.PID), p.Name, fmt.Sprintf("%d MiB", p.UsedMemoryMiB)})
 		}
 		b.WriteString("\n" + table([]string{"gpu", "pid", "process (" + untrustedNote + ")", "memory"}, rows))
 	}

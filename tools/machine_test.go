@@ -46,12 +46,12 @@ func newMachineEnv(t *testing.T, mode ExecMode) *machineEnv {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { w.Close() })
-		audit, err := OpenAuditLog(me.auditPath)
+		audit, err := NewAuditLog(AuditOptions{Store: st, Path: me.auditPath})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { audit.Close() })
-		d.Work, d.Exec, d.Workspace, d.Audit = w, mode, me.ws, audit
+		d.Work, d.Exec, d.Workspace, d.Audit, d.Store = w, mode, me.ws, audit, st
 	}})
 	return me
 }
