@@ -98,7 +98,8 @@ type Check struct {
 	// Reason says why, or why not yet, for the log and the lease's outcome.
 	Reason string
 	// Params, when not nil, are the lease's new Params, to store with the next check time
-	// (a LeaseGPUIdle lease's samples).
+	// (a LeaseGPUIdle lease's samples); keys of the old Params that CheckLease does not know
+	// are kept.
 	Params json.RawMessage
 }
 
@@ -218,10 +219,31 @@ func (w *Work) checkIdle(ctx context.Context, l state.Lease, now time.Time) (Che
 		s.MaxPct = max(s.MaxPct, g.UtilizationPct)
 	}
 	check := p.add(s, policy)
-	if check.Params, err = json.Marshal(p); err != nil {
+	if check.Params, err = mergeParams(l.Params, p); err != nil {
 		return Check{}, err
 	}
 	return check, nil
+}
+
+// mergeParams is old with the fields of v put over it: what others keep in a lease's Params
+// (the firing's own state) stays.
+func mergeParams(old json.RawMessage, v any) (json.RawMessage, error) {
+	m := map[string]json.RawMessage{}
+	if len(old) > 0 {
+		_ = json.Unmarshal(old, &m)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	for k, f := range fields {
+		m[k] = f
+	}
+	return json.Marshal(m)
 }
 
 // add takes sample s into p and says whether the GPUs have now been idle for the window.

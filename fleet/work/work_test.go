@@ -271,7 +271,13 @@ func TestGPUIdleLease(t *testing.T) {
 	if _, err := r.w.StopWhenIdle(ctxT(t), m.Instance, IdlePolicy{BelowPct: 0, For: time.Hour}, ""); err == nil {
 		t.Fatal("a threshold of 0% was accepted")
 	}
-	if _, err := r.w.StopWhenIdle(ctxT(t), m.Instance, policy, "launch-key"); err != nil {
+	idle, err := r.w.StopWhenIdle(ctxT(t), m.Instance, policy, "launch-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The firing keeps state of its own in the Params; the checks leave it there.
+	idle.Params = json.RawMessage(strings.Replace(string(idle.Params), "{", `{"stop_sent_at":"2026-01-01T00:00:00Z",`, 1))
+	if _, err := r.store.PutLease(ctxT(t), idle); err != nil {
 		t.Fatal(err)
 	}
 	gpu := r.emulated(id)
@@ -295,7 +301,8 @@ func TestGPUIdleLease(t *testing.T) {
 		t.Fatalf("idle for 30m: %+v", c)
 	}
 	var p idleParams
-	if err := json.Unmarshal(c.Params, &p); err != nil || len(p.Samples) != 6 || p.Samples[5].MaxPct != 3 || !p.IdleSince.Equal(t0.Add(time.Minute)) {
+	if err := json.Unmarshal(c.Params, &p); err != nil || len(p.Samples) != 6 || p.Samples[5].MaxPct != 3 || !p.IdleSince.Equal(t0.Add(time.Minute)) ||
+		!strings.Contains(string(c.Params), `"stop_sent_at":"2026-01-01T00:00:00Z"`) {
 		t.Fatalf("params %s", c.Params)
 	}
 	l, _ := r.store.ListLeases(ctxT(t), state.LeaseFilter{InstanceID: id, Kind: state.LeaseGPUIdle})
