@@ -129,8 +129,9 @@ func machineTools(d *Deps) []Tool {
 // machine reads the instance, which must be running, and how to log in to its machine.
 func (d *Deps) machine(ctx context.Context, id string) (work.Machine, error) {
 	if d.Work == nil {
-		return work.Machine{}, &providers.Error{Kind: providers.KindUnsupported, Provider: "gpu-mcp", Message: "this server is not set up to work on machines",
-			Remedy: "run gpu-mcp itself (not a library build without a state store) to use the machine tools"}
+		return work.Machine{}, &providers.Error{Kind: providers.KindUnsupported, Provider: "gpu-mcp",
+			Message: "working on machines is not set up in this server (it has no store for host keys and jobs)",
+			Remedy:  "run the gpu-mcp command, which sets it up"}
 	}
 	if _, err := d.resolve(id, "instance_id"); err != nil {
 		return work.Machine{}, err
@@ -243,8 +244,11 @@ func runCommand(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			plan := machinePlan(m, "run_command", fmt.Sprintf("Run a command on %s instance %s: %s", m.Instance.Provider, m.Instance.ID, in.Command), in.HostKeyChoice,
-				fmt.Sprintf("the command runs as %s on the machine, for %s at most; it can change or delete anything that user can", m.Target.User, timeout))
+			// The command is an effect, not the summary, which goes to the log: it may hold
+			// whatever the agent typed.
+			plan := machinePlan(m, "run_command", fmt.Sprintf("Run a command on %s instance %s.", m.Instance.Provider, m.Instance.ID), in.HostKeyChoice,
+				"command: "+in.Command,
+				fmt.Sprintf("it runs as %s on the machine, for %s at most; it can change or delete anything that user can", m.Target.User, timeout))
 			return &prepared[RunCommandResult]{plan: plan, run: func(ctx context.Context) (RunCommandResult, string, error) {
 				if in.AcceptNewHostKey {
 					if err := d.acceptNewHostKey(ctx, "run_command", m); err != nil {

@@ -164,7 +164,8 @@ func startJob(d *Deps) Tool {
 				return nil, err
 			}
 			spec := work.JobSpec{Command: in.Command, Dir: in.Dir, StopInstanceWhenDone: in.StopInstanceWhenDone}
-			effects := []string{fmt.Sprintf("the command runs as %s on the machine until it ends or stop_job ends it, while the instance bills", m.Target.User)}
+			effects := []string{"command: " + in.Command,
+				fmt.Sprintf("it runs as %s on the machine until it ends or stop_job ends it, while the instance bills", m.Target.User)}
 			if in.StopInstanceWhenDone {
 				effects = append(effects, "gpu-mcp stops the instance once this job (and every other job started with stop_instance_when_done) has ended")
 			}
@@ -173,7 +174,7 @@ func startJob(d *Deps) Tool {
 				spec.StopWhenIdle = &p
 				effects = append(effects, fmt.Sprintf("gpu-mcp stops the instance once every GPU stayed under %d%% utilization for %s", p.BelowPct, p.For))
 			}
-			plan := machinePlan(m, "start_job", fmt.Sprintf("Start a job on %s instance %s: %s", m.Instance.Provider, m.Instance.ID, in.Command), in.HostKeyChoice, effects...)
+			plan := machinePlan(m, "start_job", fmt.Sprintf("Start a job on %s instance %s.", m.Instance.Provider, m.Instance.ID), in.HostKeyChoice, effects...)
 			return &prepared[StartJobResult]{plan: plan, run: func(ctx context.Context) (StartJobResult, string, error) {
 				if in.AcceptNewHostKey {
 					if err := d.acceptNewHostKey(ctx, "start_job", m); err != nil {

@@ -367,7 +367,7 @@ func TestExecConfirmPlansFirst(t *testing.T) {
 	before := m.Stats().Commands
 	plan := e.ok("run_command", map[string]any{"instance_id": l.id, "command": "echo hello >greeting"})
 	p, _ := plan["plan"].(map[string]any)
-	if plan["status"] != "confirmation_required" || p == nil || !strings.Contains(p["summary"].(string), "echo hello >greeting") {
+	if plan["status"] != "confirmation_required" || p == nil || !slices.Contains(p["effects"].([]any), any("command: echo hello >greeting")) {
 		t.Fatalf("plan %v", plan)
 	}
 	if m.Stats().Commands != before {
