@@ -239,8 +239,11 @@ func (d *Deps) annotated(ctx context.Context, inst providers.Instance) providers
 // adoption) to the audit trail.
 func (d *Deps) RecordEvent(e fleet.Event) {
 	rec := AuditEntry{Time: time.Now().UTC(), Tool: e.Kind, Confirmation: ConfirmedAtSetAutoStop, Outcome: StatusDone, Detail: e.Detail, Demo: d.Demo}
-	if e.ApprovedAtLaunch {
+	switch {
+	case e.ApprovedAtLaunch:
 		rec.Confirmation = ConfirmedAtLaunch
+	case work.IsWorkLease(e.Lease):
+		rec.Confirmation = ConfirmedWithWork
 	}
 	if e.Failed {
 		rec.Outcome = StatusFailed

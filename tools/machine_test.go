@@ -276,6 +276,39 @@ func (e *machineEnv) noSecret(s string) {
 	}
 }
 
+// A launch can ask to be stopped once its GPUs stay idle: the plan says so, and the lease is in
+// the store once the instance runs.
+func TestLaunchWithStopWhenGPUIdle(t *testing.T) {
+	noLeaks(t)
+	e := newMachineEnv(t, ExecOn)
+	vendor := e.names[0]
+	m := e.ok("list_gpu_offers", map[string]any{"provider": vendor, "billing": "hourly", "available_only": true, "limit": 100})
+	offer := m["offers"].([]any)[0].(map[string]any)
+	images := e.ok("list_images", map[string]any{"offer_id": offer["id"], "kind": "public"})["images"].([]any)
+	args := map[string]any{"offer_id": offer["id"], "image_id": images[0].(map[string]any)["id"], "billing": "hourly",
+		"stop_when_gpu_idle": map[string]any{"below_pct": 5, "for": "30m"}}
+	plan := e.ok("launch_instance", args)
+	effects, _ := json.Marshal(plan["plan"].(map[string]any)["effects"])
+	if !strings.Contains(string(effects), "under 5% utilization for 30m") {
+		t.Fatalf("the plan does not say it: %s", effects)
+	}
+	res := e.confirm("launch_instance", args)
+	id, _ := res["instance_id"].(string)
+	idle, _ := res["idle_stop"].(map[string]any)
+	if idle == nil || idle["kind"] != "gpu_idle" || idle["action"] != "stop" {
+		t.Fatalf("launch: %v", res)
+	}
+	leases, err := e.store.ListLeases(t.Context(), state.LeaseFilter{InstanceID: id, Kind: state.LeaseGPUIdle, Pending: true})
+	if err != nil || len(leases) != 1 || !strings.Contains(string(leases[0].Params), `"for":"30m0s"`) {
+		t.Fatalf("the lease: %+v %v", leases, err)
+	}
+	args["wait"] = false
+	e.fails("launch_instance", args, "stop_when_gpu_idle needs wait=true")
+	args["wait"] = true
+	args["stop_when_gpu_idle"] = map[string]any{"below_pct": 5, "for": "10s"}
+	e.fails("launch_instance", args, "1m0s to 24h0m0s")
+}
+
 func TestRunCommandCapsTimesOutAndStreams(t *testing.T) {
 	noLeaks(t)
 	e := newMachineEnv(t, ExecOn)

@@ -165,7 +165,7 @@ func TestStdioWorkOnTheMachineOfEveryVendor(t *testing.T) {
 			storeURL := "sqlite://" + filepath.ToSlash(filepath.Join(dir, "state.db"))
 			auditFile := filepath.Join(dir, "audit.jsonl")
 			s := &machineSession{session: startSession(t, append(env, "GPU_MCP_WORKSPACE="+ws, "GPU_MCP_AUDIT_LOG="+auditFile,
-				"GPU_MCP_SSH_KEY="+key, "GPU_MCP_STATE_URL="+storeURL))}
+				"GPU_MCP_SSH_KEY="+key, "GPU_MCP_STATE_URL="+storeURL, "GPU_MCP_POLL_INTERVAL=100ms"))}
 			l := launchOne(t, s, v, emu)
 
 			g := s.call("gpu_status", map[string]any{"instance_id": l.id})
@@ -238,8 +238,17 @@ func TestStdioWorkOnTheMachineOfEveryVendor(t *testing.T) {
 				t.Fatalf("job_status after the end: %v", st)
 			}
 
-			if inst := s.ok("get_instance", map[string]any{"instance_id": l.id})["instance"].(map[string]any); inst["state"] == "running" {
-				s.confirm("stop_instance", map[string]any{"instance_id": l.id}, emu.Changes)
+			// The job has ended: gpu-mcp's reconciler stops the instance by itself (the lease of
+			// stop_instance_when_done), and what the job did stays known.
+			if w := s.ok("wait_instance", map[string]any{"instance_id": l.id, "until": "stopped", "timeout": "1m"}); w["reached"] != true {
+				t.Fatalf("the instance was not stopped by its lease: %v", w)
+			}
+			if st := s.call("job_status", map[string]any{"instance_id": l.id, "job_id": jobID}); st["source"] != "record" || st["exit_code"] != float64(7) {
+				t.Fatalf("job_status of the stopped instance: %v", st)
+			}
+			list := s.ok("list_instances", map[string]any{"provider": v.Name, "state": "running"})
+			if slices.Contains(instanceIDs(list), l.id) {
+				t.Fatalf("still running: %v", list)
 			}
 			s.confirm("destroy_instance", map[string]any{"instance_id": l.id}, emu.Changes)
 			if _, ok := emu.SSHAddr(local(l.id)); ok {
@@ -257,6 +266,11 @@ func TestStdioWorkOnTheMachineOfEveryVendor(t *testing.T) {
 			trail, err := st2.ListAudit(t.Context(), time.Time{}, 0)
 			if err != nil || !slices.ContainsFunc(trail, func(r state.AuditRecord) bool { return r.Tool == "start_job" && r.Outcome == "done" }) {
 				t.Fatalf("the store's audit trail has no start_job: %v %v", len(trail), err)
+			}
+			if !slices.ContainsFunc(trail, func(r state.AuditRecord) bool {
+				return r.Tool == "auto_stop" && r.Outcome == "done" && r.Confirmation == "asked_with_the_work" && strings.Contains(r.Detail, "when its jobs end")
+			}) {
+				t.Fatalf("the store's audit trail has no auto-stop by the job's lease: %+v", trail)
 			}
 			s.noSecrets(auditFile, trail, append([]string{l.password, emu.Credential()}, keyParts(key)...)...)
 		})
