@@ -220,9 +220,7 @@ func jobStatus(d *Deps) Tool {
 		"Whether a job started with start_job still runs, its exit code once it ended, its runtime and log size. When the instance does not run (it was stopped, maybe by the job's own stop_instance_when_done), gpu-mcp's record of the job is returned (source: record).",
 		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
 		func(ctx context.Context, in *JobArgs) (JobStatusResult, string, error) {
-			m, err := d.connect(ctx, "job_status", in.InstanceID, in.HostKeyChoice)
-			var nr *work.NotRunningError
-			if errors.As(err, &nr) {
+			recorded := func(err error) (JobStatusResult, string, error) {
 				st, rerr := d.Work.RecordedJob(ctx, in.InstanceID, in.JobID)
 				if rerr != nil {
 					return JobStatusResult{}, "", fmt.Errorf("%w; and %v", err, rerr)
@@ -230,11 +228,21 @@ func jobStatus(d *Deps) Tool {
 				out := JobStatusResult{JobInfo: jobInfo(in.InstanceID, st), Demo: d.Demo}
 				return out, d.textPrefix() + jobText(out.JobInfo), nil
 			}
+			m, err := d.connect(ctx, "job_status", in.InstanceID, in.HostKeyChoice)
+			var nr *work.NotRunningError
+			if errors.As(err, &nr) {
+				return recorded(err)
+			}
 			if err != nil {
 				return JobStatusResult{}, "", err
 			}
 			st, err := d.Work.JobStatus(ctx, m, in.JobID)
 			if err != nil {
+				// The instance may have stopped meanwhile (a job's own stop_instance_when_done
+				// does that): then the record is all there is.
+				if _, merr := d.machine(ctx, in.InstanceID); errors.As(merr, &nr) {
+					return recorded(merr)
+				}
 				return JobStatusResult{}, "", err
 			}
 			out := JobStatusResult{JobInfo: jobInfo(m.Instance.ID, st), Demo: d.Demo}
