@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
@@ -72,6 +73,9 @@ type Options struct {
 	// Bought, when set, is told when a provider took an order (the offer cache drops its
 	// offers).
 	Bought func(provider string)
+	// Work, when set, decides the leases on work (state.LeaseJobEnd, state.LeaseGPUIdle): at
+	// each pass the reconciler asks it whether one is due (a job ended, the GPUs stayed idle).
+	Work *work.Work
 	// AfterBuy, when set, runs between the vendor's answer to a buy and the ledger's record
 	// of it. Only crash tests set it (GPU_MCP_TESTHOOK).
 	AfterBuy func()
@@ -84,8 +88,11 @@ type Event struct {
 	Failed     bool
 	Detail     string
 	// ApprovedAtLaunch: the user approved this with the launch (its auto_stop_after, its
-	// cleanup); false: with set_auto_stop.
+	// cleanup); false: with set_auto_stop, or with the work (see Lease).
 	ApprovedAtLaunch bool
+	// Lease is the kind of the lease an auto-stop carried out: a lease on work was asked for
+	// with the work (start_job, or launch_instance's stop_when_gpu_idle).
+	Lease state.LeaseKind
 }
 
 // Event kinds.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
@@ -132,18 +133,33 @@ func (f *Fleet) backoff(n int) time.Duration {
 }
 
 // isDue is the kind-specific check of a claimed lease: whether its action is due now, or why
-// this gpu-mcp cannot tell.
-func isDue(l *state.Lease, now time.Time) (bool, string) {
-	if l.Kind == state.LeaseTime {
-		return !now.Before(l.DueAt), ""
+// this gpu-mcp cannot tell. A lease on work is asked of Options.Work, which looks at the
+// machine: its check may come with new Params to keep, and an error (the machine did not
+// answer) means "look again at the next poll".
+func (f *Fleet) isDue(ctx context.Context, l *state.Lease, now time.Time) (due bool, why string, check *work.Check, err error) {
+	switch {
+	case l.Kind == state.LeaseTime:
+		return !now.Before(l.DueAt), "", nil, nil
+	case work.IsWorkLease(l.Kind) && f.o.Work != nil:
+		c, err := f.o.Work.CheckLease(ctx, *l, now)
+		if err != nil {
+			return false, "", nil, err
+		}
+		return c.Due, c.Reason, &c, nil
 	}
-	return false, "this gpu-mcp cannot tell when a " + string(l.Kind) + " lease is due; a newer gpu-mcp enforces it"
+	return false, "this gpu-mcp cannot tell when a " + string(l.Kind) + " lease is due; a newer gpu-mcp enforces it", nil, nil
 }
 
 func dueText(l *state.Lease) string {
 	what := "auto-stop"
 	if l.Action == state.ActionDestroy {
 		what = "auto-destroy"
+	}
+	switch l.Kind {
+	case state.LeaseJobEnd:
+		return what + " when its jobs end"
+	case state.LeaseGPUIdle:
+		return what + " when its GPUs stay idle"
 	}
 	return what + " due " + utc(l.DueAt)
 }
@@ -154,7 +170,22 @@ func dueText(l *state.Lease) string {
 func (f *Fleet) fire(ctx context.Context, l state.Lease) *Action {
 	now := f.now()
 	act := &Action{InstanceID: l.InstanceID, Key: l.LaunchKey, Due: dueText(&l)}
-	if due, why := isDue(&l, now); !due {
+	due, why, check, err := f.isDue(ctx, &l, now)
+	switch {
+	case err != nil:
+		f.log.Warn().Str("instance", l.InstanceID).Str("error", errorText(err)).Str("lease", dueText(&l)).Msg("the lease's machine could not be asked; looking again at the next poll")
+		f.later(ctx, &l, func(x *state.Lease) { x.LastError = errorText(err) })
+		return nil
+	case !due && check != nil:
+		f.log.Debug().Str("instance", l.InstanceID).Str("lease", dueText(&l)).Str("why", why).Msg("lease on work not due yet")
+		f.later(ctx, &l, func(x *state.Lease) {
+			x.LastError = ""
+			if check.Params != nil {
+				x.Params = check.Params
+			}
+		})
+		return nil
+	case !due:
 		f.release(ctx, &l, func(x *state.Lease) {
 			x.NextCheckAt = now.Add(time.Hour)
 			if why == "" {
@@ -163,6 +194,8 @@ func (f *Fleet) fire(ctx context.Context, l state.Lease) *Action {
 			x.LastError = why
 		})
 		return nil
+	case check != nil:
+		act.Due += " (" + why + ")"
 	}
 	p, err := f.o.Providers.Get(l.Provider)
 	if err != nil {
@@ -264,7 +297,7 @@ func (f *Fleet) done(ctx context.Context, l *state.Lease, act *Action, verb, out
 	}
 	act.Verb, act.Detail = verb, outcome
 	f.log.Info().Str("instance", l.InstanceID).Str("outcome", outcome).Str("due", utc(l.DueAt)).Msg("lease carried out")
-	f.audit(Event{Kind: EventAutoStop, InstanceID: l.InstanceID, Detail: l.InstanceID + ": " + outcome + " (" + dueText(l) + ")", ApprovedAtLaunch: l.LaunchKey != ""})
+	f.audit(Event{Kind: EventAutoStop, InstanceID: l.InstanceID, Detail: l.InstanceID + ": " + outcome + " (" + dueText(l) + ")", ApprovedAtLaunch: l.LaunchKey != "", Lease: l.Kind})
 	return act
 }
 
@@ -303,7 +336,7 @@ func (f *Fleet) retry(ctx context.Context, l *state.Lease, act *Action, err erro
 	f.log.Error().Str("instance", l.InstanceID).Str("error", errorText(err)).Int("attempts", attempts).Str("due", utc(l.DueAt)).
 		Msg("auto-stop failed: the instance may still run and bill; it is tried again")
 	if attempts == 1 {
-		f.audit(Event{Kind: EventAutoStop, InstanceID: l.InstanceID, Failed: true, Detail: l.InstanceID + ": " + errorText(err) + " (" + dueText(l) + ")", ApprovedAtLaunch: l.LaunchKey != ""})
+		f.audit(Event{Kind: EventAutoStop, InstanceID: l.InstanceID, Failed: true, Detail: l.InstanceID + ": " + errorText(err) + " (" + dueText(l) + ")", ApprovedAtLaunch: l.LaunchKey != "", Lease: l.Kind})
 	}
 	return act
 }

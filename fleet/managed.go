@@ -97,6 +97,9 @@ func (f *Fleet) leaseView(l *state.Lease, in *providers.Instance, now time.Time)
 		v.DoneAt = &at
 		return v
 	}
+	if l.Kind != state.LeaseTime {
+		return v // due when its work says so, not at a time: never overdue
+	}
 	slack := 2 * f.o.Poll
 	if l.Enforcer == state.EnforcerVendor {
 		slack = f.o.VendorGrace

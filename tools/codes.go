@@ -31,6 +31,12 @@ const (
 	// ConfirmedAtSetAutoStop that of set_auto_stop, which covers the stop it set.
 	ConfirmedAtLaunch      Confirmation = "approved_at_launch"
 	ConfirmedAtSetAutoStop Confirmation = "approved_at_set_auto_stop"
+	// ConfirmedNotRequired: a tool that changes a machine ran at once, as GPU_MCP_EXEC=on has
+	// it, or a pinned host key was forgotten on the agent's word (accept_new_host_key).
+	ConfirmedNotRequired Confirmation = "not_required"
+	// ConfirmedWithWork is the request of a lease on work, made with it: start_job's
+	// stop_instance_when_done or stop_when_gpu_idle.
+	ConfirmedWithWork Confirmation = "asked_with_the_work"
 )
 
 // confirmedBy is the approval by a person's answer through the client: elicitation_accept,

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/fleet"
+	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
@@ -41,6 +42,16 @@ type Deps struct {
 	// Fleet owns the launches, their waiting and cleanup, and the leases (auto-stops), in the
 	// state store: launch_instance, wait_instance, set_auto_stop and the instance lists need it.
 	Fleet *fleet.Fleet
+
+	// Work runs the tools that work on instances' machines over SSH (nil: they say that this
+	// server is not set up for it).
+	Work *work.Work
+	// Exec is GPU_MCP_EXEC: whether the tools that change a machine run at once (on, also
+	// when empty), need a person's yes (confirm), or are not offered (off).
+	Exec ExecMode
+	// Workspace is the directory on this host that copy_to_instance reads from and
+	// copy_from_instance writes to (GPU_MCP_WORKSPACE).
+	Workspace string
 
 	// Clouds names the clouds this build can manage, for the server's instructions
 	// ("HuiXingYun, Datenfab and Chenyu").
@@ -228,8 +239,11 @@ func (d *Deps) annotated(ctx context.Context, inst providers.Instance) providers
 // adoption) to the audit trail.
 func (d *Deps) RecordEvent(e fleet.Event) {
 	rec := AuditEntry{Time: time.Now().UTC(), Tool: e.Kind, Confirmation: ConfirmedAtSetAutoStop, Outcome: StatusDone, Detail: e.Detail, Demo: d.Demo}
-	if e.ApprovedAtLaunch {
+	switch {
+	case e.ApprovedAtLaunch:
 		rec.Confirmation = ConfirmedAtLaunch
+	case work.IsWorkLease(e.Lease):
+		rec.Confirmation = ConfirmedWithWork
 	}
 	if e.Failed {
 		rec.Outcome = StatusFailed

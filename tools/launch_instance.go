@@ -17,17 +17,18 @@ import (
 
 // LaunchArgs asks for a new instance.
 type LaunchArgs struct {
-	OfferID        string `json:"offer_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"offer id from list_gpu_offers"`
-	ImageID        string `json:"image_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"image id from list_images, of the same provider as the offer"`
-	GPUCount       int    `json:"gpu_count,omitempty" jsonschema:"minimum=0,maximum=64" jsonschema_description:"GPUs in the instance; one of the offer's gpu_counts (default: the smallest)"`
-	Billing        string `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"billing mode; one of the offer's (default: hourly when offered)"`
-	Periods        int    `json:"periods,omitempty" jsonschema:"minimum=0,maximum=36" jsonschema_description:"for daily, weekly or monthly billing: how many periods to prepay (default 1)"`
-	Name           string `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance; gpu-mcp adds -gm-<8 hex> (from the idempotency key) so that it can find the instance again"`
-	IdempotencyKey string `json:"idempotency_key,omitempty" jsonschema:"maxLength=128" jsonschema_description:"optional key; a repeated launch with the same key and arguments returns the first result instead of buying again"`
-	Wait           *bool  `json:"wait,omitempty" jsonschema_description:"wait until the instance runs and its SSH server answers, with progress notifications (default true); false returns once the vendor took the order"`
-	WaitTimeout    string `json:"wait_timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait for a usable instance, e.g. \"10m\" (default 5m, 5s to 30m); an instance that is not running by then is cleaned up"`
-	FallbackOffers int    `json:"fallback_offers,omitempty" jsonschema:"minimum=0,maximum=5" jsonschema_description:"when the offer is sold out or its instance does not come up: how many other offers of the same provider, GPU model and count, at no higher price, to try (default 0)"`
-	AutoStopAfter  string `json:"auto_stop_after,omitempty" jsonschema:"maxLength=16" jsonschema_description:"stop the instance this long after it came up, e.g. \"2h\" (5s to 720h, and no more than the server's GPU_MCP_MAX_LEASE); kept in gpu-mcp's state store, so it holds after gpu-mcp exits: by the vendor's shutdown timer where it has one, else by gpu-mcp whenever any gpu-mcp process (or gpu-mcp reap) runs. Without it the server's GPU_MCP_DEFAULT_AUTO_STOP applies, if set"`
+	OfferID         string        `json:"offer_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"offer id from list_gpu_offers"`
+	ImageID         string        `json:"image_id" jsonschema:"minLength=3,maxLength=512" jsonschema_description:"image id from list_images, of the same provider as the offer"`
+	GPUCount        int           `json:"gpu_count,omitempty" jsonschema:"minimum=0,maximum=64" jsonschema_description:"GPUs in the instance; one of the offer's gpu_counts (default: the smallest)"`
+	Billing         string        `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"billing mode; one of the offer's (default: hourly when offered)"`
+	Periods         int           `json:"periods,omitempty" jsonschema:"minimum=0,maximum=36" jsonschema_description:"for daily, weekly or monthly billing: how many periods to prepay (default 1)"`
+	Name            string        `json:"name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"display name for the instance; gpu-mcp adds -gm-<8 hex> (from the idempotency key) so that it can find the instance again"`
+	IdempotencyKey  string        `json:"idempotency_key,omitempty" jsonschema:"maxLength=128" jsonschema_description:"optional key; a repeated launch with the same key and arguments returns the first result instead of buying again"`
+	Wait            *bool         `json:"wait,omitempty" jsonschema_description:"wait until the instance runs and its SSH server answers, with progress notifications (default true); false returns once the vendor took the order"`
+	WaitTimeout     string        `json:"wait_timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait for a usable instance, e.g. \"10m\" (default 5m, 5s to 30m); an instance that is not running by then is cleaned up"`
+	FallbackOffers  int           `json:"fallback_offers,omitempty" jsonschema:"minimum=0,maximum=5" jsonschema_description:"when the offer is sold out or its instance does not come up: how many other offers of the same provider, GPU model and count, at no higher price, to try (default 0)"`
+	AutoStopAfter   string        `json:"auto_stop_after,omitempty" jsonschema:"maxLength=16" jsonschema_description:"stop the instance this long after it came up, e.g. \"2h\" (5s to 720h, and no more than the server's GPU_MCP_MAX_LEASE); kept in gpu-mcp's state store, so it holds after gpu-mcp exits: by the vendor's shutdown timer where it has one, else by gpu-mcp whenever any gpu-mcp process (or gpu-mcp reap) runs. Without it the server's GPU_MCP_DEFAULT_AUTO_STOP applies, if set"`
+	StopWhenGPUIdle *IdleStopArgs `json:"stop_when_gpu_idle,omitempty" jsonschema_description:"also stop the instance once every GPU's utilization stayed under below_pct for the window for (e.g. {\"below_pct\": 5, \"for\": \"30m\"}), watched over SSH by gpu-mcp's reconciler with no client connected; needs wait=true"`
 	Confirm
 }
 
@@ -58,6 +59,14 @@ func (a *LaunchArgs) validate() error {
 	if a.FallbackOffers > 0 && !a.waits() {
 		return invalidf("fallback_offers needs wait=true: whether an instance came up is only known by waiting for it")
 	}
+	if a.StopWhenGPUIdle != nil {
+		if _, err := a.StopWhenGPUIdle.policy(); err != nil {
+			return err
+		}
+		if !a.waits() {
+			return invalidf("stop_when_gpu_idle needs wait=true: the idle watch starts on the instance once it runs")
+		}
+	}
 	_, err := parseAutoStop(a.AutoStopAfter)
 	return err
 }
@@ -73,6 +82,7 @@ type LaunchResult struct {
 	SSHCommand string              `json:"ssh_command,omitempty" jsonschema_description:"command to log in; the password, where the vendor gives one, is instance.connection.ssh_password (a secret)"`
 	Instance   *providers.Instance `json:"instance,omitempty"`
 	AutoStop   *fleet.AutoStop     `json:"auto_stop,omitempty"`
+	IdleStop   *WorkLease          `json:"idle_stop,omitempty" jsonschema_description:"the stop when the GPUs stay idle (stop_when_gpu_idle), kept in gpu-mcp's state store"`
 	Attempts   []fleet.Attempt     `json:"attempts,omitempty" jsonschema_description:"each offer tried, what became of it, and what was cleaned up"`
 	Billing    string              `json:"billing_now,omitempty" jsonschema_description:"what this call left billing"`
 }
@@ -143,9 +153,34 @@ func launchInstance(d *Deps) Tool {
 					return LaunchResult{}, "", err
 				}
 				out := launchResult(o)
+				if in.StopWhenGPUIdle != nil {
+					d.idleStopAtLaunch(ctx, &out, p.Name(), in)
+				}
 				return out, launchText(&out), nil
 			}}, nil
 		})
+}
+
+// idleStopAtLaunch puts the idle lease the launch asked for on the instance it made, if one
+// is usable; the result says what became of it.
+func (d *Deps) idleStopAtLaunch(ctx context.Context, out *LaunchResult, provider string, in *LaunchArgs) {
+	if out.InstanceID == "" || out.Status == StatusFailed {
+		return
+	}
+	policy, _ := in.StopWhenGPUIdle.policy()
+	note := "the stop when the GPUs stay idle could not be recorded"
+	switch {
+	case d.Work == nil:
+		note += ": this server does not work on machines"
+	default:
+		l, err := d.Work.StopWhenIdle(context.WithoutCancel(ctx), providers.Instance{ID: out.InstanceID, Provider: provider}, policy, in.IdempotencyKey)
+		if err == nil {
+			out.IdleStop = &WorkLease{Kind: string(l.Kind), Action: string(l.Action), When: leaseWhen(l, in.StopWhenGPUIdle)}
+			return
+		}
+		note += " (" + errorText(err) + ")"
+	}
+	out.Message = strings.TrimSpace(out.Message + " " + note + "; stop the instance yourself when its work is done.")
 }
 
 // launchResult is the fleet's outcome of a launch as the tool answers it.
@@ -325,6 +360,9 @@ func launchExtras(p providers.Provider, plan *Plan, in *LaunchArgs, autoStop tim
 	if autoStop > 0 {
 		e = append(e, autoStopEffect(p, autoStop, source))
 	}
+	if idle := in.StopWhenGPUIdle; idle != nil {
+		e = append(e, fmt.Sprintf("is stopped by gpu-mcp once every GPU stayed under %d%% utilization for %s (nvidia-smi over SSH at each pass of its reconciler, whenever any gpu-mcp process or `gpu-mcp reap` runs)", idle.BelowPct, idle.For))
+	}
 	return e
 }
 
@@ -373,6 +411,9 @@ func launchText(out *LaunchResult) string {
 	}
 	if out.AutoStop != nil {
 		b.WriteString(fmt.Sprintf("\nauto-stop at %s by %s", out.AutoStop.At.UTC().Format(time.RFC3339), out.AutoStop.By))
+	}
+	if out.IdleStop != nil {
+		b.WriteString("\nauto-stop " + out.IdleStop.When)
 	}
 	if len(out.Attempts) > 1 || !out.Ready {
 		for i, a := range out.Attempts {

@@ -46,3 +46,28 @@ func reportProgress(ctx context.Context, total int, message string) {
 	}
 	_ = s.SendNotificationToClient(p.ctx, "notifications/progress", params)
 }
+
+// reportProgressAt is reportProgress with the progress given: done of total (total 0 when
+// unknown), such as bytes copied. A value that does not advance is dropped: MCP requires the
+// progress a client sees to increase.
+func reportProgressAt(ctx context.Context, done, total float64, message string) {
+	p, _ := ctx.Value(progressKey{}).(*progress)
+	if p == nil {
+		return
+	}
+	s := server.ServerFromContext(p.ctx)
+	if s == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if done <= p.n {
+		return
+	}
+	p.n = done
+	params := map[string]any{"progressToken": p.token, "progress": p.n, "message": message}
+	if total > 0 {
+		params["total"] = total
+	}
+	_ = s.SendNotificationToClient(p.ctx, "notifications/progress", params)
+}

@@ -94,7 +94,8 @@ func TestToolsListHasSchemasAndAllHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"list_providers", "list_gpu_offers", "list_images", "list_instances", "get_instance", "launch_instance",
-		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance", "wait_instance", "set_auto_stop"}
+		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance", "wait_instance", "set_auto_stop",
+		"gpu_status", "run_command", "copy_to_instance", "copy_from_instance", "start_job", "job_status", "job_logs", "stop_job"}
 	var got []string
 	for _, tool := range res.Tools {
 		got = append(got, tool.Name)
@@ -104,7 +105,7 @@ func TestToolsListHasSchemasAndAllHints(t *testing.T) {
 			continue
 		}
 		guarded := strings.Contains(tool.Description, "confirm_token")
-		if *a.ReadOnlyHint == guarded {
+		if *a.ReadOnlyHint == guarded && !changesMachine[tool.Name] {
 			t.Errorf("%s: readOnly=%v but guarded=%v", tool.Name, *a.ReadOnlyHint, guarded)
 		}
 		if tool.InputSchema.Type != "object" || tool.OutputSchema.Type != "object" {
@@ -128,29 +129,44 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
+// changesMachine are the tools that change an instance's machine, guarded only with
+// GPU_MCP_EXEC=confirm.
+var changesMachine = map[string]bool{"run_command": true, "copy_to_instance": true, "start_job": true, "stop_job": true}
+
 func TestAnnotationsMatchArchitectureTable(t *testing.T) {
 	want := map[string]Hints{
-		"list_providers":   {ReadOnly: true, Idempotent: true, OpenWorld: true},
-		"list_gpu_offers":  {ReadOnly: true, Idempotent: true, OpenWorld: true},
-		"list_images":      {ReadOnly: true, Idempotent: true, OpenWorld: true},
-		"list_instances":   {ReadOnly: true, Idempotent: true, OpenWorld: true},
-		"get_instance":     {ReadOnly: true, Idempotent: true, OpenWorld: true},
-		"launch_instance":  {Destructive: true, OpenWorld: true},
-		"start_instance":   {Idempotent: true, OpenWorld: true},
-		"stop_instance":    {Destructive: true, Idempotent: true, OpenWorld: true},
-		"restart_instance": {Destructive: true, OpenWorld: true},
-		"save_image":       {Destructive: true, OpenWorld: true},
-		"renew_instance":   {Destructive: true, OpenWorld: true},
-		"destroy_instance": {Destructive: true, Idempotent: true, OpenWorld: true},
-		"wait_instance":    {ReadOnly: true, Idempotent: true, OpenWorld: true},
-		"set_auto_stop":    {Destructive: true, Idempotent: true, OpenWorld: true},
+		"list_providers":     {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"list_gpu_offers":    {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"list_images":        {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"list_instances":     {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"get_instance":       {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"launch_instance":    {Destructive: true, OpenWorld: true},
+		"start_instance":     {Idempotent: true, OpenWorld: true},
+		"stop_instance":      {Destructive: true, Idempotent: true, OpenWorld: true},
+		"restart_instance":   {Destructive: true, OpenWorld: true},
+		"save_image":         {Destructive: true, OpenWorld: true},
+		"renew_instance":     {Destructive: true, OpenWorld: true},
+		"destroy_instance":   {Destructive: true, Idempotent: true, OpenWorld: true},
+		"wait_instance":      {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"set_auto_stop":      {Destructive: true, Idempotent: true, OpenWorld: true},
+		"gpu_status":         {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"run_command":        {Destructive: true, OpenWorld: true},
+		"copy_to_instance":   {Destructive: true, Idempotent: true, OpenWorld: true},
+		"copy_from_instance": {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"start_job":          {Destructive: true, OpenWorld: true},
+		"job_status":         {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"job_logs":           {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"stop_job":           {Destructive: true, Idempotent: true, OpenWorld: true},
 	}
-	for _, tool := range All(&Deps{}) {
-		if w, ok := want[tool.Name]; !ok || w != tool.Hints {
-			t.Errorf("%s: hints %+v, want %+v", tool.Name, tool.Hints, w)
-		}
-		if tool.Guarded == tool.Hints.ReadOnly {
-			t.Errorf("%s: guarded=%v readOnly=%v", tool.Name, tool.Guarded, tool.Hints.ReadOnly)
+	for _, mode := range []ExecMode{"", ExecOn, ExecConfirm} {
+		for _, tool := range All(&Deps{Exec: mode}) {
+			if w, ok := want[tool.Name]; !ok || w != tool.Hints {
+				t.Errorf("%s: hints %+v, want %+v", tool.Name, tool.Hints, w)
+			}
+			guarded := !tool.Hints.ReadOnly && (mode == ExecConfirm || !changesMachine[tool.Name])
+			if tool.Guarded != guarded {
+				t.Errorf("GPU_MCP_EXEC=%s: %s: guarded=%v readOnly=%v", mode, tool.Name, tool.Guarded, tool.Hints.ReadOnly)
+			}
 		}
 	}
 }

@@ -82,6 +82,13 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		Clouds:             vendors.Titles(),
 		ConfigureHint:      vendors.ConfigureHint(),
 	}
+	w, ws, err := machineWork(cfg, reg, store, log)
+	if err != nil {
+		app.Close()
+		return nil, err
+	}
+	app.closers = append(app.closers, func() { _ = w.Close() })
+	app.Deps.Work, app.Deps.Exec, app.Deps.Workspace = w, cfg.exec, ws
 	if cfg.OfferCacheTTL > 0 {
 		cache := tools.NewOfferCache(tools.OfferCacheOptions{TTL: cfg.OfferCacheTTL, RefreshTimeout: cfg.VendorTimeout})
 		app.Deps.Offers = cache

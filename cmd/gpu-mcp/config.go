@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/redact"
+	"github.com/gpu-mcp/gpu-mcp/tools"
 	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
@@ -44,6 +45,18 @@ type Config struct {
 	ReadRetries int `env:"GPU_MCP_READ_RETRIES" envDefault:"2"`
 	// OfferCacheTTL is how long an offer list is served from memory.
 	OfferCacheTTL time.Duration `env:"GPU_MCP_OFFER_CACHE_TTL" envDefault:"30s"`
+
+	// Exec is GPU_MCP_EXEC: on, confirm or off for the tools that change an instance's
+	// machine; exec is it parsed.
+	Exec string `env:"GPU_MCP_EXEC" envDefault:"on"`
+	exec tools.ExecMode
+	// SSHKey is a private key (the key itself, or its file) tried before the vendor's
+	// password on every machine; SSHKeyPassphrase decrypts it.
+	SSHKey           string `env:"GPU_MCP_SSH_KEY"`
+	SSHKeyPassphrase string `env:"GPU_MCP_SSH_KEY_PASSPHRASE"`
+	// Workspace is the directory of this host that the copy tools read and write (default
+	// ~/gpu-mcp-workspace).
+	Workspace string `env:"GPU_MCP_WORKSPACE"`
 
 	// StateURL names the durable state store (see state.Open); empty: the default file,
 	// except under --demo, which keeps its state in memory unless a store is named.
@@ -237,6 +250,11 @@ func (c *Config) validate() error {
 	if err := c.validateLeases(); err != nil {
 		return err
 	}
+	exec, err := tools.ParseExecMode(c.Exec)
+	if err != nil {
+		return err
+	}
+	c.exec = exec
 	lat, err := parseDemoLatency(c.DemoLatency)
 	if err != nil {
 		return err
@@ -277,7 +295,15 @@ Flags (each also read from the environment variable in brackets; flags win):
 
 // secrets are the configured credentials, which must never be written anywhere.
 func (c *Config) secrets() []string {
-	out := []string{c.ConfirmSecret, c.AuthToken}
+	out := []string{c.ConfirmSecret, c.AuthToken, c.SSHKeyPassphrase}
+	if key := strings.TrimSpace(c.SSHKey); strings.HasPrefix(key, "-----BEGIN") {
+		out = append(out, key) // a key given inline, and each line of it
+		for _, line := range strings.Split(key, "\n") {
+			if line = strings.TrimSpace(line); len(line) >= 16 && !strings.HasPrefix(line, "-----") {
+				out = append(out, line)
+			}
+		}
+	}
 	if u, err := url.Parse(c.StateURL); err == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok {
 			out = append(out, pw) // the database's, in a postgres:// URL

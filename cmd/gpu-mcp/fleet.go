@@ -27,7 +27,7 @@ const testHookPaused = "testhook: paused after buy"
 // its timings scale with the poll interval (GPU_MCP_POLL_INTERVAL).
 func newFleet(cfg Config, log zerolog.Logger, store state.Store, owner string, d *tools.Deps) (*fleet.Fleet, error) {
 	o := fleet.Options{Providers: d.Providers, Store: store, Log: log, Owner: owner, Poll: cfg.PollInterval,
-		MaxLease: cfg.MaxLease, DefaultAutoStop: cfg.DefaultAutoStop, Audit: d.RecordEvent,
+		MaxLease: cfg.MaxLease, DefaultAutoStop: cfg.DefaultAutoStop, Audit: d.RecordEvent, Work: d.Work,
 		Bought: func(provider string) { d.Offers.Invalidate(provider) }}
 	if cfg.Demo && cfg.DemoStepDelay < 2*cfg.PollInterval {
 		// The emulators change state every DemoStepDelay: ask as often, so the demo is brisk.
@@ -78,7 +78,7 @@ func leases(app *App, stdout, stderr io.Writer) int {
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "INSTANCE\tACTION\tDUE (UTC)\tBY\tSTATUS\tATTEMPTS\tLAST ERROR")
 	for _, l := range all {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", l.InstanceID, l.Action, l.DueAt.UTC().Format(time.RFC3339), l.View.By,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", l.InstanceID, l.Action, leaseDue(l.Lease), l.View.By,
 			leaseStatus(l), l.Attempts, dash(l.LastError))
 	}
 	if err := w.Flush(); err != nil {
@@ -100,6 +100,17 @@ func leases(app *App, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// leaseDue is when a lease is due: its time, or for a lease on work what it waits for.
+func leaseDue(l state.Lease) string {
+	switch l.Kind {
+	case state.LeaseJobEnd:
+		return "when its jobs end"
+	case state.LeaseGPUIdle:
+		return "when its GPUs stay idle"
+	}
+	return l.DueAt.UTC().Format(time.RFC3339)
 }
 
 func leaseStatus(l fleet.LeaseInfo) string {

@@ -59,3 +59,24 @@ func TestReapFailsLoudly(t *testing.T) {
 		t.Fatalf("leases: exit %d:\n%s", code, stdout.String())
 	}
 }
+
+// gpu-mcp leases shows a lease on work with what it waits for, pending, never overdue.
+func TestLeasesShowsLeasesOnWork(t *testing.T) {
+	url := statetest.SQLiteURL(t)
+	store := statetest.Open(t, url, state.Options{})
+	for _, k := range []state.LeaseKind{state.LeaseJobEnd, state.LeaseGPUIdle} {
+		if _, err := store.PutLease(context.Background(), state.Lease{InstanceID: "nowhere:m-1", Provider: "nowhere", Kind: k,
+			Action: state.ActionStop, Params: []byte(`{"job_id":"job-1","below_pct":5,"for":"30m"}`), Enforcer: state.EnforcerGPUMCP}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"GPU_MCP_STATE_URL": url, "GPU_MCP_LOG_LEVEL": "error"}
+	if code := run([]string{"leases"}, env, strings.NewReader(""), &stdout, &stderr); code != 0 {
+		t.Fatalf("leases: exit %d: %s", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "when its jobs end") || !strings.Contains(out, "when its GPUs stay idle") || strings.Contains(out, "OVERDUE") || strings.Count(out, "pending") != 2 {
+		t.Fatalf("leases:\n%s", out)
+	}
+}

@@ -135,7 +135,7 @@ func listTools(app *App, stdout io.Writer) int {
 			}
 		}
 		desc, _, _ := strings.Cut(t.Description, ". ")
-		fmt.Fprintf(stdout, "%-17s %-46s %s\n", t.Name, "["+strings.Join(flags, ",")+"]", desc)
+		fmt.Fprintf(stdout, "%-18s %-46s %s\n", t.Name, "["+strings.Join(flags, ",")+"]", desc)
 	}
 	return 0
 }

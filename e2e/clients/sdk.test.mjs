@@ -12,7 +12,8 @@ import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { BIN, TOKEN, serverEnv, startServer, text } from '../lib/gpu-mcp.mjs';
 
 const TOOLS = ['list_providers', 'list_gpu_offers', 'list_images', 'list_instances', 'get_instance', 'launch_instance',
-  'start_instance', 'stop_instance', 'restart_instance', 'save_image', 'renew_instance', 'destroy_instance', 'wait_instance', 'set_auto_stop'];
+  'start_instance', 'stop_instance', 'restart_instance', 'save_image', 'renew_instance', 'destroy_instance', 'wait_instance', 'set_auto_stop',
+  'gpu_status', 'run_command', 'copy_to_instance', 'copy_from_instance', 'start_job', 'job_status', 'job_logs', 'stop_job'];
 
 for (const transport of ['stdio', 'http', 'sse']) {
   describe(`TypeScript SDK client over ${transport}`, () => {
@@ -72,7 +73,7 @@ for (const transport of ['stdio', 'http', 'sse']) {
       return res.structuredContent.instances.map((i) => i.id);
     }
 
-    test('tools/list: the twelve tools with schemas and all four hints', async () => {
+    test('tools/list: every tool with schemas and all four hints', async () => {
       const client = await connect();
       assert.equal(client.getServerVersion().name, 'gpu-mcp');
       const { tools } = await client.listTools();

@@ -36,6 +36,9 @@ type CopyOptions struct {
 	OnProgress       func(CopyProgress)
 	ProgressInterval time.Duration // DefaultProgressInterval when 0
 	SkipVerify       bool          // do not run sha256sum on the machine afterwards
+	// NoOverwrite makes Download refuse, before it writes anything, when a file it would
+	// write exists already on this side.
+	NoOverwrite bool
 }
 
 // CopyProgress is how far a copy has come.
@@ -196,7 +199,8 @@ func (p *Pool) Upload(ctx context.Context, t Target, localPath, remotePath strin
 // Download copies remotePath on the machine, a file or a directory tree, to localPath over
 // SFTP; the mirror of Upload, with the same rules for paths, sizes, temporary names and
 // checksums. Names in the machine's directory listings that could lead out of localPath
-// ("..", a "/") are refused.
+// ("..", a "/") are refused, and so is a path below localPath that is a symbolic link on
+// this side (it could lead anywhere), before anything is written.
 func (p *Pool) Download(ctx context.Context, t Target, remotePath, localPath string, o CopyOptions) (CopyResult, error) {
 	start := time.Now()
 	o = o.withDefaults()
@@ -221,6 +225,9 @@ func (p *Pool) Download(ctx context.Context, t Target, remotePath, localPath str
 	}
 	dest, err := downloadDest(localPath, path.Base(path.Clean(remotePath)), entries[0].dir)
 	if err != nil {
+		return CopyResult{}, err
+	}
+	if err := checkLocalDest(dest, entries, o.NoOverwrite); err != nil {
 		return CopyResult{}, err
 	}
 
@@ -444,6 +451,25 @@ func downloadDest(localPath, base string, isDir bool) (string, error) {
 		}
 	}
 	return localPath, nil
+}
+
+// checkLocalDest refuses a download that would write through a symbolic link below dest, or,
+// with noOverwrite, replace a file there.
+func checkLocalDest(dest string, entries []entry, noOverwrite bool) error {
+	for _, e := range entries {
+		to := filepath.Join(dest, filepath.FromSlash(e.rel))
+		fi, err := os.Lstat(to)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("cannot read the local path %s: %w", to, err)
+		case e.rel != "" && fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("local path %s is a symbolic link; nothing was downloaded (remove it, or download elsewhere)", to)
+		case !e.dir && noOverwrite:
+			return fmt.Errorf("local file %s exists; nothing was downloaded (pass overwrite to replace it, or download elsewhere)", to)
+		}
+	}
+	return nil
 }
 
 func mkdirRemote(sc *sftp.Client, t Target, dir string, mode fs.FileMode) error {

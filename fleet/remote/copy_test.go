@@ -194,6 +194,41 @@ func TestUploadAFile(t *testing.T) {
 	}
 }
 
+// A download that would replace a local file is refused with NoOverwrite, and one that would
+// write through a local symbolic link always, before anything is written.
+func TestDownloadRefusesOverwriteAndLocalLinks(t *testing.T) {
+	r := newRig(t, machinetest.Options{})
+	writeTree(t, filepath.Join(r.m.Dir(), "out"), map[string]treeFile{"a.txt": {[]byte("new a"), 0o644}, "sub/b.txt": {[]byte("new b"), 0o644}})
+	dst := t.TempDir()
+	writeTree(t, dst, map[string]treeFile{"out/sub/b.txt": {[]byte("old b"), 0o644}})
+	_, err := r.pool.Download(ctxT(t), r.tgt, "out", filepath.Join(dst, "out"), CopyOptions{NoOverwrite: true})
+	if err == nil || !strings.Contains(err.Error(), "b.txt exists; nothing was downloaded") {
+		t.Fatalf("overwrite refused: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "out", "a.txt")); !os.IsNotExist(err) {
+		t.Fatalf("a refused download wrote a.txt: %v", err)
+	}
+	if _, err := r.pool.Download(ctxT(t), r.tgt, "out", filepath.Join(dst, "out"), CopyOptions{}); err != nil {
+		t.Fatalf("without NoOverwrite: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "out", "sub", "b.txt")); string(b) != "new b" {
+		t.Fatalf("replaced: %q", b)
+	}
+
+	outside := t.TempDir()
+	linked := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(linked, "sub")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.pool.Download(ctxT(t), r.tgt, "out", linked, CopyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "is a symbolic link") {
+		t.Fatalf("through a link: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("written through the link: %v", ents)
+	}
+}
+
 func TestCopyErrors(t *testing.T) {
 	r := newRig(t, machinetest.Options{})
 	dir := t.TempDir()

@@ -12,8 +12,8 @@ import (
 )
 
 // HostKeys pins each instance's SSH host key on first use. Keys are in the SSH wire format
-// (ssh.PublicKey.Marshal). The durable state store implements it; MemoryHostKeys serves
-// tests and single processes.
+// (ssh.PublicKey.Marshal). StoreHostKeys keeps them in the durable state store;
+// MemoryHostKeys serves tests and single processes.
 type HostKeys interface {
 	// Pin records key for instanceID if none is recorded, atomically, and returns the key
 	// recorded now: key itself with firstUse true, or the earlier key, which the caller
@@ -37,6 +37,26 @@ func (e *HostKeyChangedError) Error() string {
 		"nothing was sent to it. If the instance was rebuilt (a new image or system disk gives it a new key), "+
 		"call again with accept_new_host_key=true (or forget the pinned key); otherwise do not connect, "+
 		"someone may be intercepting the connection", e.InstanceID, e.Pinned, e.Presented)
+}
+
+// KeyStore is the part of the durable state store (state.Store) that keeps host keys.
+type KeyStore interface {
+	PinHostKey(ctx context.Context, instanceID string, key []byte) (pinned []byte, firstUse bool, err error)
+	ForgetHostKey(ctx context.Context, instanceID string) error
+}
+
+// StoreHostKeys pins host keys in the durable state store, so that a pin holds across
+// restarts and replicas.
+func StoreHostKeys(s KeyStore) HostKeys { return storeKeys{s} }
+
+type storeKeys struct{ s KeyStore }
+
+func (k storeKeys) Pin(ctx context.Context, instanceID string, key []byte) ([]byte, bool, error) {
+	return k.s.PinHostKey(ctx, instanceID, key)
+}
+
+func (k storeKeys) Forget(ctx context.Context, instanceID string) error {
+	return k.s.ForgetHostKey(ctx, instanceID)
 }
 
 // MemoryHostKeys is a HostKeys in memory, safe for concurrent use.

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
+	"github.com/gpu-mcp/gpu-mcp/state"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -61,6 +62,40 @@ func TestChangedHostKeyIsRefusedUntilAccepted(t *testing.T) {
 	other.InstanceID = "test:inst-2"
 	if _, err := p2.Run(ctxT(t), other, "true", RunOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Pins kept in the durable store hold across pools, as across gpu-mcp processes.
+func TestStoreHostKeysPinAcrossPools(t *testing.T) {
+	st, err := state.Open(ctxT(t), state.MemoryURL, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := newRig(t, machinetest.Options{})
+	keys := StoreHostKeys(st)
+	p1 := NewPool(keys, PoolOptions{})
+	defer p1.Close()
+	if _, err := p1.Run(ctxT(t), r.tgt, "true", RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if pinned, first, err := st.PinHostKey(ctxT(t), r.tgt.InstanceID, []byte("other")); err != nil || first || Fingerprint(pinned) != Fingerprint(r.m.HostKey().Marshal()) {
+		t.Fatalf("the store holds %s (first %v, %v)", Fingerprint(pinned), first, err)
+	}
+	if _, err := r.m.RotateHostKey(); err != nil {
+		t.Fatal(err)
+	}
+	p2 := NewPool(keys, PoolOptions{})
+	defer p2.Close()
+	var changed *HostKeyChangedError
+	if _, err := p2.Run(ctxT(t), r.tgt, "true", RunOptions{}); !errors.As(err, &changed) {
+		t.Fatalf("a new pool on the store: %v", err)
+	}
+	if err := p2.AcceptNewHostKey(ctxT(t), r.tgt.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p2.Run(ctxT(t), r.tgt, "true", RunOptions{}); err != nil {
+		t.Fatalf("after accepting: %v", err)
 	}
 }
 

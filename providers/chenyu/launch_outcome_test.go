@@ -12,7 +12,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 const (
@@ -27,7 +27,7 @@ func probe(t *testing.T, in providers.Instance) string {
 		c.SSHCommand != "ssh -p "+strconv.Itoa(c.SSHPort)+" root@127.0.0.1" {
 		t.Fatalf("connection %+v", c)
 	}
-	got, err := sshd.ReadBanner(net.JoinHostPort(c.SSHHost, strconv.Itoa(c.SSHPort)), time.Second)
+	got, err := machinetest.ReadBanner(net.JoinHostPort(c.SSHHost, strconv.Itoa(c.SSHPort)), time.Second)
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
@@ -53,11 +53,11 @@ func TestSSHBannerOnlyWhileRunning(t *testing.T) {
 	if !ok {
 		t.Fatal("no SSH endpoint")
 	}
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != "" {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != "" {
 		t.Fatalf("creating instance greeted with %q", got)
 	}
 	e.clk.Add(time.Minute) // only the TCP endpoint is probed: readiness follows the timeline
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != sshBanner {
 		t.Fatalf("running instance: banner %q", got)
 	}
 	in := mustInstance(t, e, id)
@@ -143,11 +143,11 @@ func TestShutdownTimerStopsTheInstance(t *testing.T) {
 		t.Fatalf("before: %s, StopsAt %v", in.State, in.StopsAt)
 	}
 	e.clk.Add(30*time.Minute - time.Second)
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != sshBanner {
 		t.Fatalf("a second before the timer: banner %q", got)
 	}
 	e.clk.Add(time.Second)
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != "" {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != "" {
 		t.Fatalf("at the timer: banner %q", got)
 	}
 	in := mustInstance(t, e, sample)
@@ -179,7 +179,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr, _ := srv.SSHAddr(res.InstanceID)
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != sshBanner {
 		t.Fatalf("banner %q", got)
 	}
 	c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -12,7 +12,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 const (
@@ -27,7 +27,7 @@ func probe(t *testing.T, in providers.Instance) string {
 	if c == nil || c.SSHHost != "127.0.0.1" || c.SSHPort <= 0 || c.SSHCommand != "ssh -p "+strconv.Itoa(c.SSHPort)+" root@127.0.0.1" {
 		t.Fatalf("connection %+v", c)
 	}
-	got, err := sshd.ReadBanner(net.JoinHostPort(c.SSHHost, strconv.Itoa(c.SSHPort)), time.Second)
+	got, err := machinetest.ReadBanner(net.JoinHostPort(c.SSHHost, strconv.Itoa(c.SSHPort)), time.Second)
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
@@ -45,11 +45,11 @@ func TestSSHBannerOnlyWhileRunning(t *testing.T) {
 	if !ok {
 		t.Fatal("no SSH endpoint")
 	}
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != "" {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != "" {
 		t.Fatalf("creating instance greeted with %q", got)
 	}
 	clk.Add(time.Minute) // only the TCP endpoint is probed: readiness follows the timeline
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != sshBanner {
 		t.Fatalf("running instance: banner %q", got)
 	}
 	in := get(t, p, res.InstanceID)
@@ -90,7 +90,7 @@ func TestLaunchOutcomes(t *testing.T) {
 		t.Errorf("normal instance: %s", in.State)
 	}
 	addr, _ := srv.SSHAddr(stuck.InstanceID)
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != "" {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != "" {
 		t.Errorf("never-runs instance greeted with %q", got)
 	}
 
@@ -178,7 +178,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	p := New(Config{Token: srv.Credential(), Namespace: srv.Namespace(), BaseURL: srv.URL(), HTTPClient: &http.Client{Transport: tr}})
 	res := launch(t, p, "leak")
 	addr, _ := srv.SSHAddr(res.InstanceID)
-	if got, _ := sshd.ReadBanner(addr, time.Second); got != sshBanner {
+	if got, _ := machinetest.ReadBanner(addr, time.Second); got != sshBanner {
 		t.Fatalf("banner %q", got)
 	}
 	c, err := net.DialTimeout("tcp", addr, time.Second)

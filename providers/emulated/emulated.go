@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 // Options are what every emulator takes.
@@ -58,14 +59,18 @@ type Server interface {
 	// SetLaunchOutcome decides what happens to the instances launched from now on from the
 	// offer with this vendor-local id ("": every offer without its own outcome).
 	SetLaunchOutcome(offerKey string, o LaunchOutcome)
-	// SSHAddr is "127.0.0.1:<port>" of the SSH endpoint of the instance with this vendor-local
-	// id; every emulated instance has one, which greets exactly while the instance runs.
+	// SSHAddr is "127.0.0.1:<port>" of the machine of the instance with this vendor-local id;
+	// every emulated instance has one, a real SSH server that serves exactly while the
+	// instance runs, with the login the vendor hands out.
 	SSHAddr(instanceID string) (string, bool)
+	// Machine is that machine, for tests that look at it or change it: RotateHostKey (as
+	// rebuilding the instance does), SetGPUUtilization, its sandbox.
+	Machine(instanceID string) (*machinetest.Machine, bool)
 	// Requests lists the latest requests received, oldest first.
 	Requests() []Recorded
 	// Changes counts the requests received that change something (buy, stop, delete, ...).
 	Changes() int
-	// Close shuts the emulator down, the SSH endpoints included.
+	// Close shuts the emulator down, the machines and their disks included.
 	Close()
 }
 

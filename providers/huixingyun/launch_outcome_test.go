@@ -14,7 +14,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun"
 	"github.com/gpu-mcp/gpu-mcp/providers/huixingyun/hxytest"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 const banner = "SSH-2.0-huixingyun-emulator\r\n"
@@ -46,7 +46,7 @@ func sshBanner(t *testing.T, in providers.Instance) string {
 	if want := "ssh -p " + strconv.Itoa(c.SSHPort) + " root@127.0.0.1"; c.SSHCommand != want || c.SSHUser != "root" || c.SSHPassword == "" {
 		t.Fatalf("connection %+v: want command %q, user root and a password", c, want)
 	}
-	got, err := sshd.ReadBanner(net.JoinHostPort(c.SSHHost, strconv.Itoa(c.SSHPort)), time.Second)
+	got, err := machinetest.ReadBanner(net.JoinHostPort(c.SSHHost, strconv.Itoa(c.SSHPort)), time.Second)
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestNoGoroutineOutlivesServerClose(t *testing.T) {
 	e := &env{srv: srv, p: p, ctx: t.Context()}
 	gid := e.launch(t, offer4090, 1, providers.BillingHourly)
 	addr, _ := srv.SSHAddr(gid)
-	if got, err := sshd.ReadBanner(addr, time.Second); err != nil || got != banner {
+	if got, err := machinetest.ReadBanner(addr, time.Second); err != nil || got != banner {
 		t.Fatalf("banner %q %v", got, err)
 	}
 	c, err := net.DialTimeout("tcp", addr, time.Second) // left open: Close must end it

@@ -595,6 +595,30 @@ func TestNvidiaSMI(t *testing.T) {
 	}
 }
 
+func TestSetGPUsChangesWhatNvidiaSMIReports(t *testing.T) {
+	m := newMachine(t, Options{GPUModel: "RTX 4090", GPUCount: 1})
+	c := dial(t, m)
+	const q = "nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits"
+	if o := run(t, c, q); o.stdout != "RTX 4090, 24564\n" {
+		t.Fatalf("before: %+v", o)
+	}
+	if err := m.SetGPUs("H800", 2, 81920); err != nil {
+		t.Fatal(err)
+	}
+	if o := run(t, c, q); o.stdout != "H800, 81920\nH800, 81920\n" {
+		t.Fatalf("after SetGPUs: %+v", o)
+	}
+	if err := m.SetGPUs("", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if o := run(t, c, "ls "+shQuote(m.binDir())); o.stdout != "" {
+		t.Fatalf("bin dir after SetGPUs to 0: %q", o.stdout)
+	}
+	if err := m.SetGPUs("X", -1, 0); err == nil {
+		t.Fatal("a negative count was accepted")
+	}
+}
+
 func TestNoGPUMeansNoNvidiaSMI(t *testing.T) {
 	m := newMachine(t, Options{})
 	c := dial(t, m)

@@ -2,7 +2,9 @@ package machinetest
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +37,31 @@ func (m *Machine) SetGPUUtilization(pct int) error {
 	return m.writeGPUState()
 }
 
+// SetGPUs changes the machine's GPUs from now on, as an instance started again on other GPUs
+// has: count of model (the default model when empty), each with memMiB of memory (the default
+// when 0). A count of 0 removes nvidia-smi.
+func (m *Machine) SetGPUs(model string, count, memMiB int) error {
+	if count < 0 {
+		return fmt.Errorf("machinetest: GPU count %d: want 0 or more", count)
+	}
+	if model == "" {
+		model = DefaultGPUModel
+	}
+	if memMiB == 0 {
+		memMiB = DefaultGPUMemoryMiB
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opts.GPUModel, m.opts.GPUCount, m.opts.GPUMemoryMiB = model, count, memMiB
+	if count == 0 {
+		if err := os.Remove(filepath.Join(m.binDir(), "nvidia-smi")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	return m.writeNvidiaSMI()
+}
+
 // writeGPUState writes the file the script reads, atomically. m.mu must be held, or the
 // machine not yet shared.
 func (m *Machine) writeGPUState() error {
@@ -52,6 +79,8 @@ func (m *Machine) writeGPUState() error {
 	return os.Rename(tmp, m.gpuState())
 }
 
+// writeNvidiaSMI writes the GPU state and the script that reads it. m.mu must be held, or the
+// machine not yet shared.
 func (m *Machine) writeNvidiaSMI() error {
 	if err := os.MkdirAll(m.binDir(), 0o755); err != nil {
 		return err

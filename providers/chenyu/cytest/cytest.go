@@ -23,9 +23,12 @@
 // "GPU资源不足". A stuck instance cannot be shut down (shutdown needs 2, as documented) but can
 // be destroyed.
 //
-// Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound at create:
-// server_map's ssh_info gives host "127.0.0.1" and its port, and the endpoint greets with an
-// SSH banner exactly while the instance is running (2). Web URLs are fake
+// Every instance has a real machine (providers/machinetest) on 127.0.0.1, bound at create:
+// server_map's ssh_info gives host "127.0.0.1" and its port, and the machine serves SSH (user
+// root, the instance's password, a host key of its own, /bin/sh in a sandbox, sftp, an
+// nvidia-smi that reports the instance's GPUs) exactly while the instance is running (2). A
+// shutdown, a restart or the shutdown timer halts it (its processes die, its disk stays); a
+// startup on other GPUs changes what nvidia-smi reports; a destroy deletes it. Web URLs are fake
 // (*.chenyu.demo.invalid); nothing here reaches the network beyond loopback.
 package cytest
 
@@ -37,6 +40,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 // DemoAPIKey is the only key the emulator accepts ("Authorization: Bearer <DemoAPIKey>").
@@ -44,6 +48,9 @@ const DemoAPIKey = "cy_demo_4f1c2b7e9a0d43c8b6e5a1f2d3c4b5a6"
 
 // PathPrefix is the vendor's path prefix; URL() includes it.
 const PathPrefix = "/api/open/v2"
+
+// sshUser is the login ssh_info names.
+const sshUser = "root"
 
 // SampleInstanceUUID is the running instance the emulator starts with, modelled on the
 // instance-list example of the seed document.
@@ -145,13 +152,14 @@ func (s *Server) sshReady(in *instance) bool {
 	return in.status == statusRunning
 }
 
-// listen binds the SSH endpoint of a new instance.
+// listen starts the machine of a new instance.
 func (s *Server) listen(in *instance) error {
-	ep, err := s.Listen(in.uuid, func() bool { return s.sshReady(in) })
+	m, err := s.Listen(in.uuid, emu.Machine{User: sshUser, Password: in.password, GPUModel: in.gpuName, GPUCount: in.gpuNums},
+		func() bool { return s.sshReady(in) })
 	if err != nil {
 		return err
 	}
-	in.host, in.port = ep.Host(), ep.Port()
+	in.machine, in.host, in.port = m, m.Host(), m.Port()
 	return nil
 }
 
@@ -244,7 +252,7 @@ func (s *Server) seedSample() {
 		password: "demo-Xk3p9Qw7Lm2v",
 	}
 	if err := s.listen(in); err != nil {
-		panic("cytest: cannot bind an SSH endpoint: " + err.Error())
+		panic("cytest: cannot start the sample instance's machine: " + err.Error())
 	}
 	s.add(in)
 }
@@ -306,7 +314,8 @@ type instance struct {
 	gpuUUID, gpuName               string
 	gpuNums                        int
 	password                       string
-	host                           string // of the SSH endpoint
+	machine                        *machinetest.Machine
+	host                           string // of the machine's SSH server
 	port                           int
 }
 

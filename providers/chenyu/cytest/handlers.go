@@ -216,7 +216,7 @@ func (in *instance) render(withMap bool) instanceJSON {
 			m = append(m, service{Title: "ComfyUI", URL: app, PortType: "http", Protocol: "tcp"})
 		}
 		m = append(m, service{Title: "SSH Terminal", URL: fmt.Sprintf("ssh://%s:%d", in.host, in.port), PortType: "ssh", Protocol: "tcp",
-			SSHInfo: &sshInfo{Host: in.host, Port: in.port, Username: "root", Password: in.password}})
+			SSHInfo: &sshInfo{Host: in.host, Port: in.port, Username: sshUser, Password: in.password}})
 		out.ServerMap = &m
 	}
 	return out
@@ -283,7 +283,7 @@ func (s *Server) checkGPU(gpuUUID string, nums *int) (gpu, reply, bool) {
 }
 
 // newInstance makes an instance of g as the launch outcome of g says (the caller has checked
-// it is not emu.LaunchSoldOut), with its SSH endpoint; a refusal when no port can be bound.
+// it is not emu.LaunchSoldOut), with its machine; a refusal when none can be started.
 func (s *Server) newInstance(g gpu, nums int, title string) (*instance, reply, bool) {
 	n := s.nextSeq()
 	now := s.Now()
@@ -449,6 +449,9 @@ func (s *Server) startup(_ url.Values, body []byte) reply {
 	g, r, good := s.checkGPU(gpuUUID, &nums)
 	if !good {
 		return r
+	}
+	if err := in.machine.SetGPUs(g.Name, nums, 0); err != nil {
+		return reply{Code: -2, Msg: "系统错误 / system error: " + err.Error()}
 	}
 	in.gpuUUID, in.gpuName, in.gpuNums = g.UUID, g.Name, nums
 	in.status = statusStarting

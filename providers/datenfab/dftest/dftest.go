@@ -23,9 +23,11 @@
 //     powered off and then deleted; delete needs Shutdown or Failed. "Failed" is the failure
 //     status emu.LaunchFails leads to; the documents name none.
 //
-// Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound at create:
-// servers.SSH.sshAddr reads "ssh -p<port> root@127.0.0.1", and the endpoint greets with an SSH
-// banner exactly while the instance is Running. Jupyter and TensorBoard URLs stay fake.
+// Every instance has a real machine (providers/machinetest) on 127.0.0.1, bound at create:
+// servers.SSH.sshAddr reads "ssh -p<port> root@127.0.0.1", and the machine serves SSH (root,
+// servers.SSH.sshPassword, a host key of its own, /bin/sh in a sandbox, sftp, an nvidia-smi
+// that reports the SKU's GPUs) exactly while the instance is Running. A power-off halts it
+// (its processes die, its disk stays); a delete deletes it. Jupyter and TensorBoard URLs stay fake.
 package dftest
 
 import (
@@ -461,7 +463,12 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		sshPassword:  randomHex(6),
 		jupyterToken: randomHex(16),
 	}
-	ep, err := s.Listen(in.name, func() bool { return s.sshReady(in) })
+	model := k.Name
+	if model == "" {
+		model = k.GPUProduct
+	}
+	ep, err := s.Listen(in.name, emu.Machine{User: "root", Password: in.sshPassword, GPUModel: model, GPUCount: k.GPUCounts, GPUMemoryMiB: k.GPUMemory * 1024},
+		func() bool { return s.sshReady(in) })
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "cannot allocate an SSH port: "+err.Error())
 		return

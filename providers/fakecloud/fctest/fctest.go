@@ -15,7 +15,8 @@
 // Statuses: creating -> running; stopping -> stopped; starting -> running; restarting ->
 // running; deleting -> gone; failed (LaunchFails). A stop is accepted while creating or
 // starting too, so that a machine that never comes up can be stopped, then deleted; delete
-// needs stopped or failed. Every machine has an SSH endpoint that greets while it is running.
+// needs stopped or failed. Every machine is a real SSH server (providers/machinetest) that
+// serves while it is running.
 package fctest
 
 import (
@@ -235,7 +236,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	now := s.Now()
 	m := &machine{ID: fmt.Sprintf("m-%04d", s.seq), Name: req.Name, Offer: o.ID, GPU: o.GPU, GPUs: req.GPUs, Image: req.Image,
 		PriceHour: o.PriceHour * float64(req.GPUs), Created: now, SSH: sshInfo{User: "root", Password: fmt.Sprintf("fc-pw-%04d", s.seq)}}
-	ep, err := s.Listen(m.ID, func() bool {
+	ep, err := s.Listen(m.ID, emu.Machine{User: m.SSH.User, Password: m.SSH.Password, GPUModel: m.GPU, GPUCount: m.GPUs, GPUMemoryMiB: o.VRAMGB * 1024}, func() bool {
 		st, ok := m.steps.At(s.Now(), m.Status)
 		return ok && st == "running"
 	})

@@ -25,9 +25,12 @@
 //     {"message":"insufficient GPUs ..."} with fail_instance counted; the document has no
 //     failure status, so emu.LaunchFails behaves like emu.LaunchNeverRuns.
 //
-// Every instance has a real SSH endpoint (package sshd) on 127.0.0.1, bound when it is
-// bought: the list reports ip "127.0.0.1" and its port, and the endpoint greets with an SSH
-// banner exactly while the instance is Running.
+// Every instance has a real machine (providers/machinetest) on 127.0.0.1, bound when it is
+// bought: the list reports ip "127.0.0.1" and its port, and the machine serves SSH (the
+// instance's username and password, a host key of its own, /bin/sh in a sandbox, sftp, an
+// nvidia-smi that reports the product's GPUs) exactly while the instance is Running. A stop
+// or a restart halts it (its processes die, its disk stays); a destroy deletes it; a rebuild
+// gives it a new host key, as a new system disk does.
 package hxytest
 
 import (
@@ -45,6 +48,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/emu"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 // DemoToken is the API token the emulator accepts unless Options.Token says otherwise. It is
@@ -145,6 +149,7 @@ type instance struct {
 	extra     int // extra data disk, GB
 	imageDesc string
 	steps     emu.Steps[string]
+	machine   *machinetest.Machine
 }
 
 var cst = time.FixedZone("CST", 8*3600)
@@ -678,11 +683,12 @@ func (s *Server) order(now time.Time, num int, p *productJSON, count int, pay st
 			Username:  "root",
 			Password:  "Hxy-" + hex.EncodeToString(h[20:28]),
 		}}
-		ep, err := s.Listen(in.GID, func() bool { return s.sshReady(in) })
+		ep, err := s.Listen(in.GID, emu.Machine{User: in.Username, Password: in.Password, GPUModel: p.Name, GPUCount: count, GPUMemoryMiB: p.GPURAM * 1024},
+			func() bool { return s.sshReady(in) })
 		if err != nil {
 			return buyAnswer{}, &apiError{status: http.StatusInternalServerError, msg: "cannot allocate an SSH port: " + err.Error()}
 		}
-		in.IP, in.Port = ep.Host(), ep.Port()
+		in.machine, in.IP, in.Port = ep, ep.Host(), ep.Port()
 		p.GPURemain -= count
 		switch pay {
 		case PayDay:
@@ -894,6 +900,10 @@ func (s *Server) rebuild(f fields, now time.Time) (any, *apiError) {
 		img, ok := s.findImage(in.RoomName, imageID, now)
 		if !ok {
 			b.fail(in.GID, "image %s not found in room %s", imageID, in.RoomName)
+			return
+		}
+		if _, err := in.machine.RotateHostKey(); err != nil {
+			b.fail(in.GID, "instance %s: rebuild failed: %v", in.GID, err)
 			return
 		}
 		in.ImageID, in.ImageName, in.imageDesc, in.AppType = img.ImageID, img.Name, img.Description, ""

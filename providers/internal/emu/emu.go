@@ -1,21 +1,28 @@
 // Package emu is the skeleton every vendor emulator (hxytest, dftest, cytest, fctest) is built
 // on: an HTTP server on loopback with fault injection, one lock over the vendor's state, a
-// clock, launch outcomes, a bounded log of the requests received, an SSH endpoint per instance,
-// and the timed steps by which an instance's status changes. The vendor packages keep only
-// their wire formats and rules; each embeds a *Server, so its methods are the emulator's.
+// clock, launch outcomes, a bounded log of the requests received, a machine per instance (a
+// real SSH server, providers/machinetest), and the timed steps by which an instance's status
+// changes. The vendor packages keep only their wire formats and rules; each embeds a *Server,
+// so its methods are the emulator's.
 package emu
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"sync"
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/faults"
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 // LaunchOutcome is what happens to instances launched from an offer.
@@ -26,7 +33,7 @@ const (
 	// StepDelay.
 	LaunchNormal LaunchOutcome = iota
 	// LaunchNeverRuns: the instance is created and billed but stays in the vendor's
-	// creating state forever; its SSH endpoint never answers with a banner.
+	// creating state forever; its machine never answers with an SSH banner.
 	LaunchNeverRuns
 	// LaunchFails: the instance goes to the vendor's failure state after StepDelay; for a
 	// vendor without one, it behaves like LaunchNeverRuns.
@@ -132,12 +139,22 @@ type Server struct {
 	faults   *faults.Injector
 	outcomes Outcomes
 
-	mu      sync.Mutex
-	retired []*sshd.Endpoint // of removed instances, closed once mu is released
-	ssh     map[string]*sshd.Endpoint
-	log     []Recorded // a ring of at most MaxRequests
-	logged  int        // requests ever recorded
-	changes int
+	mu       sync.Mutex
+	dir      string // the machines' sandboxes, one directory each; made on first use, removed by Close
+	machines map[string]*machine
+	halting  []*machine // of instances that stopped running, halted once mu is released
+	retired  []*machine // of removed instances, closed once mu is released
+	log      []Recorded // a ring of at most MaxRequests
+	logged   int        // requests ever recorded
+	changes  int
+}
+
+// machine is the machine of one instance, with what the emulator knows of its power.
+type machine struct {
+	m     *machinetest.Machine
+	dir   string
+	ready func() bool // the vendor's word: the instance runs; asked with the lock held
+	up    bool        // guarded by Server.mu: ready was true when last asked
 }
 
 // New starts an emulator on a loopback port that serves api: each request is recorded, the
@@ -147,7 +164,7 @@ func New(o Options, api http.Handler) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{opts: o, faults: faults.NewInjector(), ssh: map[string]*sshd.Endpoint{}}
+	s := &Server{opts: o, faults: faults.NewInjector(), machines: map[string]*machine{}}
 	s.handler = s.faults.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.serve(w, r, api)
 	}))
@@ -172,6 +189,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, api http.Handler)
 		s.opts.Settle(s.Now())
 	}
 	api.ServeHTTP(w, r)
+	s.sweep()
+}
+
+// sweep notes the machines whose instance stopped running (a stop, a restart, a timer), so
+// that Unlock halts them: a stopped instance's processes die at once, not when someone next
+// connects. Call with the lock held.
+func (s *Server) sweep() {
+	for _, m := range s.machines {
+		s.power(m)
+	}
+}
+
+// power asks whether m's instance runs and, if it stopped since it was last asked, queues the
+// machine's halt. Call with the lock held.
+func (s *Server) power(m *machine) bool {
+	up := m.ready()
+	if m.up && !up {
+		s.halting = append(s.halting, m)
+	}
+	m.up = up
+	return up
 }
 
 func (s *Server) record(r Recorded) {
@@ -186,15 +224,19 @@ func (s *Server) record(r Recorded) {
 // Lock takes the emulator's lock, which guards the vendor's state too.
 func (s *Server) Lock() { s.mu.Lock() }
 
-// Unlock releases the lock, then closes the SSH endpoints of the instances removed meanwhile:
-// an endpoint's readiness is computed under the lock, so it must not be waited for with the
-// lock held.
+// Unlock releases the lock, then halts the machines of the instances that stopped running
+// meanwhile, and closes those of the instances removed, deleting their disks: a machine asks
+// for its readiness under the lock, so it must not be waited for with the lock held.
 func (s *Server) Unlock() {
-	eps := s.retired
-	s.retired = nil
+	halting, retired := s.halting, s.retired
+	s.halting, s.retired = nil, nil
 	s.mu.Unlock()
-	for _, ep := range eps {
-		_ = ep.Close()
+	for _, m := range halting {
+		m.m.Halt()
+	}
+	for _, m := range retired {
+		_ = m.m.Close()
+		_ = os.RemoveAll(m.dir)
 	}
 }
 
@@ -214,15 +256,19 @@ func (s *Server) Now() time.Time { return s.opts.Now() }
 // StepDelay is how long each transitional status lasts.
 func (s *Server) StepDelay() time.Duration { return s.opts.StepDelay }
 
-// Close shuts the emulator down, the instances' SSH endpoints included.
+// Close shuts the emulator down, the instances' machines and their disks included.
 func (s *Server) Close() {
 	s.faults.Stop()
 	s.ts.Close()
 	s.Lock()
-	for id := range s.ssh {
+	for id := range s.machines {
 		s.Forget(id)
 	}
+	dir := s.dir
 	s.Unlock()
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
 }
 
 // SetFaults replaces the faults injected into the emulator's answers: each request gets the
@@ -264,38 +310,85 @@ func (s *Server) Changes() int {
 	return s.changes
 }
 
-// Listen binds the SSH endpoint of a new instance id on 127.0.0.1. It greets while ready says
-// so, which is asked with the lock held. Call with the lock held.
-func (s *Server) Listen(id string, ready func() bool) (*sshd.Endpoint, error) {
-	ep, err := sshd.Listen(s.opts.Vendor)
+// Machine describes the machine of a new instance: the login its instance payload hands out
+// (the machine accepts exactly that user and password), and its GPUs, which its nvidia-smi
+// reports.
+type Machine struct {
+	User, Password string
+	GPUModel       string
+	GPUCount       int
+	GPUMemoryMiB   int // per GPU; 0: machinetest's default
+}
+
+// safeDirName is an instance id that can name its sandbox as it is.
+var safeDirName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$`)
+
+// Listen starts the machine of a new instance id on 127.0.0.1: a real SSH server with a host
+// key of its own and a sandbox under the emulator's directory, which serves while ready says
+// the instance runs (asked with the lock held). When ready turns false (a stop, a restart),
+// the machine is halted: its connections and processes end, its disk stays for the next
+// start. Forget removes it, disk and all. Call with the lock held.
+func (s *Server) Listen(id string, spec Machine, ready func() bool) (*machinetest.Machine, error) {
+	if s.dir == "" {
+		dir, err := os.MkdirTemp("", "gpu-mcp-"+s.opts.Vendor+"-emulator-")
+		if err != nil {
+			return nil, err
+		}
+		s.dir = dir
+	}
+	name := id
+	if !safeDirName.MatchString(name) {
+		h := sha256.Sum256([]byte(id))
+		name = hex.EncodeToString(h[:8])
+	}
+	if _, ok := s.machines[id]; ok {
+		return nil, fmt.Errorf("emu: instance %s has a machine already", id)
+	}
+	dir := filepath.Join(s.dir, name)
+	mt, err := machinetest.New(machinetest.Options{Vendor: s.opts.Vendor, User: spec.User, Password: spec.Password,
+		GPUModel: spec.GPUModel, GPUCount: spec.GPUCount, GPUMemoryMiB: spec.GPUMemoryMiB, Dir: dir})
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	ep.SetReadyFunc(func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return ready()
+	m := &machine{m: mt, dir: dir, ready: ready}
+	mt.SetReadyFunc(func() bool {
+		s.Lock()
+		defer s.Unlock()
+		return s.power(m)
 	})
-	s.ssh[id] = ep
-	return ep, nil
+	s.machines[id] = m
+	return mt, nil
 }
 
-// Forget retires the SSH endpoint of a removed instance; it is closed by the next Unlock.
-// Call with the lock held.
+// Forget retires the machine of a removed instance; the next Unlock closes it and deletes its
+// disk. Call with the lock held.
 func (s *Server) Forget(id string) {
-	if ep, ok := s.ssh[id]; ok {
-		s.retired = append(s.retired, ep)
-		delete(s.ssh, id)
+	if m, ok := s.machines[id]; ok {
+		s.retired = append(s.retired, m)
+		delete(s.machines, id)
 	}
 }
 
-// SSHAddr is "127.0.0.1:<port>" of the SSH endpoint of the instance id.
+// SSHAddr is "127.0.0.1:<port>" of the machine of the instance id.
 func (s *Server) SSHAddr(id string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ep, ok := s.ssh[id]
+	m, ok := s.machines[id]
 	if !ok {
 		return "", false
 	}
-	return ep.Addr(), true
+	return m.m.Addr(), true
+}
+
+// Machine is the machine of the instance id, for tests that look at it or change it: its
+// host key (RotateHostKey, as a rebuild does), its GPUs' utilization, its sandbox.
+func (s *Server) Machine(id string) (*machinetest.Machine, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.machines[id]
+	if !ok {
+		return nil, false
+	}
+	return m.m, true
 }

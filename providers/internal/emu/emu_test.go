@@ -5,11 +5,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gpu-mcp/gpu-mcp/providers/internal/sshd"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 )
 
 func TestOutcomesPerOfferAndDefault(t *testing.T) {
@@ -90,29 +93,118 @@ func TestStepsTakeEffectAtTheirTime(t *testing.T) {
 	}
 }
 
-func TestForgottenEndpointsCloseAfterTheLock(t *testing.T) {
-	s := New(Options{Vendor: "test"}, http.NotFoundHandler())
-	defer s.Close()
-	ready := true
-	s.Lock()
-	if _, err := s.Listen("i1", func() bool { return ready }); err != nil {
+// login connects to addr as the machine's user with its password.
+func login(t *testing.T, addr, user, password string) (*ssh.Client, error) {
+	t.Helper()
+	return ssh.Dial("tcp", addr, &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.Password(password)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+}
+
+func output(t *testing.T, c *ssh.Client, cmd string) string {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.Unlock()
-	addr, ok := s.SSHAddr("i1")
-	if !ok {
-		t.Fatal("no endpoint")
+	defer s.Close()
+	out, err := s.CombinedOutput(cmd)
+	if err != nil {
+		t.Fatalf("%s: %v: %s", cmd, err, out)
 	}
-	if line, err := sshd.ReadBanner(addr, 2*time.Second); err != nil || !strings.HasPrefix(line, "SSH-2.0-test") {
-		t.Fatalf("banner %q, %v", line, err)
-	}
+	return string(out)
+}
+
+// The machine of an instance logs in with exactly the login the vendor hands out, reports its
+// GPUs, serves only while the instance runs, and loses its processes but not its disk when
+// the instance stops; a removed instance's machine closes once the lock is released, its
+// disk deleted, and Close deletes the emulator's directory.
+func TestMachinesFollowTheirInstances(t *testing.T) {
+	running := true
+	s := New(Options{Vendor: "test"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		running = r.URL.Path == "/start"
+	}))
+	closed := false
+	defer func() {
+		if !closed {
+			s.Close()
+		}
+	}()
 	s.Lock()
-	s.Forget("i1")
+	m, err := s.Listen("i-1", Machine{User: "ubuntu", Password: "pw-0f3c", GPUModel: "RTX 4090", GPUCount: 2}, func() bool { return running })
 	s.Unlock()
-	if _, ok := s.SSHAddr("i1"); ok {
-		t.Fatal("a forgotten endpoint is still listed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.Machine("i-1"); !ok || got != m {
+		t.Fatal("Machine does not return the instance's machine")
+	}
+	addr, _ := s.SSHAddr("i-1")
+	if _, err := login(t, addr, "root", "pw-0f3c"); err == nil {
+		t.Fatal("a user other than the instance's logs in")
+	}
+	if _, err := login(t, addr, "ubuntu", "wrong"); err == nil {
+		t.Fatal("a wrong password logs in")
+	}
+	c, err := login(t, addr, "ubuntu", "pw-0f3c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := output(t, c, "nvidia-smi --query-gpu=name --format=csv,noheader"); got != "RTX 4090\nRTX 4090\n" {
+		t.Fatalf("nvidia-smi: %q", got)
+	}
+	pid := strings.TrimSpace(output(t, c, "echo kept >disk.txt; setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!"))
+	if _, err := os.Stat("/proc/" + pid); err != nil {
+		t.Fatalf("the detached process %s does not run: %v", pid, err)
+	}
+	dir := m.Dir()
+	if !strings.HasPrefix(dir, s.dir) {
+		t.Fatalf("the sandbox %s is not under the emulator's directory %s", dir, s.dir)
+	}
+
+	if _, err := http.Get(s.URL() + "/stop"); err != nil { // the instance stops: its machine halts
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stopped instance's process still runs")
+		}
+	}
+	if line, _ := machinetest.ReadBanner(addr, 2*time.Second); line != "" {
+		t.Fatalf("a stopped instance's machine greets: %q", line)
+	}
+	if _, err := http.Get(s.URL() + "/start"); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := login(t, addr, "ubuntu", "pw-0f3c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if got := output(t, c2, "cat disk.txt"); got != "kept\n" {
+		t.Fatalf("after a stop and a start the disk holds %q", got)
+	}
+
+	s.Lock()
+	s.Forget("i-1")
+	s.Unlock()
+	if _, ok := s.SSHAddr("i-1"); ok {
+		t.Fatal("a forgotten machine is still listed")
 	}
 	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		t.Fatal("a forgotten endpoint still accepts connections")
+		t.Fatal("a forgotten machine still accepts connections")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a forgotten machine's disk is left: %v", err)
+	}
+	root := s.dir
+	s.Close()
+	closed = true
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatalf("Close left the emulator's directory: %v", err)
 	}
 }
