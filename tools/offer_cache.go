@@ -42,8 +42,7 @@ type offerEntry struct {
 	offers []providers.Offer
 	at     time.Time // when offers were fetched; zero: none
 	err    error     // the last refresh's failure, when it failed after at
-	errAt  time.Time
-	gen    int // bumped by Invalidate: a refresh started before does not store its result
+	gen    int       // bumped by Invalidate: a refresh started before does not store its result
 	flight *offerFetch
 }
 
@@ -137,22 +136,27 @@ func (c *OfferCache) refresh(p providers.Provider, e *offerEntry) *offerFetch {
 		ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 		defer cancel()
 		offers, err := listOffersSafely(ctx, p)
+		// The offers are as old as the vendor's answer, which is read now: a clock read later,
+		// after a waiter was let go, could date them after whatever that waiter did next.
+		at := c.now()
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		// Waiters are let go only once the entry holds what they got, so that a caller's next
+		// call finds it there.
+		defer close(f.done)
 		f.offers, f.err = offers, err
-		close(f.done)
 		e.flight = nil
 		if gen != e.gen {
 			return
 		}
 		if err != nil {
-			e.err, e.errAt = err, c.now()
+			e.err = err
 			return
 		}
 		if offers == nil {
 			offers = []providers.Offer{}
 		}
-		e.offers, e.at, e.err = offers, c.now(), nil
+		e.offers, e.at, e.err = offers, at, nil
 	}()
 	return f
 }

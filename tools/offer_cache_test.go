@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,6 +181,43 @@ func TestOfferCacheServesStaleOnErrorsForABoundedTimeAndSaysSo(t *testing.T) {
 	p.set(func(g *gatedProvider) { g.fail, g.model = nil, "v3" })
 	if offers, note, err := c.Offers(ctx, p); model(t, offers, err) != "v3" || note != nil {
 		t.Fatalf("after recovery: %+v", note)
+	}
+}
+
+// TestOfferCacheDatesOffersByTheVendorsAnswer pins down a race that once made the test above
+// flaky: the refresh read the clock after it had let its waiters go, so a caller that moved
+// the clock on at once could see its offers dated after the move, fresh when they were not.
+// Here the clock, read by the refresh, waits for the caller to have returned and moved it;
+// it gives up after a while, since a refresh that reads it before letting the caller go
+// (as it must) would otherwise wait forever.
+func TestOfferCacheDatesOffersByTheVendorsAnswer(t *testing.T) {
+	c, clk := newTestCache(t)
+	start := clk.now()
+	returned, refreshRead := make(chan struct{}), make(chan struct{})
+	var reads atomic.Int32
+	c.now = func() time.Time {
+		if reads.Add(1) == 1 { // Offers' own look at the clock, before the refresh starts
+			return clk.now()
+		}
+		defer close(refreshRead)
+		select {
+		case <-returned:
+		case <-time.After(200 * time.Millisecond):
+		}
+		return clk.now()
+	}
+	p := newGated("alpha")
+	if _, _, err := c.Offers(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(time.Hour)
+	close(returned)
+	<-refreshRead
+	c.mu.Lock()
+	at := c.entries["alpha"].at
+	c.mu.Unlock()
+	if !at.Equal(start) {
+		t.Fatalf("offers fetched at %s are dated %s, after the caller moved the clock", start, at)
 	}
 }
 
