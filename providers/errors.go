@@ -70,3 +70,32 @@ func Unsupported(provider string, a Action, why string) *Error {
 		Message: fmt.Sprintf("%s is unsupported by %s: %s", a, provider, why),
 		Remedy:  "use the vendor's console for this, or choose another provider"}
 }
+
+// Incomplete is returned together with the items a list did read, when the vendor's list was
+// cut short: the items are good, and more exist than were read. A caller that can show part of
+// a list shows them and says so (the error's text); any other caller treats it as the error
+// it is.
+type Incomplete struct {
+	Provider string
+	Op       string // the listing, e.g. "list GPU models"
+	Listed   int    // items read
+	Total    int    // items the vendor reported; 0 when it did not say
+	Reason   string // why the rest was not read
+}
+
+func (e *Incomplete) Error() string {
+	of := ""
+	if e.Total > e.Listed {
+		of = fmt.Sprintf(" of %d", e.Total)
+	}
+	return fmt.Sprintf("%s: %s: only %d%s read (%s); the rest are missing", e.Provider, e.Op, e.Listed, of, e.Reason)
+}
+
+// AsIncomplete returns err as an *Incomplete, or nil when it is none.
+func AsIncomplete(err error) *Incomplete {
+	var e *Incomplete
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}

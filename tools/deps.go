@@ -67,10 +67,13 @@ func (d *Deps) textPrefix() string {
 	return ""
 }
 
-// ProviderError reports a provider that failed during a read across providers.
+// ProviderError reports a provider that failed during a read across providers, or whose list
+// was cut short.
 type ProviderError struct {
 	Provider string `json:"provider"`
 	Error    string `json:"error" jsonschema_description:"what went wrong and what to do"`
+	// Incomplete marks a provider whose part is there but cut short.
+	Incomplete bool `json:"incomplete,omitempty" jsonschema_description:"true: this provider's items are shown but its list was cut short"`
 }
 
 // configureHint says how to enable a provider.
@@ -158,7 +161,9 @@ func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func
 	var all []T
 	var errs []ProviderError
 	for _, r := range results {
-		if r.err != nil {
+		if r.err != nil && providers.AsIncomplete(r.err) != nil {
+			errs = append(errs, ProviderError{Provider: r.name, Error: r.err.Error(), Incomplete: true})
+		} else if r.err != nil {
 			d.Log.Warn().Str("provider", r.name).Err(r.err).Msg("provider read failed")
 			errs = append(errs, ProviderError{Provider: r.name, Error: errorText(r.err)})
 			continue
@@ -173,6 +178,10 @@ func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func
 func errorsText(errs []ProviderError) string {
 	var b strings.Builder
 	for _, e := range errs {
+		if e.Incomplete {
+			fmt.Fprintf(&b, "\n! incomplete: %s", e.Error)
+			continue
+		}
 		fmt.Fprintf(&b, "\n! %s failed: %s", e.Provider, e.Error)
 	}
 	return b.String()
@@ -180,12 +189,14 @@ func errorsText(errs []ProviderError) string {
 
 // allFailed turns a fan-out where every provider failed into an error.
 func allFailed(errs []ProviderError, n int) error {
-	if n == 0 || len(errs) < n {
-		return nil
+	var msgs []string
+	for _, e := range errs {
+		if !e.Incomplete {
+			msgs = append(msgs, e.Error)
+		}
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Error
+	if n == 0 || len(msgs) < n {
+		return nil
 	}
 	return fmt.Errorf("every provider failed: %s", strings.Join(msgs, "; "))
 }

@@ -40,6 +40,7 @@ type OfferCache struct {
 
 type offerEntry struct {
 	offers []providers.Offer
+	cut    error     // the *providers.Incomplete the offers came with, if any
 	at     time.Time // when offers were fetched; zero: none
 	err    error     // the last refresh's failure, when it failed after at
 	gen    int       // bumped by Invalidate: a refresh started before does not store its result
@@ -79,6 +80,8 @@ func NewOfferCache(o OfferCacheOptions) *OfferCache {
 // Offers returns p's offers: fresh from the cache, stale from the cache while a refresh runs
 // (with a note when the last refresh failed), or fetched now when there are none young
 // enough. Waiting for a fetch ends with ctx; the fetch itself goes on for the next caller.
+// Offers of a list the vendor cut short come with its *providers.Incomplete, as the provider
+// gave them.
 func (c *OfferCache) Offers(ctx context.Context, p providers.Provider) ([]providers.Offer, *StaleOffers, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -95,9 +98,9 @@ func (c *OfferCache) Offers(ctx context.Context, p providers.Provider) ([]provid
 	if !e.at.IsZero() {
 		age := now.Sub(e.at)
 		if age < c.ttl {
-			offers := e.offers
+			offers, cut := e.offers, e.cut
 			c.mu.Unlock()
-			return offers, nil, nil
+			return offers, nil, cut
 		}
 		if age < c.ttl+c.maxStale {
 			if e.flight == nil {
@@ -107,9 +110,9 @@ func (c *OfferCache) Offers(ctx context.Context, p providers.Provider) ([]provid
 			if e.err != nil {
 				note = &StaleOffers{Provider: p.Name(), AgeSeconds: int(age / time.Second), Error: errorText(e.err)}
 			}
-			offers := e.offers
+			offers, cut := e.offers, e.cut
 			c.mu.Unlock()
-			return offers, note, nil
+			return offers, note, cut
 		}
 	}
 	f := e.flight
@@ -149,6 +152,10 @@ func (c *OfferCache) refresh(p providers.Provider, e *offerEntry) *offerFetch {
 		if gen != e.gen {
 			return
 		}
+		var cut error
+		if providers.AsIncomplete(err) != nil {
+			cut, err = err, nil
+		}
 		if err != nil {
 			e.err = err
 			return
@@ -156,7 +163,7 @@ func (c *OfferCache) refresh(p providers.Provider, e *offerEntry) *offerFetch {
 		if offers == nil {
 			offers = []providers.Offer{}
 		}
-		e.offers, e.at, e.err = offers, at, nil
+		e.offers, e.cut, e.at, e.err = offers, cut, at, nil
 	}()
 	return f
 }
@@ -180,7 +187,7 @@ func (c *OfferCache) Invalidate(provider string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[provider]; e != nil {
-		e.offers, e.at, e.err = nil, time.Time{}, nil
+		e.offers, e.cut, e.at, e.err = nil, nil, time.Time{}, nil
 		e.gen++
 	}
 }

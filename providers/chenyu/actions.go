@@ -136,7 +136,7 @@ func (p *Provider) SaveImage(ctx context.Context, id, name string) (string, erro
 	}
 	images, err := fetchAll(ctx, p, p.http, "/image/private/list", "image_list", "list private images", nil,
 		func(m wirePrivateImage) string { return m.UUID })
-	if err != nil {
+	if err != nil && providers.AsIncomplete(err) == nil {
 		p.log.Debug().Str("error", err.Error()).Msg("chenyu image save requested; its id could not be read back")
 		return "", nil
 	}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
@@ -168,60 +169,128 @@ func (p *Provider) post(ctx context.Context, path string, body any, op string) (
 
 const (
 	pageSize = 50
-	// maxPages bounds a paged listing, so that a server that keeps answering never traps us.
+	// maxPages bounds a paged listing, so that a server that keeps answering never traps us;
+	// a list cut short by it says so (providers.Incomplete).
 	maxPages = 100
+	// pagesAtOnce bounds the pages asked for together, once the first page has told the total.
+	pagesAtOnce = 4
 )
 
-// fetchAll collects every page of a paged list: page from 1, page_size pageSize, until the
-// collected count reaches total, a page is empty, or a page brings nothing new (a server that
-// ignores page would otherwise repeat itself up to maxPages times).
+// listPage is one page of a paged list.
+type listPage[T any] struct {
+	items    []T
+	total    int
+	hasTotal bool
+}
+
+// getPage reads page number page of a paged list.
+func getPage[T any](ctx context.Context, p *Provider, c *httpx.Client, path, listKey, op string, extra url.Values, page int) (listPage[T], error) {
+	q := url.Values{}
+	for k, v := range extra {
+		q[k] = v
+	}
+	q.Set("page", strconv.Itoa(page))
+	q.Set("page_size", strconv.Itoa(pageSize))
+	var data map[string]json.RawMessage
+	if err := p.getWith(ctx, c, path, q, op, &data); err != nil {
+		return listPage[T]{}, err
+	}
+	var out listPage[T]
+	if raw, ok := data[listKey]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &out.items); err != nil {
+			return listPage[T]{}, errf(providers.KindUnavailable, op, "try again later", "unreadable %s (%v): %s", listKey, err, c.Excerpt(raw))
+		}
+	}
+	if raw, ok := data["total"]; ok && string(raw) != "null" {
+		var t flex.Int
+		if json.Unmarshal(raw, &t) == nil {
+			out.total, out.hasTotal = int(t), true
+		}
+	}
+	return out, nil
+}
+
+// fetchAll collects every page of a paged list (page from 1, page_size pageSize). When the
+// first page tells the total, the other pages are asked for pagesAtOnce at a time; without a
+// total, one after another until a short page. It stops at an empty page, at maxPages, or at
+// a page that brings nothing new (a server that ignores page would otherwise repeat itself).
+// A list that stopped short of what the vendor has is returned with a *providers.Incomplete.
 func fetchAll[T any](ctx context.Context, p *Provider, c *httpx.Client, path, listKey, op string, extra url.Values, key func(T) string) ([]T, error) {
 	var out []T
 	seen := map[string]bool{}
-	for page := 1; page <= maxPages; page++ {
-		q := url.Values{}
-		for k, v := range extra {
-			q[k] = v
-		}
-		q.Set("page", strconv.Itoa(page))
-		q.Set("page_size", strconv.Itoa(pageSize))
-		var data map[string]json.RawMessage
-		if err := p.getWith(ctx, c, path, q, op, &data); err != nil {
-			return nil, err
-		}
-		var items []T
-		if raw, ok := data[listKey]; ok && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &items); err != nil {
-				return nil, errf(providers.KindUnavailable, op, "try again later", "unreadable %s (%v): %s", listKey, err, c.Excerpt(raw))
-			}
-		}
-		total, hasTotal := 0, false
-		if raw, ok := data["total"]; ok && string(raw) != "null" {
-			var t flex.Int
-			if json.Unmarshal(raw, &t) == nil {
-				total, hasTotal = int(t), true
-			}
-		}
-		fresh := 0
+	add := func(items []T) (fresh int) {
 		for _, it := range items {
-			k := key(it)
-			if seen[k] {
-				continue
+			if k := key(it); !seen[k] {
+				seen[k] = true
+				out = append(out, it)
+				fresh++
 			}
-			seen[k] = true
-			out = append(out, it)
-			fresh++
 		}
-		switch {
-		case len(items) == 0, fresh == 0:
-			return out, nil
-		case hasTotal && len(out) >= total:
-			return out, nil
-		case !hasTotal && len(items) < pageSize:
-			return out, nil
+		return fresh
+	}
+	first, err := getPage[T](ctx, p, c, path, listKey, op, extra, 1)
+	if err != nil {
+		return nil, err
+	}
+	add(first.items)
+	if len(first.items) == 0 {
+		return out, nil
+	}
+	if !first.hasTotal {
+		last := first
+		for page := 2; len(last.items) >= pageSize; page++ {
+			if page > maxPages {
+				return out, p.incomplete(op, len(out), 0, fmt.Sprintf("stopped after %d pages", maxPages))
+			}
+			if last, err = getPage[T](ctx, p, c, path, listKey, op, extra, page); err != nil {
+				return nil, err
+			}
+			if len(last.items) == 0 || add(last.items) == 0 {
+				break
+			}
+		}
+		return out, nil
+	}
+	// The server's page size, which may be below the one asked for, tells how many pages
+	// the total takes.
+	per := len(first.items)
+	pages := (first.total + per - 1) / per
+	capped := pages > maxPages
+	pages = min(pages, maxPages)
+	for next := 2; next <= pages && len(out) < first.total; next += pagesAtOnce {
+		wave := make([]listPage[T], min(pagesAtOnce, pages-next+1))
+		errs := make([]error, len(wave))
+		var wg sync.WaitGroup
+		for i := range wave {
+			wg.Go(func() {
+				wave[i], errs[i] = getPage[T](ctx, p, c, path, listKey, op, extra, next+i)
+			})
+		}
+		wg.Wait()
+		for i := range wave {
+			if errs[i] != nil {
+				return nil, errs[i]
+			}
+		}
+		for _, pg := range wave {
+			if len(pg.items) == 0 {
+				// The list ended before its total: it shrank while it was read.
+				return out, nil
+			}
+			if add(pg.items) == 0 {
+				return out, p.incomplete(op, len(out), first.total, "its pages repeat themselves")
+			}
 		}
 	}
-	p.log.Warn().Str("path", path).Int("pages", maxPages).Int("items", len(out)).
-		Msg("chenyu kept returning pages; stopped at the page limit, the list may be incomplete")
+	if capped && len(out) < first.total {
+		return out, p.incomplete(op, len(out), first.total, fmt.Sprintf("stopped after %d pages of %d", maxPages, per))
+	}
 	return out, nil
+}
+
+// incomplete logs and returns the error of a list cut short.
+func (p *Provider) incomplete(op string, listed, total int, reason string) error {
+	p.log.Warn().Str("op", op).Int("items", listed).Int("total", total).Str("reason", reason).
+		Msg("chenyu list cut short; the answer says it is incomplete")
+	return &providers.Incomplete{Provider: Name, Op: op, Listed: listed, Total: total, Reason: reason}
 }

@@ -1,6 +1,7 @@
 package chenyu
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -17,18 +18,27 @@ const podPrefix = "pod:"
 // images and app-market Pods. Every image runs on every GPU model and Chenyu has no regions,
 // so the query narrows nothing.
 func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]providers.Image, error) {
+	// A list cut short still gives its part; the answer carries the first such list's error.
+	var cut error
+	keep := func(err error) error {
+		if providers.AsIncomplete(err) != nil {
+			cut = cmp.Or(cut, err)
+			return nil
+		}
+		return err
+	}
 	market, err := fetchAll(ctx, p, p.public, "/image/market/list", "image_list", "list market images", nil,
 		func(m wireMarketImage) string { return m.UUID })
-	if err != nil {
+	if err := keep(err); err != nil {
 		return nil, err
 	}
 	private, err := fetchAll(ctx, p, p.http, "/image/private/list", "image_list", "list private images", nil,
 		func(m wirePrivateImage) string { return m.UUID })
-	if err != nil {
+	if err := keep(err); err != nil {
 		return nil, err
 	}
 	pods, err := fetchAll(ctx, p, p.http, "/pod/list", "pod_list", "list pods", nil, func(m wirePod) string { return m.UUID })
-	if err != nil {
+	if err := keep(err); err != nil {
 		return nil, err
 	}
 	var out []providers.Image
@@ -47,7 +57,7 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 			out = append(out, podImages(m)...)
 		}
 	}
-	return out, nil
+	return out, cut
 }
 
 // componentOrder puts frameworks first, then the stack below them.

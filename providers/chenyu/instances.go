@@ -43,7 +43,7 @@ func (p *Provider) state(raw string) providers.State {
 func (p *Provider) ListInstances(ctx context.Context) ([]providers.Instance, error) {
 	list, err := fetchAll(ctx, p, p.http, "/instance/list", "instance_list", "list instances", nil,
 		func(w wireInstance) string { return w.InstanceUUID })
-	if err != nil {
+	if err != nil && providers.AsIncomplete(err) == nil {
 		return nil, err
 	}
 	prices := p.hourlyPrices(ctx)
@@ -54,7 +54,7 @@ func (p *Provider) ListInstances(ctx context.Context) ([]providers.Instance, err
 		}
 		out = append(out, p.instance(w, prices))
 	}
-	return out, nil
+	return out, err
 }
 
 // GetInstance implements providers.Provider with GET /instance/info.
@@ -74,10 +74,11 @@ func (p *Provider) GetInstance(ctx context.Context, id string) (providers.Instan
 }
 
 // hourlyPrices maps gpu_uuid to its listed hourly price, for Instance.PricePerHour. A failure
-// only leaves prices out: an instance read must not fail on the price list.
+// only leaves prices out: an instance read must not fail on the price list (and a list cut
+// short gives the prices it has).
 func (p *Provider) hourlyPrices(ctx context.Context) map[string]float64 {
 	gpus, err := p.listGPUs(ctx)
-	if err != nil {
+	if err != nil && providers.AsIncomplete(err) == nil {
 		p.log.Debug().Str("error", err.Error()).Msg("chenyu GPU prices unavailable; instance prices left out")
 		return nil
 	}

@@ -20,7 +20,7 @@ func validGPUCount(n int) bool { return slices.Contains(gpuCounts, n) }
 // ListOffers implements providers.Provider: one offer per GPU model of GET /gpu/list.
 func (p *Provider) ListOffers(ctx context.Context) ([]providers.Offer, error) {
 	gpus, err := p.listGPUs(ctx)
-	if err != nil {
+	if err != nil && providers.AsIncomplete(err) == nil {
 		return nil, err
 	}
 	out := make([]providers.Offer, 0, len(gpus))
@@ -30,7 +30,7 @@ func (p *Provider) ListOffers(ctx context.Context) ([]providers.Offer, error) {
 		}
 		out = append(out, p.offer(g))
 	}
-	return out, nil
+	return out, err
 }
 
 func (p *Provider) listGPUs(ctx context.Context) ([]wireGPU, error) {

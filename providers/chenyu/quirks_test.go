@@ -48,7 +48,7 @@ func TestQuirk5_3_3_PagingStopsOnALyingServer(t *testing.T) {
 		requests int64
 		items    int
 	}{
-		{"same page again and again", false, 2, 1},
+		{"same page again and again", false, 1 + pagesAtOnce, 1},
 		{"endless new pages", true, maxPages, maxPages},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,14 +65,16 @@ func TestQuirk5_3_3_PagingStopsOnALyingServer(t *testing.T) {
 			buf := &syncBuffer{}
 			p := New(Config{APIKey: "k", BaseURL: srv.URL, Logger: loggerTo(buf)})
 			list, err := instancePages(t, p)
-			if err != nil {
-				t.Fatal(err)
-			}
 			if n.Load() != tc.requests || len(list) != tc.items {
 				t.Fatalf("%d requests, %d instances", n.Load(), len(list))
 			}
-			if tc.fresh && !strings.Contains(buf.String(), "page limit") {
-				t.Fatalf("no warning at the page limit: %s", buf.String())
+			// The server said 100,000: what was read is kept, and said to be incomplete.
+			inc := providers.AsIncomplete(err)
+			if inc == nil || inc.Listed != tc.items || inc.Total != 100000 || !strings.Contains(err.Error(), "100000") {
+				t.Fatalf("a list cut short is not reported as such: %v", err)
+			}
+			if !strings.Contains(buf.String(), "cut short") {
+				t.Fatalf("no warning for the list cut short: %s", buf.String())
 			}
 		})
 	}
@@ -273,5 +275,51 @@ func TestQuirk5_3_15_RunTogetherLegend(t *testing.T) {
 		if got := p.instance(w, nil); got.ImageSaveStatus != want || got.State != providers.StateRunning {
 			t.Errorf("save_image_status %d -> %q (state %s), want %q and running", s, got.ImageSaveStatus, got.State, want)
 		}
+	}
+}
+
+func TestLongListsArePagedConcurrentlyAndACutListSaysSo(t *testing.T) {
+	// 7 catalog models and 493 more: ten pages of 50. Page 2 is answered only once page 3 has
+	// been asked for too, which only a client that asks for pages together does (one that
+	// asks one after another makes page 2 wait for the fallback and is caught).
+	third := make(chan struct{})
+	var together atomic.Bool
+	wrap := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Query().Get("page") {
+			case "2":
+				select {
+				case <-third:
+					together.Store(true)
+				case <-time.After(5 * time.Second):
+				}
+			case "3":
+				close(third)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	e := setup(t, cytest.Options{ExtraGPUModels: 493, Wrap: wrap})
+	offers, err := e.p.ListOffers(t.Context())
+	if err != nil || len(offers) != 500 {
+		t.Fatalf("%d offers, %v", len(offers), err)
+	}
+	pages := map[string]bool{}
+	for _, r := range e.srv.Requests() {
+		pages[r.Query().Get("page")] = true
+	}
+	if len(pages) != 10 || !together.Load() {
+		t.Fatalf("pages asked: %v; pages 2 and 3 together: %v", pages, together.Load())
+	}
+
+	// Past maxPages pages: the first 5,000 models, and an error that says how many exist.
+	e = setup(t, cytest.Options{ExtraGPUModels: maxPages*pageSize + 93})
+	offers, err = e.p.ListOffers(t.Context())
+	inc := providers.AsIncomplete(err)
+	if len(offers) != maxPages*pageSize || inc == nil || inc.Listed != maxPages*pageSize || inc.Total != maxPages*pageSize+100 {
+		t.Fatalf("%d offers, %v", len(offers), err)
+	}
+	if !strings.Contains(err.Error(), "only 5000 of 5100 read") {
+		t.Fatalf("the error does not say what is missing: %v", err)
 	}
 }

@@ -244,7 +244,7 @@ func (p *Provider) harborOf(ctx context.Context, cluster string) (string, string
 	r, ok := p.regions[cluster]
 	p.mu.Unlock()
 	if !ok {
-		if _, err := p.listRegions(ctx); err != nil {
+		if _, err := p.fetchRegions(ctx); err != nil {
 			return "", "", err
 		}
 		p.mu.Lock()

@@ -67,7 +67,10 @@ type Provider struct {
 	mu       sync.Mutex
 	clusters map[string]string     // instance name -> cluster name
 	regions  map[string]regionInfo // cluster name -> region
-	saved    []savedImage          // images this process asked to save
+	// regionList is GET /regions as last read (nil: not read, or forgotten), at regionsAt.
+	regionList []wireRegion
+	regionsAt  time.Time
+	saved      []savedImage // images this process asked to save
 }
 
 type regionInfo struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 )
 
 func TestListOffers(t *testing.T) {
@@ -475,5 +476,43 @@ func TestSecretsNeverLogged(t *testing.T) {
 		if secret == "" || strings.Contains(out, secret) {
 			t.Errorf("log output contains secret %q", secret)
 		}
+	}
+}
+
+func TestRegionsAreReadLessOftenThanOffers(t *testing.T) {
+	c := newClock()
+	p, srv, _ := setup(t, dftest.Options{Now: c.Now})
+	regionReads := func() (n int) {
+		for _, r := range srv.Requests() {
+			if strings.HasSuffix(r.Path, "/regions") {
+				n++
+			}
+		}
+		return n
+	}
+	read := func() {
+		t.Helper()
+		if offers, err := p.ListOffers(t.Context()); err != nil || len(offers) == 0 {
+			t.Fatalf("%d offers, %v", len(offers), err)
+		}
+	}
+	read()
+	read()
+	if n := regionReads(); n != 1 || len(srv.Requests()) != 1+2*2 {
+		t.Fatalf("%d region reads, %d requests for two catalog reads: want the regions once, then one round trip", n, len(srv.Requests()))
+	}
+	c.Add(RegionsTTL)
+	read()
+	if n := regionReads(); n != 2 {
+		t.Fatalf("%d region reads after RegionsTTL: want them read again", n)
+	}
+	// A region whose SKUs cannot be read may be gone: the next read asks for the regions again.
+	srv.SetFaults(emulated.Faults{Path: "/skus/computings", Times: 1, Status500: true})
+	if _, err := p.ListOffers(t.Context()); err == nil {
+		t.Fatal("a failed SKU read went unnoticed")
+	}
+	read()
+	if n := regionReads(); n != 3 {
+		t.Fatalf("%d region reads after a failed SKU read: want them read again", n)
 	}
 }

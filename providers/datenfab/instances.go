@@ -36,7 +36,7 @@ func instancePath(cluster, name string) string {
 // ListInstances implements providers.Provider: the instances of every cluster named by /regions.
 func (p *Provider) ListInstances(ctx context.Context) ([]providers.Instance, error) {
 	nodes, err := p.listAll(ctx)
-	if err != nil {
+	if err != nil && providers.AsIncomplete(err) == nil {
 		return nil, err
 	}
 	out := make([]providers.Instance, 0, len(nodes))
@@ -48,7 +48,7 @@ func (p *Provider) ListInstances(ctx context.Context) ([]providers.Instance, err
 		}
 		out = append(out, p.instanceOf(n.wireInstance, n.cluster))
 	}
-	return out, nil
+	return out, err
 }
 
 type clusterInstance struct {
@@ -57,7 +57,9 @@ type clusterInstance struct {
 }
 
 // listAll lists every cluster and refreshes the name -> cluster cache. A failing cluster fails
-// the whole list: a partial list could make an agent believe an instance is gone.
+// the whole list: a partial list could make an agent believe an instance is gone. A cluster
+// that reports more instances than it lists (no paging is documented) gives what it lists,
+// with a *providers.Incomplete that says so.
 func (p *Provider) listAll(ctx context.Context) ([]clusterInstance, error) {
 	regions, err := p.listRegions(ctx)
 	if err != nil {
@@ -65,6 +67,7 @@ func (p *Provider) listAll(ctx context.Context) ([]clusterInstance, error) {
 	}
 	seen := map[string]bool{}
 	var all []clusterInstance
+	var cut error
 	for _, r := range regions {
 		c := r.ClusterName
 		if c == "" || seen[c] {
@@ -79,6 +82,10 @@ func (p *Provider) listAll(ctx context.Context) ([]clusterInstance, error) {
 			// No paging parameter is documented (quirk 5.2.13): say so rather than stay silent.
 			p.log.Warn().Str("cluster", c).Int("returned", len(list.Nodes)).Int64("total", int64(list.TotalCount)).
 				Msg("datenfab reports more instances (hasNextPage) but documents no paging parameter; the list is incomplete")
+			if cut == nil {
+				cut = &providers.Incomplete{Provider: Name, Op: "list instances of cluster " + c, Listed: len(list.Nodes), Total: int(list.TotalCount),
+					Reason: "Datenfab reports more (hasNextPage) but documents no way to ask for them"}
+			}
 		}
 		p.mu.Lock()
 		for _, n := range list.Nodes {
@@ -91,7 +98,7 @@ func (p *Provider) listAll(ctx context.Context) ([]clusterInstance, error) {
 			all = append(all, clusterInstance{n, c})
 		}
 	}
-	return all, nil
+	return all, cut
 }
 
 // clusterOf finds the cluster of instance name: from the cache, else by listing every cluster.
@@ -102,7 +109,7 @@ func (p *Provider) clusterOf(ctx context.Context, op, name string) (string, erro
 	if ok {
 		return c, nil
 	}
-	if _, err := p.listAll(ctx); err != nil {
+	if _, err := p.listAll(ctx); err != nil && providers.AsIncomplete(err) == nil {
 		return "", err
 	}
 	p.mu.Lock()

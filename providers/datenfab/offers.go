@@ -26,11 +26,31 @@ var (
 	}
 )
 
-// listRegions fetches /regions and refreshes the cluster -> region cache.
+// RegionsTTL is how long the region list is reused. Regions change far more rarely than the
+// SKUs' prices and stock, so a catalog read asks for them only this often and otherwise costs
+// one round trip (the regions' SKUs, asked at once) instead of two.
+const RegionsTTL = 10 * time.Minute
+
+// listRegions returns the regions, from the cache when it is younger than RegionsTTL, else
+// from /regions (which also refreshes the cluster -> region map).
 func (p *Provider) listRegions(ctx context.Context) ([]wireRegion, error) {
+	p.mu.Lock()
+	rs, at := p.regionList, p.regionsAt
+	p.mu.Unlock()
+	if rs != nil && p.now().Sub(at) < RegionsTTL {
+		return rs, nil
+	}
+	return p.fetchRegions(ctx)
+}
+
+// fetchRegions reads /regions and refreshes both caches.
+func (p *Provider) fetchRegions(ctx context.Context) ([]wireRegion, error) {
 	var rs []wireRegion
 	if err := p.getJSON(ctx, "/regions", nil, "list regions", &rs); err != nil {
 		return nil, err
+	}
+	if rs == nil {
+		rs = []wireRegion{}
 	}
 	p.mu.Lock()
 	for _, r := range rs {
@@ -38,8 +58,17 @@ func (p *Provider) listRegions(ctx context.Context) ([]wireRegion, error) {
 			p.regions[r.ClusterName] = regionInfo{Name: r.Region, Harbor: r.HarborAddr}
 		}
 	}
+	p.regionList, p.regionsAt = rs, p.now()
 	p.mu.Unlock()
 	return rs, nil
+}
+
+// forgetRegions drops the cached region list, after a region's SKUs could not be read: the
+// region may be gone, and the next read asks again.
+func (p *Provider) forgetRegions() {
+	p.mu.Lock()
+	p.regionList = nil
+	p.mu.Unlock()
 }
 
 // listSKUs fetches the SKU rows of one region. The query parameter is snake case although the
@@ -67,7 +96,8 @@ func (p *Provider) catalog(ctx context.Context) ([]wireSKU, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The regions are asked at once: a catalog read costs two round trips, not one per region.
+	// The regions are asked at once: a catalog read costs one round trip when the regions are
+	// known, two when they are read first, never one per region.
 	per := make([][]wireSKU, len(regions))
 	errs := make([]error, len(regions))
 	var wg sync.WaitGroup
@@ -82,6 +112,7 @@ func (p *Provider) catalog(ctx context.Context) ([]wireSKU, error) {
 	var all []wireSKU
 	for i := range regions {
 		if errs[i] != nil {
+			p.forgetRegions()
 			return nil, errs[i]
 		}
 		all = append(all, per[i]...)

@@ -291,7 +291,7 @@ func TestQuirk5_2_12_AnnotationsAreOptional(t *testing.T) {
 	}
 }
 
-func TestQuirk5_2_13_HasNextPageIsLogged(t *testing.T) {
+func TestQuirk5_2_13_HasNextPageIsLoggedAndReported(t *testing.T) {
 	logs := &logBuffer{}
 	p := fakeVendor(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -305,8 +305,9 @@ func TestQuirk5_2_13_HasNextPageIsLogged(t *testing.T) {
 	})
 	p.log = zerolog.New(logs)
 	list, err := p.ListInstances(t.Context())
-	if err != nil || len(list) != 1 {
-		t.Fatalf("list %v, %v", list, err)
+	inc := providers.AsIncomplete(err)
+	if len(list) != 1 || inc == nil || inc.Listed != 1 || inc.Total != 51 {
+		t.Fatalf("list %v, %v: want the instance listed and the list said to be incomplete", list, err)
 	}
 	if out := logs.String(); !strings.Contains(out, "hasNextPage") || !strings.Contains(out, `"total":51`) {
 		t.Errorf("log = %s", out)

@@ -68,6 +68,9 @@ type Options struct {
 	Now func() time.Time
 	// MaxPageSize caps page_size, as the real API may (0: 100). A small cap makes clients page.
 	MaxPageSize int
+	// ExtraGPUModels adds this many made-up GPU models after the catalog's, for tests and
+	// benchmarks of long lists.
+	ExtraGPUModels int
 	// Wrap, when set, serves the API through it (tests).
 	Wrap func(http.Handler) http.Handler
 }
@@ -137,6 +140,7 @@ var Endpoints = emulated.Endpoints{Offers: "/gpu/list", OfferReads: 1, Buy: emul
 func NewServer(opts Options) *Server {
 	s := &Server{opts: opts, instances: map[string]*instance{}, balance: 1288.50, card: 200}
 	s.gpus, s.pods, s.market = catalog()
+	s.gpus = append(s.gpus, extraGPUs(opts.ExtraGPUModels)...)
 	s.Server = emu.New(emu.Options{Vendor: "chenyu", Credential: DemoAPIKey, Prefix: PathPrefix, StepDelay: opts.StepDelay, Now: opts.Now,
 		Settle: s.settle, IsChange: func(r *http.Request) bool { return r.Method == http.MethodPost }, Wrap: opts.Wrap}, http.HandlerFunc(s.serve))
 	s.Lock()
@@ -381,6 +385,21 @@ func (m marketImage) matches(cuda, python string) bool {
 }
 
 func f(v float64) *float64 { return &v }
+
+// extraGPUs makes up n GPU models, every tenth one sold out, priced 1.00 to 20.99 CNY/h.
+func extraGPUs(n int) []gpu {
+	models := []string{"NVIDIA RTX 4090", "NVIDIA RTX 3090", "NVIDIA A100 80G", "NVIDIA L40S", "NVIDIA H800 80G"}
+	out := make([]gpu, n)
+	for i := range out {
+		status := 1
+		if i%10 == 9 {
+			status = 0
+		}
+		out[i] = gpu{Name: models[i%len(models)], UUID: fmt.Sprintf("gpu_%08x-0000-4000-8000-%012x", i, i), Status: status,
+			Price: price{Hour: f(1 + float64(i%2000)/100)}}
+	}
+	return out
+}
 
 // catalog is the GPU list of the documents (RTX 4090 at 5.50/h, RTX 3080) plus a few more
 // models with plausible prices, some Pods and market images.

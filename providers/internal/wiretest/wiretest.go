@@ -103,10 +103,17 @@ func Sorted(m map[string][]byte) []string {
 	return names
 }
 
-// CheckError fails unless err is nil or a *providers.Error of vendor with a kind and a message.
+// CheckError fails unless err is nil, a *providers.Error of vendor with a kind and a message,
+// or a *providers.Incomplete of vendor that says what was cut short and why.
 func CheckError(t *testing.T, vendor string, err error) {
 	t.Helper()
 	if err == nil {
+		return
+	}
+	if inc := providers.AsIncomplete(err); inc != nil {
+		if inc.Provider != vendor || inc.Op == "" || inc.Reason == "" || !strings.HasPrefix(err.Error(), vendor+":") {
+			t.Fatalf("incomplete list without its vendor, listing or reason: %#v", inc)
+		}
 		return
 	}
 	var pe *providers.Error
