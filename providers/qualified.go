@@ -62,7 +62,18 @@ func (q *qualified) id(local string) string {
 
 func (q *qualified) instance(in Instance) Instance {
 	in.ID = q.id(in.ID)
+	in.CreatedAt, in.ExpiresAt, in.StopsAt = utc(in.CreatedAt), utc(in.ExpiresAt), utc(in.StopsAt)
 	return in
+}
+
+// utc is t in UTC: vendors answer in their own zones (HuiXingYun and Datenfab in Beijing
+// time), and everything above the registry speaks UTC.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func (q *qualified) Name() string               { return q.name }
@@ -86,6 +97,7 @@ func (q *qualified) ListImages(ctx context.Context, iq ImageQuery) ([]Image, err
 	images, err := q.p.ListImages(ctx, iq)
 	for i := range images {
 		images[i].ID = q.id(images[i].ID)
+		images[i].CreatedAt = utc(images[i].CreatedAt)
 	}
 	return images, err
 }

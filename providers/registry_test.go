@@ -167,3 +167,30 @@ func TestRegistryQualifiesEveryIDAndGivesAdaptersLocalOnes(t *testing.T) {
 		t.Error("the wrapper of an adapter without a balance claims one")
 	}
 }
+
+// zoned answers in Beijing time, as HuiXingYun and Datenfab do.
+type zoned struct {
+	stub
+	at time.Time
+}
+
+func (z zoned) ListInstances(context.Context) ([]Instance, error) {
+	return []Instance{{ID: "i1", CreatedAt: &z.at, ExpiresAt: &z.at, StopsAt: &z.at}}, nil
+}
+
+func (z zoned) ListImages(context.Context, ImageQuery) ([]Image, error) {
+	return []Image{{ID: "m1", CreatedAt: &z.at}}, nil
+}
+
+func TestRegistryHandsOnTimesInUTC(t *testing.T) {
+	at := time.Date(2024, 6, 20, 17, 46, 58, 0, time.FixedZone("CST", 8*3600))
+	r, _ := NewRegistry(zoned{stub{name: "z"}, at})
+	p, _ := r.Get("z")
+	ins, _ := p.ListInstances(t.Context())
+	ims, _ := p.ListImages(t.Context(), ImageQuery{})
+	for _, tm := range []*time.Time{ins[0].CreatedAt, ins[0].ExpiresAt, ins[0].StopsAt, ims[0].CreatedAt} {
+		if tm.Location() != time.UTC || !tm.Equal(at) || tm.Format(time.RFC3339) != "2024-06-20T09:46:58Z" {
+			t.Fatalf("time %s, want %s in UTC", tm, at)
+		}
+	}
+}

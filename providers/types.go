@@ -21,6 +21,22 @@ const (
 // BillingModes lists every mode, in the order of their period length.
 var BillingModes = []BillingMode{BillingHourly, BillingDaily, BillingWeekly, BillingMonthly}
 
+// Hours is the length of one period of m, to compare prepaid prices with hourly ones: a day
+// is 24 hours, a week 168, a month 30 days (720 hours); 0 for an unknown mode.
+func (m BillingMode) Hours() float64 {
+	switch m {
+	case BillingHourly:
+		return 1
+	case BillingDaily:
+		return 24
+	case BillingWeekly:
+		return 24 * 7
+	case BillingMonthly:
+		return 24 * 30
+	}
+	return 0
+}
+
 // Valid reports whether m is one of BillingModes.
 func (m BillingMode) Valid() bool {
 	for _, b := range BillingModes {
@@ -64,22 +80,25 @@ type Price struct {
 
 // Offer is a machine type that can be launched.
 type Offer struct {
-	ID              string        `json:"id" jsonschema_description:"provider-qualified offer id to pass to launch_instance as offer_id"`
-	Provider        string        `json:"provider" jsonschema_description:"provider name"`
-	GPUModel        string        `json:"gpu_model" jsonschema_description:"GPU model as the vendor names it"`
-	GPUCounts       []int         `json:"gpu_counts" jsonschema_description:"GPU counts one instance of this offer can have"`
-	VRAMGB          int           `json:"vram_gb,omitempty" jsonschema_description:"memory per GPU in GB (0 when the vendor does not say)"`
-	VCPUs           int           `json:"vcpus,omitempty" jsonschema_description:"virtual CPUs (0 when the vendor does not say)"`
-	RAMGB           int           `json:"ram_gb,omitempty" jsonschema_description:"RAM in GB (0 when the vendor does not say)"`
-	SystemDiskGB    int           `json:"system_disk_gb,omitempty" jsonschema_description:"system disk in GB"`
-	DataDiskGB      int           `json:"data_disk_gb,omitempty" jsonschema_description:"data disk in GB"`
-	Region          string        `json:"region,omitempty" jsonschema_description:"region or zone"`
-	PricePerGPUHour *float64      `json:"price_per_gpu_hour,omitempty" jsonschema_description:"CNY per GPU per hour; absent when the vendor publishes no price"`
-	Prices          []Price       `json:"prices,omitempty" jsonschema_description:"per-GPU prices for each billing period the vendor lists"`
-	Billing         []BillingMode `json:"billing" jsonschema_description:"billing modes launch_instance accepts for this offer"`
-	Available       bool          `json:"available" jsonschema_description:"whether the vendor reports capacity now"`
-	AvailableGPUs   *int          `json:"available_gpus,omitempty" jsonschema_description:"GPUs the vendor reports free for this offer, when it says"`
-	Notes           string        `json:"notes,omitempty" jsonschema_description:"vendor-specific remarks"`
+	ID              string   `json:"id" jsonschema_description:"provider-qualified offer id to pass to launch_instance as offer_id"`
+	Provider        string   `json:"provider" jsonschema_description:"provider name"`
+	GPUModel        string   `json:"gpu_model" jsonschema_description:"GPU model as the vendor names it"`
+	GPUCounts       []int    `json:"gpu_counts" jsonschema_description:"GPU counts one instance of this offer can have"`
+	VRAMGB          int      `json:"vram_gb,omitempty" jsonschema_description:"memory per GPU in GB (0 when the vendor does not say)"`
+	VCPUs           int      `json:"vcpus,omitempty" jsonschema_description:"virtual CPUs (0 when the vendor does not say)"`
+	RAMGB           int      `json:"ram_gb,omitempty" jsonschema_description:"RAM in GB (0 when the vendor does not say)"`
+	SystemDiskGB    int      `json:"system_disk_gb,omitempty" jsonschema_description:"system disk in GB"`
+	DataDiskGB      int      `json:"data_disk_gb,omitempty" jsonschema_description:"data disk in GB"`
+	Region          string   `json:"region,omitempty" jsonschema_description:"region or zone, as the vendor names it"`
+	RegionName      string   `json:"region_name,omitempty" jsonschema_description:"the region in English, where known"`
+	PricePerGPUHour *float64 `json:"price_per_gpu_hour,omitempty" jsonschema_description:"CNY per GPU per hour; absent when the vendor publishes no price"`
+	Prices          []Price  `json:"prices,omitempty" jsonschema_description:"per-GPU prices for each billing period the vendor lists"`
+	// HourlyEquivalent is set by list_gpu_offers, which sorts by it; adapters leave it nil.
+	HourlyEquivalent *float64      `json:"hourly_equivalent,omitempty" jsonschema_description:"CNY per GPU-hour offers are sorted by: the hourly price, or a prepaid price spread over its period (day 24 h, week 168 h, month 720 h)"`
+	Billing          []BillingMode `json:"billing" jsonschema_description:"billing modes launch_instance accepts for this offer"`
+	Available        bool          `json:"available" jsonschema_description:"whether the vendor reports capacity now"`
+	AvailableGPUs    *int          `json:"available_gpus,omitempty" jsonschema_description:"GPUs the vendor reports free for this offer, when it says"`
+	Notes            string        `json:"notes,omitempty" jsonschema_description:"vendor-specific remarks"`
 }
 
 // HourlyPrice is the price in CNY per hour of one instance of this offer with gpus GPUs,
@@ -92,6 +111,21 @@ func (o Offer) HourlyPrice(gpus int) (float64, bool) {
 		gpus = 1
 	}
 	return *o.PricePerGPUHour * float64(gpus), true
+}
+
+// LowestHourly is the lowest per-GPU price per hour among the billing modes this offer can be
+// launched with, a prepaid period's price spread over its hours (BillingMode.Hours); false when
+// none of them has a price.
+func (o Offer) LowestHourly() (float64, bool) {
+	best, found := 0.0, false
+	for _, m := range o.Billing {
+		if p, ok := o.PeriodPrice(m); ok && m.Hours() > 0 {
+			if h := p / m.Hours(); !found || h < best {
+				best, found = h, true
+			}
+		}
+	}
+	return best, found
 }
 
 // PeriodPrice is the per-GPU price of one period of billing mode m, if the vendor lists it.
@@ -141,6 +175,7 @@ type Instance struct {
 	RAMGB           int         `json:"ram_gb,omitempty"`
 	Image           string      `json:"image,omitempty" jsonschema_description:"image name or reference"`
 	Region          string      `json:"region,omitempty"`
+	RegionName      string      `json:"region_name,omitempty" jsonschema_description:"the region in English, where known"`
 	Billing         BillingMode `json:"billing,omitempty" jsonschema_description:"billing mode, when the vendor says"`
 	PricePerHour    *float64    `json:"price_per_hour,omitempty" jsonschema_description:"CNY per hour of the whole instance, when known"`
 	CreatedAt       *time.Time  `json:"created_at,omitempty"`
@@ -189,6 +224,7 @@ type Image struct {
 	Kind        ImageKind  `json:"kind" jsonschema:"enum=public,enum=private,enum=app"`
 	Description string     `json:"description,omitempty"`
 	Region      string     `json:"region,omitempty"`
+	RegionName  string     `json:"region_name,omitempty" jsonschema_description:"the region in English, where known"`
 	SizeGB      float64    `json:"size_gb,omitempty"`
 	Status      string     `json:"status,omitempty" jsonschema_description:"for saved images: saving, ready or failed"`
 	CreatedAt   *time.Time `json:"created_at,omitempty"`

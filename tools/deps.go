@@ -3,10 +3,12 @@ package tools
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -124,8 +126,24 @@ func (d *Deps) resolve(id, what string) (providers.Provider, error) {
 
 // fanOut calls f on every provider concurrently, each within its own deadline, and gathers
 // what came back; one slow or failing provider never hides the others, and the whole takes as
-// long as the slowest provider, at most the deadline.
+// long as the slowest provider, at most the deadline. A list a provider cut short
+// (providers.Incomplete) is kept, and reported with the errors.
 func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func(context.Context, providers.Provider) ([]T, error)) ([]T, []ProviderError) {
+	parts, errs := fanOutEach(ctx, d, ps, f)
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	all := make([]T, 0, n)
+	for _, p := range parts {
+		all = append(all, p...)
+	}
+	return all, errs
+}
+
+// fanOutEach is fanOut with each provider's items apart, in the order of ps (nil for a
+// provider that failed), for callers that need not copy them into one slice.
+func fanOutEach[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func(context.Context, providers.Provider) ([]T, error)) ([][]T, []ProviderError) {
 	type res struct {
 		name  string
 		items []T
@@ -158,9 +176,9 @@ func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func
 		}()
 	}
 	wg.Wait()
-	var all []T
+	parts := make([][]T, len(results))
 	var errs []ProviderError
-	for _, r := range results {
+	for i, r := range results {
 		if r.err != nil && providers.AsIncomplete(r.err) != nil {
 			errs = append(errs, ProviderError{Provider: r.name, Error: r.err.Error(), Incomplete: true})
 		} else if r.err != nil {
@@ -168,10 +186,10 @@ func fanOut[T any](ctx context.Context, d *Deps, ps []providers.Provider, f func
 			errs = append(errs, ProviderError{Provider: r.name, Error: errorText(r.err)})
 			continue
 		}
-		all = append(all, r.items...)
+		parts[i] = r.items
 	}
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Provider < errs[j].Provider })
-	return all, errs
+	return parts, errs
 }
 
 // errorsText renders per-provider failures under a list.
@@ -201,15 +219,81 @@ func allFailed(errs []ProviderError, n int) error {
 	return fmt.Errorf("every provider failed: %s", strings.Join(msgs, "; "))
 }
 
-// table renders rows as a compact pipe-separated table.
+// table renders rows under a header as a pipe-separated table whose columns are aligned
+// (wide characters, such as Chinese ones, count twice). The last column is not padded.
 func table(header []string, rows [][]string) string {
-	var b strings.Builder
-	b.WriteString(strings.Join(header, " | "))
+	t := newTextTable(header...)
 	for _, r := range rows {
-		b.WriteString("\n")
-		b.WriteString(strings.Join(r, " | "))
+		t.row(r...)
 	}
+	var b strings.Builder
+	t.write(&b)
 	return b.String()
+}
+
+// textTable collects cells, then writes them aligned; it keeps them in one slice.
+type textTable struct {
+	cols  int
+	cells []string // header first, then the rows, row by row
+}
+
+func newTextTable(header ...string) *textTable {
+	return &textTable{cols: len(header), cells: header}
+}
+
+// row adds a row of t.cols cells.
+func (t *textTable) row(cells ...string) { t.cells = append(t.cells, cells...) }
+
+// grow makes room for n more rows.
+func (t *textTable) grow(n int) { t.cells = slices.Grow(t.cells, n*t.cols) }
+
+func (t *textTable) write(b *strings.Builder) {
+	widths := make([]int, t.cols)
+	size := 0
+	for i, c := range t.cells {
+		widths[i%t.cols] = max(widths[i%t.cols], displayWidth(c))
+		size += len(c) + 3
+	}
+	b.Grow(size + len(t.cells)/t.cols*8)
+	for i, c := range t.cells {
+		col := i % t.cols
+		if col > 0 {
+			b.WriteString(" | ")
+		} else if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(c)
+		if col < t.cols-1 {
+			for range widths[col] - displayWidth(c) {
+				b.WriteByte(' ')
+			}
+		}
+	}
+}
+
+// displayWidth is how many columns s takes in a fixed-width font: East Asian wide and
+// full-width characters take two.
+func displayWidth(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < utf8.RuneSelf {
+			n++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size - 1
+		n++
+		if wide(r) {
+			n++
+		}
+	}
+	return n
+}
+
+func wide(r rune) bool {
+	return (r >= 0x1100 && r <= 0x115F) || (r >= 0x2E80 && r <= 0xA4CF) || (r >= 0xAC00 && r <= 0xD7A3) ||
+		(r >= 0xF900 && r <= 0xFAFF) || (r >= 0xFE30 && r <= 0xFE4F) || (r >= 0xFF00 && r <= 0xFF60) ||
+		(r >= 0xFFE0 && r <= 0xFFE6) || (r >= 0x20000 && r <= 0x3FFFD)
 }
 
 func orDash(s string) string {

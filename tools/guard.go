@@ -285,6 +285,7 @@ func confirmationRequired[Out any, POut guardedResult[Out]](d *Deps, tool string
 	var out Out
 	token, exp := d.Confirmer.Issue(tool, args, digest)
 	o := POut(&out).outcome()
+	exp = exp.UTC()
 	o.Status, o.Plan, o.ConfirmationToken, o.ExpiresAt, o.Message, o.Demo = StatusConfirmationRequired, plan, token, &exp, note, d.Demo
 	var b strings.Builder
 	b.WriteString(d.textPrefix())

@@ -275,7 +275,7 @@ func (d *Deps) autoStopFor(in *LaunchArgs) (time.Duration, string, error) {
 func launchPlan(o providers.Offer, in *LaunchArgs) (providers.LaunchSpec, *Plan, error) {
 	count := in.GPUCount
 	if count == 0 {
-		count = gpusFor(o, 1)
+		count = gpusFor(&o, 1)
 	}
 	if !slices.Contains(o.GPUCounts, count) {
 		return providers.LaunchSpec{}, nil, invalidf("gpu_count %d is not offered by %s; accepted: %s", count, o.ID, intsText(o.GPUCounts))

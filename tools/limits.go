@@ -26,10 +26,6 @@ func limitError(format string, args ...any) error {
 		Message: fmt.Sprintf(format, args...) + "; nothing was done"}
 }
 
-// hoursPer is the length of a billing period, to compare prepaid prices with hourly limits.
-var hoursPer = map[providers.BillingMode]float64{providers.BillingHourly: 1, providers.BillingDaily: 24,
-	providers.BillingWeekly: 24 * 7, providers.BillingMonthly: 24 * 30}
-
 // effectiveHourly is what a plan costs per hour: the hourly price, or for a prepaid plan its
 // up-front cost spread over the periods bought.
 func effectiveHourly(p *Plan, periods int) (float64, bool) {
@@ -37,7 +33,7 @@ func effectiveHourly(p *Plan, periods int) (float64, bool) {
 		return *p.PricePerHour, true
 	}
 	if p.PeriodCost != nil && periods > 0 {
-		if h := hoursPer[providers.BillingMode(p.Billing)]; h > 0 {
+		if h := providers.BillingMode(p.Billing).Hours(); h > 0 {
 			return *p.PeriodCost / (h * float64(periods)), true
 		}
 	}

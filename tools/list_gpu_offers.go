@@ -1,8 +1,11 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,22 +14,27 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
+// defaultOfferPage is how many offers an answer shows when no limit is given: enough to choose
+// from, few enough for an agent's budget.
+const defaultOfferPage = 5
+
 // ListOffersArgs filters and sorts offers.
 type ListOffersArgs struct {
 	Provider        string   `json:"provider,omitempty" jsonschema:"maxLength=64" jsonschema_description:"only this provider (see list_providers)"`
 	GPU             string   `json:"gpu,omitempty" jsonschema:"maxLength=100" jsonschema_description:"GPU model substring, case-insensitive, spaces and dashes ignored (e.g. 4090, a100, h800)"`
 	MinGPUs         int      `json:"min_gpus,omitempty" jsonschema:"minimum=0,maximum=1024" jsonschema_description:"at least this many GPUs in one instance"`
 	MinVRAMGB       int      `json:"min_vram_gb,omitempty" jsonschema:"minimum=0,maximum=100000" jsonschema_description:"at least this much memory per GPU in GB"`
-	MaxPricePerHour *float64 `json:"max_price_per_hour,omitempty" jsonschema:"minimum=0" jsonschema_description:"at most this many CNY per hour for one instance with max(1, min_gpus) GPUs; offers without a published price are left out"`
-	Region          string   `json:"region,omitempty" jsonschema:"maxLength=100" jsonschema_description:"region or zone substring, case-insensitive"`
+	MaxPricePerHour *float64 `json:"max_price_per_hour,omitempty" jsonschema:"minimum=0" jsonschema_description:"at most this many CNY per hour for one instance with max(1, min_gpus) GPUs, prepaid prices spread over their period; offers without a published price are left out"`
+	Region          string   `json:"region,omitempty" jsonschema:"maxLength=100" jsonschema_description:"region or zone substring, case-insensitive, of its id or its English name (e.g. beijing, 105)"`
 	Billing         string   `json:"billing,omitempty" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"only offers that can be billed this way; prices are then compared for this period"`
 	AvailableOnly   bool     `json:"available_only,omitempty" jsonschema_description:"only offers with capacity now"`
-	Limit           int      `json:"limit,omitempty" jsonschema:"minimum=0,maximum=500,default=20" jsonschema_description:"at most this many offers (default 20)"`
+	Limit           int      `json:"limit,omitempty" jsonschema:"minimum=0,maximum=500,default=5" jsonschema_description:"at most this many offers (default 5)"`
+	Offset          int      `json:"offset,omitempty" jsonschema:"minimum=0,maximum=100000" jsonschema_description:"skip this many matching offers: the next_offset of the previous answer"`
 }
 
 func (a *ListOffersArgs) validate() error {
-	if a.MinGPUs < 0 || a.MinVRAMGB < 0 || a.Limit < 0 {
-		return invalidf("min_gpus, min_vram_gb and limit must be 0 or more")
+	if a.MinGPUs < 0 || a.MinVRAMGB < 0 || a.Limit < 0 || a.Offset < 0 {
+		return invalidf("min_gpus, min_vram_gb, limit and offset must be 0 or more")
 	}
 	if a.Limit > 500 {
 		return invalidf("limit must be at most 500, got %d", a.Limit)
@@ -46,16 +54,18 @@ func (a *ListOffersArgs) validate() error {
 // ListOffersResult is list_gpu_offers' answer.
 type ListOffersResult struct {
 	Offers          []providers.Offer `json:"offers"`
-	Matched         int               `json:"matched" jsonschema_description:"offers that matched before the limit"`
+	Matched         int               `json:"matched" jsonschema_description:"offers that match, on all pages"`
+	NextOffset      int               `json:"next_offset,omitempty" jsonschema_description:"more offers match: call again with this offset"`
 	UnknownPriceOut int               `json:"unknown_price_excluded,omitempty" jsonschema_description:"offers left out by max_price_per_hour because their vendor publishes no price"`
-	Errors          []ProviderError   `json:"errors,omitempty" jsonschema_description:"providers that could not be asked; their offers are missing"`
+	Hint            string            `json:"hint,omitempty" jsonschema_description:"when no offer matches the gpu or region given: the models or regions there are"`
+	Errors          []ProviderError   `json:"errors,omitempty" jsonschema_description:"providers that could not be asked (their offers are missing) or whose list was cut short"`
 	Stale           []StaleOffers     `json:"stale,omitempty" jsonschema_description:"providers that could not be asked whose offers are shown from the cache: how old they are and why"`
 	Demo            bool              `json:"demo,omitempty"`
 }
 
 func listGPUOffers(d *Deps) Tool {
 	return newTool("list_gpu_offers", "List GPU offers",
-		"Find GPU machines to rent across all configured providers: filter by provider, GPU model, GPU count, VRAM, price, region, billing mode and availability; cheapest first (offers without a published price last). Prices are CNY per GPU. Use an offer's id as launch_instance's offer_id.",
+		"Find GPU machines to rent across all configured providers: filter by provider, GPU model, GPU count, VRAM, price, region, billing mode and availability. Cheapest first by price per GPU-hour, prepaid prices spread over their period; offers without a published price last. Prices are CNY per GPU. Pages of 5 by default (limit, offset). Use an offer's id as launch_instance's offer_id.",
 		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
 		func(ctx context.Context, in *ListOffersArgs) (ListOffersResult, string, error) {
 			ps, err := d.selectProviders(in.Provider)
@@ -64,7 +74,7 @@ func listGPUOffers(d *Deps) Tool {
 			}
 			var mu sync.Mutex
 			var stale []StaleOffers
-			all, errs := fanOut(ctx, d, ps, func(ctx context.Context, p providers.Provider) ([]providers.Offer, error) {
+			parts, errs := fanOutEach(ctx, d, ps, func(ctx context.Context, p providers.Provider) ([]providers.Offer, error) {
 				if d.Offers == nil {
 					return p.ListOffers(ctx)
 				}
@@ -80,28 +90,242 @@ func listGPUOffers(d *Deps) Tool {
 				return ListOffersResult{}, "", err
 			}
 			sort.Slice(stale, func(i, j int) bool { return stale[i].Provider < stale[j].Provider })
-			out := ListOffersResult{Errors: errs, Stale: stale, Demo: d.Demo, Offers: []providers.Offer{}}
-			matched, unknown := filterOffers(all, in)
-			out.Matched, out.UnknownPriceOut = len(matched), unknown
-			limit := in.Limit
-			if limit == 0 {
-				limit = 20
+			out := ListOffersResult{Errors: errs, Stale: stale, Demo: d.Demo}
+			q := newOfferQuery(in)
+			keys, unknown := q.match(parts)
+			out.Matched, out.UnknownPriceOut = len(keys), unknown
+			limit := cmp.Or(in.Limit, defaultOfferPage)
+			page := pageOf(keys, in.Offset, limit)
+			out.Offers = make([]providers.Offer, len(page))
+			prices := make([]float64, len(page))
+			for i, k := range page {
+				out.Offers[i] = *k.offer
+				if k.known {
+					prices[i] = math.Round(k.price*1e4) / 1e4
+					out.Offers[i].HourlyEquivalent = &prices[i]
+				}
 			}
-			if len(matched) > limit {
-				matched = matched[:limit]
+			if end := in.Offset + len(page); end < len(keys) {
+				out.NextOffset = end
 			}
-			out.Offers = append(out.Offers, matched...)
-			return out, d.textPrefix() + offersText(out, providers.BillingMode(in.Billing)), nil
+			if len(keys) == 0 {
+				out.Hint = q.hint(parts)
+			}
+			var b strings.Builder
+			b.WriteString(d.textPrefix())
+			writeOffersText(&b, out, in, q.billing)
+			return out, b.String(), nil
 		})
+}
+
+// offerQuery is list_gpu_offers' filter, prepared once for every offer it is matched against.
+type offerQuery struct {
+	in      *ListOffersArgs
+	gpu     string // gpuKey of the model asked for
+	region  string // lower-case
+	billing providers.BillingMode
+}
+
+func newOfferQuery(in *ListOffersArgs) offerQuery {
+	return offerQuery{in: in, gpu: gpuKey(in.GPU), region: lowerASCII(strings.TrimSpace(in.Region)), billing: providers.BillingMode(in.Billing)}
+}
+
+// offerKey is what the sort needs of one matching offer.
+type offerKey struct {
+	offer *providers.Offer
+	price float64 // CNY per GPU-hour it is sorted by
+	known bool    // price is published
+}
+
+// match returns the offers that pass the filter, cheapest first (unpriced last, then by id),
+// and how many max_price_per_hour left out for having no price. It reads the offers without
+// copying or allocating per offer: they may be the cache's.
+func (q offerQuery) match(parts [][]providers.Offer) ([]offerKey, int) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	keys := make([]offerKey, 0, n)
+	unknown := 0
+	in := q.in
+	for _, part := range parts {
+		for i := range part {
+			o := &part[i]
+			if q.gpu != "" && !containsGPU(o.GPUModel, q.gpu) {
+				continue
+			}
+			gpus := gpusFor(o, in.MinGPUs)
+			if gpus == 0 || (in.MinVRAMGB > 0 && o.VRAMGB < in.MinVRAMGB) {
+				continue
+			}
+			if q.region != "" && !containsFold(o.Region, q.region) && !containsFold(o.RegionName, q.region) {
+				continue
+			}
+			if (q.billing != "" && !hasBilling(o.Billing, q.billing)) || (in.AvailableOnly && !o.Available) {
+				continue
+			}
+			price, known := sortPrice(o, q.billing)
+			if in.MaxPricePerHour != nil {
+				if !known {
+					unknown++
+					continue
+				}
+				if price*float64(gpus) > *in.MaxPricePerHour {
+					continue
+				}
+			}
+			keys = append(keys, offerKey{offer: o, price: price, known: known})
+		}
+	}
+	slices.SortFunc(keys, func(a, b offerKey) int {
+		if a.known != b.known {
+			if a.known {
+				return -1
+			}
+			return 1
+		}
+		if c := cmp.Compare(a.price, b.price); c != 0 && a.known {
+			return c
+		}
+		return strings.Compare(a.offer.ID, b.offer.ID)
+	})
+	return keys, unknown
+}
+
+// hint says what exists when the gpu or region filter matches no offer at all.
+func (q offerQuery) hint(parts [][]providers.Offer) string {
+	var hints []string
+	if q.region != "" {
+		var known []regionRef
+		found := false
+		for _, part := range parts {
+			for i := range part {
+				o := &part[i]
+				found = found || containsFold(o.Region, q.region) || containsFold(o.RegionName, q.region)
+				if r := (regionRef{o.Provider, o.Region, o.RegionName}); o.Region != "" && !slices.Contains(known, r) {
+					known = append(known, r)
+				}
+			}
+		}
+		if !found {
+			hints = append(hints, fmt.Sprintf("no offer is in a region matching %q; %s", q.in.Region, regionsList(known)))
+		}
+	}
+	if q.gpu != "" {
+		var models []string
+		found := false
+		for _, part := range parts {
+			for i := range part {
+				found = found || containsGPU(part[i].GPUModel, q.gpu)
+				if !slices.Contains(models, part[i].GPUModel) {
+					models = append(models, part[i].GPUModel)
+				}
+			}
+		}
+		if !found {
+			sort.Strings(models)
+			hints = append(hints, fmt.Sprintf("no offer's GPU matches %q; the models are %s", q.in.GPU, strings.Join(models, ", ")))
+		}
+	}
+	return strings.Join(hints, ". ")
+}
+
+// regionLabel names a region for people: its English name with the vendor's id beside it,
+// unless the name already says the id.
+func regionLabel(region, name string) string {
+	switch {
+	case region == "":
+		return "-"
+	case name == "":
+		return region
+	case strings.Contains(name, region):
+		return name
+	}
+	return name + " (" + region + ")"
+}
+
+// pageOf is the part of s from offset, at most limit long.
+func pageOf[T any](s []T, offset, limit int) []T {
+	if offset >= len(s) {
+		return nil
+	}
+	return s[offset:min(offset+limit, len(s))]
 }
 
 // gpuKey normalizes a GPU model for matching: "NVIDIA RTX-4090" -> "nvidiartx4090".
 func gpuKey(s string) string {
-	return strings.NewReplacer(" ", "", "-", "", "_", "").Replace(strings.ToLower(s))
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !gpuSeparator(c) {
+			b.WriteByte(lowerByte(c))
+		}
+	}
+	return b.String()
+}
+
+func gpuSeparator(c byte) bool { return c == ' ' || c == '-' || c == '_' }
+
+// containsGPU reports whether key, a gpuKey, occurs in gpuKey(model), without building it.
+func containsGPU(model, key string) bool {
+	for start := 0; start < len(model); start++ {
+		if gpuSeparator(model[start]) {
+			continue
+		}
+		i, j := start, 0
+		for i < len(model) && j < len(key) {
+			c := model[i]
+			i++
+			if gpuSeparator(c) {
+				continue
+			}
+			if lowerByte(c) != key[j] {
+				break
+			}
+			j++
+		}
+		if j == len(key) {
+			return true
+		}
+	}
+	return key == ""
+}
+
+// containsFold reports whether sub, in lower case, occurs in s with ASCII letters of any case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for j < len(sub) && lowerByte(s[i+j]) == sub[j] {
+			j++
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = lowerByte(b[j])
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // gpusFor is the smallest GPU count of o that is at least min (0 when none is).
-func gpusFor(o providers.Offer, min int) int {
+func gpusFor(o *providers.Offer, min int) int {
 	best := 0
 	for _, c := range o.GPUCounts {
 		if c >= max(min, 1) && (best == 0 || c < best) {
@@ -111,130 +335,125 @@ func gpusFor(o providers.Offer, min int) int {
 	return best
 }
 
-// sortPrice is the per-GPU price an offer is sorted by: the hourly one, or that of the
-// requested billing period.
-func sortPrice(o providers.Offer, billing providers.BillingMode) (float64, bool) {
+// sortPrice is the per-GPU price per hour an offer is sorted by: the lowest of its billing
+// modes', prepaid ones spread over their period, or that of the billing mode asked for.
+func sortPrice(o *providers.Offer, billing providers.BillingMode) (float64, bool) {
 	if billing == "" {
-		billing = providers.BillingHourly
+		return o.LowestHourly()
 	}
-	return o.PeriodPrice(billing)
-}
-
-func filterOffers(all []providers.Offer, in *ListOffersArgs) ([]providers.Offer, int) {
-	gpu, region := gpuKey(in.GPU), strings.ToLower(strings.TrimSpace(in.Region))
-	billing := providers.BillingMode(in.Billing)
-	var out []providers.Offer
-	unknown := 0
-	for _, o := range all {
-		if gpu != "" && !strings.Contains(gpuKey(o.GPUModel), gpu) {
-			continue
-		}
-		n := gpusFor(o, in.MinGPUs)
-		if n == 0 {
-			continue
-		}
-		if in.MinVRAMGB > 0 && o.VRAMGB < in.MinVRAMGB {
-			continue
-		}
-		if region != "" && !strings.Contains(strings.ToLower(o.Region), region) {
-			continue
-		}
-		if billing != "" && !hasBilling(o.Billing, billing) {
-			continue
-		}
-		if in.AvailableOnly && !o.Available {
-			continue
-		}
-		if in.MaxPricePerHour != nil {
-			price, ok := o.HourlyPrice(n)
-			if !ok {
-				unknown++
-				continue
-			}
-			if price > *in.MaxPricePerHour {
-				continue
-			}
-		}
-		out = append(out, o)
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		pi, oki := sortPrice(out[i], billing)
-		pj, okj := sortPrice(out[j], billing)
-		if oki != okj {
-			return oki
-		}
-		if oki && pi != pj {
-			return pi < pj
-		}
-		return out[i].ID < out[j].ID
-	})
-	return out, unknown
+	p, ok := o.PeriodPrice(billing)
+	return p / billing.Hours(), ok
 }
 
 func hasBilling(modes []providers.BillingMode, m providers.BillingMode) bool {
-	for _, b := range modes {
-		if b == m {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(modes, m)
 }
 
-func offersText(r ListOffersResult, billing providers.BillingMode) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d offers match", r.Matched)
+func writeOffersText(b *strings.Builder, r ListOffersResult, in *ListOffersArgs, billing providers.BillingMode) {
+	fmt.Fprintf(b, "%d offers match", r.Matched)
 	if len(r.Offers) < r.Matched {
-		fmt.Fprintf(&b, " (showing %d)", len(r.Offers))
+		fmt.Fprintf(b, " (showing %d-%d)", in.Offset+1, in.Offset+len(r.Offers))
 	}
-	b.WriteString(", cheapest first; prices in CNY per GPU.")
+	if billing == "" || billing == providers.BillingHourly {
+		b.WriteString(", cheapest first by CNY per GPU-hour (prepaid prices spread over their period: day 24 h, week 168 h, month 720 h).")
+	} else {
+		fmt.Fprintf(b, ", cheapest first by CNY per GPU for one %s.", periodUnit(billing))
+	}
 	if r.UnknownPriceOut > 0 {
-		fmt.Fprintf(&b, " %d offers without a published price were left out by max_price_per_hour.", r.UnknownPriceOut)
+		fmt.Fprintf(b, " %d offers without a published price were left out by max_price_per_hour.", r.UnknownPriceOut)
 	}
-	rows := make([][]string, 0, len(r.Offers))
-	for _, o := range r.Offers {
-		counts := make([]string, len(o.GPUCounts))
-		for i, c := range o.GPUCounts {
-			counts[i] = strconv.Itoa(c)
-		}
-		modes := make([]string, len(o.Billing))
-		for i, m := range o.Billing {
-			modes[i] = string(m)
-		}
-		free := "no"
-		if o.Available {
-			free = "yes"
-			if o.AvailableGPUs != nil {
-				free = strconv.Itoa(*o.AvailableGPUs)
+	if r.Hint != "" {
+		b.WriteString(" " + upperFirst(r.Hint) + ".")
+	}
+	if len(r.Offers) > 0 {
+		t := newTextTable("offer_id", "gpu", "gpus", "vram", "cpu/ram", "region", "price", "billing", "free")
+		t.grow(len(r.Offers))
+		for i := range r.Offers {
+			o := &r.Offers[i]
+			free := "no"
+			if o.Available {
+				free = "yes"
+				if o.AvailableGPUs != nil {
+					free = strconv.Itoa(*o.AvailableGPUs)
+				}
 			}
+			t.row(o.ID, o.GPUModel, counts(o.GPUCounts), gb(o.VRAMGB), num(o.VCPUs)+"/"+gb(o.RAMGB),
+				regionCell(o.Region, o.RegionName), priceCell(o, billing), modes(o.Billing), free)
 		}
-		rows = append(rows, []string{o.ID, o.GPUModel, strings.Join(counts, ","), gb(o.VRAMGB),
-			fmt.Sprintf("%s/%s", num(o.VCPUs), gb(o.RAMGB)), orDash(o.Region), priceCell(o, billing),
-			strings.Join(modes, ","), free})
-	}
-	if len(rows) > 0 {
 		b.WriteString("\n")
-		b.WriteString(table([]string{"offer_id", "gpu", "gpus", "vram", "cpu/ram", "region", "price", "billing", "free"}, rows))
+		t.write(b)
+	}
+	if r.NextOffset > 0 {
+		fmt.Fprintf(b, "\nMore: call again with offset=%d (or a larger limit, up to 500).", r.NextOffset)
 	}
 	for _, s := range r.Stale {
-		fmt.Fprintf(&b, "\n! %s offers are %ds old: it could not be asked again (%s)", s.Provider, s.AgeSeconds, s.Error)
+		fmt.Fprintf(b, "\n! %s offers are %ds old: it could not be asked again (%s)", s.Provider, s.AgeSeconds, s.Error)
 	}
 	b.WriteString(errorsText(r.Errors))
-	return b.String()
 }
 
-func priceCell(o providers.Offer, billing providers.BillingMode) string {
-	if billing != "" && billing != providers.BillingHourly {
-		if p, ok := o.PeriodPrice(billing); ok {
-			return fmt.Sprintf("%.2f/%s", p, periodUnit(billing))
+// regionCell is a region in a table: the English name where there is one.
+func regionCell(region, name string) string {
+	if name != "" {
+		return name
+	}
+	return orDash(region)
+}
+
+func counts(cs []int) string {
+	var buf [32]byte
+	b := buf[:0]
+	for i, c := range cs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(c), 10)
+	}
+	return string(b)
+}
+
+func modes(ms []providers.BillingMode) string {
+	if len(ms) == 1 {
+		return string(ms[0])
+	}
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = string(m)
+	}
+	return strings.Join(parts, ",")
+}
+
+// priceCell is the price an offer is sorted by, for one GPU: per hour, or per period with its
+// hourly equivalent.
+func priceCell(o *providers.Offer, billing providers.BillingMode) string {
+	if billing == "" {
+		billing = cheapestMode(o)
+	}
+	p, ok := o.PeriodPrice(billing)
+	switch {
+	case !ok:
+		return "?"
+	case billing == providers.BillingHourly:
+		return strconv.FormatFloat(p, 'f', 2, 64) + "/h"
+	}
+	return strconv.FormatFloat(p, 'f', 2, 64) + "/" + periodUnit(billing) + " (" + strconv.FormatFloat(p/billing.Hours(), 'f', 2, 64) + "/h)"
+}
+
+// cheapestMode is the billing mode of o with the lowest price per hour ("" when none has a
+// price), as LowestHourly finds it.
+func cheapestMode(o *providers.Offer) providers.BillingMode {
+	var mode providers.BillingMode
+	best := 0.0
+	for _, m := range o.Billing {
+		p, ok := o.PeriodPrice(m)
+		if !ok || m.Hours() == 0 {
+			continue
+		}
+		if h := p / m.Hours(); mode == "" || h < best {
+			mode, best = m, h
 		}
 	}
-	if o.PricePerGPUHour != nil {
-		return fmt.Sprintf("%.2f/h", *o.PricePerGPUHour)
-	}
-	for _, p := range o.Prices {
-		return fmt.Sprintf("%.2f/%s", p.CNY, periodUnit(p.Billing))
-	}
-	return "?"
+	return mode
 }
 
 func periodUnit(m providers.BillingMode) string {

@@ -10,8 +10,10 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
-// ListProvidersArgs has no arguments.
-type ListProvidersArgs struct{}
+// ListProvidersArgs asks for the short answer or the details.
+type ListProvidersArgs struct {
+	Details bool `json:"details,omitempty" jsonschema_description:"also each provider's notes: its vendor's rules and quirks (long)"`
+}
 
 // ProviderInfo describes one configured provider.
 type ProviderInfo struct {
@@ -21,7 +23,7 @@ type ProviderInfo struct {
 	Unsupported            map[string]string  `json:"unsupported,omitempty" jsonschema_description:"actions this provider's API lacks, with the reason"`
 	SaveImageStopsInstance bool               `json:"save_image_stops_instance"`
 	PublishesPrices        bool               `json:"publishes_prices" jsonschema_description:"false when the vendor's API has no prices (plans then cannot show a cost)"`
-	Notes                  []string           `json:"notes,omitempty"`
+	Notes                  []string           `json:"notes,omitempty" jsonschema_description:"the vendor's rules and quirks, with details=true"`
 	Balance                *providers.Balance `json:"balance,omitempty" jsonschema_description:"account balance, where the vendor reports it"`
 	BalanceError           string             `json:"balance_error,omitempty"`
 }
@@ -30,23 +32,28 @@ type ProviderInfo struct {
 type ListProvidersResult struct {
 	Providers []ProviderInfo `json:"providers"`
 	Demo      bool           `json:"demo,omitempty"`
-	Hint      string         `json:"hint,omitempty" jsonschema_description:"how to configure a provider, when none is"`
+	Hint      string         `json:"hint,omitempty" jsonschema_description:"how to configure a provider when none is, or how to read the notes left out"`
 }
 
 func listProviders(d *Deps) Tool {
 	return newTool("list_providers", "List GPU providers",
-		"List the configured GPU cloud providers, what each can and cannot do (such as renew), their billing modes, and their balance where the vendor reports it. Call this first to see what is available.",
+		"List the configured GPU cloud providers, what each can and cannot do (such as renew), their billing modes, and their balance where the vendor reports it. Call this first to see what is available; details=true adds each vendor's rules and quirks.",
 		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
-		func(ctx context.Context, _ *ListProvidersArgs) (ListProvidersResult, string, error) {
+		func(ctx context.Context, in *ListProvidersArgs) (ListProvidersResult, string, error) {
 			out := ListProvidersResult{Demo: d.Demo, Providers: []ProviderInfo{}}
 			if d.Providers == nil || d.Providers.Len() == 0 {
 				out.Hint = "No provider is configured: " + d.configureHint()
 				return out, out.Hint, nil
 			}
+			notes := 0
 			for _, p := range d.Providers.All() {
 				c := p.Capabilities()
 				info := ProviderInfo{Name: p.Name(), Demo: d.Demo, SaveImageStopsInstance: c.SaveImageStops,
-					PublishesPrices: c.PublishesPrices, Notes: c.Notes}
+					PublishesPrices: c.PublishesPrices}
+				if in.Details {
+					info.Notes = c.Notes
+				}
+				notes += len(c.Notes)
 				for _, b := range c.Billing {
 					info.Billing = append(info.Billing, string(b))
 				}
@@ -68,7 +75,12 @@ func listProviders(d *Deps) Tool {
 				}
 				out.Providers = append(out.Providers, info)
 			}
-			return out, d.textPrefix() + providersText(out.Providers), nil
+			text := d.textPrefix() + providersText(out.Providers)
+			if !in.Details && notes > 0 {
+				out.Hint = fmt.Sprintf("%d notes on the vendors' rules and quirks (what each refuses, what is lost, what is not documented) are left out: call list_providers with details=true to read them", notes)
+				text += "\n" + upperFirst(out.Hint) + "."
+			}
+			return out, text, nil
 		})
 }
 

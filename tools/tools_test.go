@@ -467,7 +467,9 @@ func TestListOffersFiltersSortsAndLimits(t *testing.T) {
 		{map[string]any{"min_gpus": 3}, []string{"alpha:o1", "alpha:o2"}},
 		{map[string]any{"min_vram_gb": 48}, []string{"alpha:o2"}},
 		{map[string]any{"max_price_per_hour": 3}, []string{"beta:x", "alpha:o1"}},
-		{map[string]any{"max_price_per_hour": 8, "min_gpus": 4}, []string{}},
+		// o1's monthly price spread over 720 hours is 1.39 per GPU: 5.56 for 4 GPUs.
+		{map[string]any{"max_price_per_hour": 8, "min_gpus": 4}, []string{"alpha:o1"}},
+		{map[string]any{"max_price_per_hour": 5, "min_gpus": 4}, []string{}},
 		{map[string]any{"region": "beij"}, []string{"alpha:o2"}},
 		{map[string]any{"billing": "monthly"}, []string{"alpha:o1"}},
 		{map[string]any{"provider": "beta"}, []string{"beta:x"}},
@@ -488,7 +490,7 @@ func TestListOffersFiltersSortsAndLimits(t *testing.T) {
 		t.Errorf("unknown_price_excluded = %v, want 1 (the 3090 has no price)", m["unknown_price_excluded"])
 	}
 	res, _ := h.call("list_gpu_offers", map[string]any{})
-	if !strings.Contains(text(res), "offer_id | gpu") || !strings.Contains(text(res), "beta:x | GeForce RTX-4090") {
+	if !strings.Contains(text(res), "offer_id | gpu ") || !strings.Contains(text(res), "beta:x   | GeForce RTX-4090 |") {
 		t.Errorf("text is not a compact table:\n%s", text(res))
 	}
 }

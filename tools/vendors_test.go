@@ -227,7 +227,11 @@ func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
 	slow := e.names[len(e.names)-1]
 	e.emus[slow].SetFaults(emulated.Faults{Latency: 10 * time.Minute})
 	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
-		res, m := e.call(tool, map[string]any{})
+		args := map[string]any{}
+		if tool == "list_gpu_offers" {
+			args["limit"] = 500
+		}
+		res, m := e.call(tool, args)
 		errs, _ := m["errors"].([]any)
 		if res.IsError || len(errs) != 1 || errs[0].(map[string]any)["provider"] != slow {
 			t.Fatalf("%s: %s", tool, text(res))

@@ -70,7 +70,7 @@ func TestListOffers(t *testing.T) {
 	if !slices.Equal(o.Prices, want) {
 		t.Fatalf("4090 prices %+v", o.Prices)
 	}
-	if !strings.Contains(o.Notes, "per GPU") || !strings.Contains(o.Notes, "35000.00") {
+	if !strings.Contains(o.Notes, "per GPU") || !strings.Contains(o.Notes, "yearly 35000.00") {
 		t.Fatalf("4090 notes %q", o.Notes)
 	}
 	if o := byID[gpu3080]; o.Available || !strings.Contains(o.Notes, "status 0") {

@@ -65,14 +65,15 @@ func (p *Provider) offer(g wireGPU) providers.Offer {
 			}
 		}
 		if y := priceOf(g.Price.Year); y != nil {
-			notes = append(notes, fmt.Sprintf("yearly list price %.2f CNY per GPU", *y))
+			notes = append(notes, fmt.Sprintf("yearly %.2f", *y))
 		}
 	}
+	// The long form of these is in the capabilities' notes (list_providers details=true).
 	if len(o.Prices) > 1 || len(notes) > 0 {
-		notes = append([]string{"prices are per GPU (assumed; Chenyu does not say); its day/week/month/year prices are list prices shown for information: the API bills by the hour only"}, notes...)
+		notes = append([]string{"per GPU (assumed); periods other than hourly are list prices only: the API bills hourly"}, notes...)
 	}
 	if !o.Available {
-		notes = append(notes, fmt.Sprintf("chenyu status %d: not available now", int64(g.Status)))
+		notes = append(notes, fmt.Sprintf("chenyu status %d", int64(g.Status)))
 	}
 	o.Notes = strings.Join(notes, "; ")
 	return o

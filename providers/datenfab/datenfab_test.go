@@ -436,11 +436,12 @@ func TestListImages(t *testing.T) {
 		t.Fatalf("images = %+v", images)
 	}
 	for _, im := range images {
-		if im.Kind != providers.ImagePublic || im.Provider != Name || !strings.Contains(im.Description, "Any full registry reference is accepted") {
+		if im.Kind != providers.ImagePublic || im.Provider != Name || im.Description == "" {
 			t.Errorf("image %+v", im)
 		}
-		if im.ID != im.Name {
-			t.Errorf("image id %q does not round-trip to %q", im.ID, im.Name)
+		// The id is the whole reference; the name, what people read, its repository and tag.
+		if !strings.HasPrefix(im.ID, "images.neolink-ai.com/matrixdc/") || !strings.HasSuffix(im.ID, "/"+im.Name) || strings.Contains(im.Name, "/") {
+			t.Errorf("image id %q, name %q", im.ID, im.Name)
 		}
 	}
 	if strings.Contains(images[0].Description, "Not in Datenfab's documents") || !strings.Contains(images[1].Description, "Not in Datenfab's documents") {

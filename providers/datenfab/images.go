@@ -2,12 +2,10 @@ package datenfab
 
 import (
 	"context"
-	"time"
+	"strings"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
-
-const anyReference = " Any full registry reference is accepted as image_id."
 
 // officialImages are the public images known without an image-list API, which Datenfab lacks.
 // Only the TensorFlow image appears in the documents; the others follow the same registry
@@ -29,8 +27,8 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 	out := make([]providers.Image, 0, len(officialImages))
 	for _, im := range officialImages {
 		out = append(out, providers.Image{
-			ID: im.ref, Provider: Name, Name: im.ref,
-			Kind: providers.ImagePublic, Description: im.desc + anyReference,
+			ID: im.ref, Provider: Name, Name: shortRef(im.ref),
+			Kind: providers.ImagePublic, Description: im.desc,
 		})
 	}
 	p.mu.Lock()
@@ -42,11 +40,16 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 		}
 		at := s.At
 		out = append(out, providers.Image{
-			ID: s.Ref, Provider: Name, Name: s.Ref, Kind: providers.ImagePrivate,
-			Region: s.Region, CreatedAt: &at,
-			Description: "saved from instance " + s.Instance + " through this server at " + s.At.Format(time.RFC3339) +
-				"; the reference is inferred and Datenfab cannot report whether the save finished (check the console)." + anyReference,
+			ID: s.Ref, Provider: Name, Name: shortRef(s.Ref), Kind: providers.ImagePrivate,
+			Region: s.Region, RegionName: regionInEnglish(s.Region), CreatedAt: &at,
+			Description: "saved from instance " + s.Instance + " through this server; the reference is inferred and Datenfab cannot report whether the save finished (check the console)",
 		})
 	}
 	return out, nil
+}
+
+// shortRef is an image reference without its registry and namespace: the repository and tag,
+// the part people read (the id keeps the whole reference).
+func shortRef(ref string) string {
+	return ref[strings.LastIndex(ref, "/")+1:]
 }

@@ -169,6 +169,7 @@ func (p *Provider) instanceOf(w wireInstance, cluster string) providers.Instance
 		Image:    w.Image,
 		Region:   p.regionName(cluster, w),
 	}
+	in.RegionName = regionInEnglish(in.Region)
 	if in.Name == "" {
 		in.Name, _ = w.Annotations.get(annDisplayName)
 	}

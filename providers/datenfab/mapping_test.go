@@ -261,3 +261,14 @@ func TestHTTPRefusalKinds(t *testing.T) {
 		})
 	}
 }
+
+func TestRegionNamesInEnglish(t *testing.T) {
+	for zh, en := range map[string]string{
+		"北京一区": "Beijing Zone 1", "上海二区": "Shanghai Zone 2", "乌兰察布十区": "Ulanqab Zone 10", "杭州3区": "Hangzhou Zone 3",
+		"华东区": "East China Zone", "北京": "", "火星一区": "", "北京甲区": "", "": "",
+	} {
+		if got := regionInEnglish(zh); got != en {
+			t.Errorf("%q -> %q, want %q", zh, got, en)
+		}
+	}
+}

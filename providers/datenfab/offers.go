@@ -193,6 +193,7 @@ func (p *Provider) offerOf(s wireSKU) (providers.Offer, bool) {
 		SystemDiskGB:  int(s.SystemStorage),
 		DataDiskGB:    int(s.DataStorage),
 		Region:        s.RegionName,
+		RegionName:    regionInEnglish(s.RegionName),
 		Billing:       []providers.BillingMode{billing},
 		Available:     remain >= gpus,
 		AvailableGPUs: &remain,
@@ -236,9 +237,10 @@ func (p *Provider) discountNote(s wireSKU) string {
 		n += " (discount " + string(s.DiscountID) + ")"
 	}
 	if end != nil {
-		n += " until " + end.Format(time.RFC3339)
+		n += " until " + end.UTC().Format(time.RFC3339)
 	}
-	return n + "; Datenfab does not document what the ratio means or whether the listed price already includes it, so prices shown are the listed ones"
+	// The long form is in the capabilities' notes (list_providers details=true).
+	return n + " (meaning undocumented: prices shown are the listed ones)"
 }
 
 func periodWord(b providers.BillingMode) string {

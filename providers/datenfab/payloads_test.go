@@ -54,10 +54,10 @@ func TestDocSKUs(t *testing.T) {
 				o.Region != "北京一区" || !o.Available || *o.AvailableGPUs != 8 || *o.PricePerGPUHour != 10 {
 				t.Errorf("offer = %+v", o)
 			}
-			if got := strings.Contains(o.Notes, "discount ratio 0.48 (discount 10000) until 2024-10-01T00:05:00+08:00"); got != tt.note {
+			if got := strings.Contains(o.Notes, "discount ratio 0.48 (discount 10000) until 2024-09-30T16:05:00Z"); got != tt.note {
 				t.Errorf("discount note present = %v, want %v: %q", got, tt.note, o.Notes)
 			}
-			if tt.note && !strings.Contains(o.Notes, "does not document what the ratio means") {
+			if tt.note && !strings.Contains(o.Notes, "meaning undocumented") {
 				t.Errorf("note must say the semantics are unknown: %q", o.Notes)
 			}
 		})

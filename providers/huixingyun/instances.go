@@ -82,21 +82,22 @@ func (p *Provider) instanceOf(it instance) providers.Instance {
 		imageName = string(it.Image.ImageID)
 	}
 	inst := providers.Instance{
-		ID:        it.GID,
-		Provider:  Name,
-		Name:      string(it.Name),
-		State:     st,
-		RawState:  raw,
-		GPUModel:  model,
-		GPUCount:  int(it.Size.GPU),
-		VCPUs:     int(it.Size.CPU),
-		RAMGB:     int(it.Size.Memory),
-		Image:     imageName,
-		Region:    string(it.RoomName),
-		Billing:   bill,
-		CreatedAt: parseTime(string(it.CreateAt)),
-		ExpiresAt: parseTime(string(it.ExpireAt)),
-		OrderID:   string(it.OrderUID),
+		ID:         it.GID,
+		Provider:   Name,
+		Name:       string(it.Name),
+		State:      st,
+		RawState:   raw,
+		GPUModel:   model,
+		GPUCount:   int(it.Size.GPU),
+		VCPUs:      int(it.Size.CPU),
+		RAMGB:      int(it.Size.Memory),
+		Image:      imageName,
+		Region:     string(it.RoomName),
+		RegionName: zoneName(string(it.RoomName)),
+		Billing:    bill,
+		CreatedAt:  parseTime(string(it.CreateAt)),
+		ExpiresAt:  parseTime(string(it.ExpireAt)),
+		OrderID:    string(it.OrderUID),
 	}
 	if host := string(it.IP); host != "" {
 		port, err := strconv.Atoi(string(it.Port))

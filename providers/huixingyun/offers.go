@@ -91,6 +91,7 @@ func offerOf(it product) providers.Offer {
 		SystemDiskGB:  int(it.DiskOne),
 		DataDiskGB:    int(it.DiskDataOne),
 		Region:        string(it.RoomName),
+		RegionName:    zoneName(string(it.RoomName)),
 		Billing:       []providers.BillingMode{providers.BillingHourly, providers.BillingDaily, providers.BillingMonthly},
 		Available:     remain > 0,
 		AvailableGPUs: &remain,
@@ -205,6 +206,15 @@ func (p *Provider) ListImages(ctx context.Context, q providers.ImageQuery) ([]pr
 	return out, nil
 }
 
+// zoneName is a zone (room_name) for people. The documents name zones by number only
+// (102, 105, 106: "归属区", the zone a product belongs to), so that is what it says.
+func zoneName(room string) string {
+	if room == "" {
+		return ""
+	}
+	return "zone " + room
+}
+
 func imageOf(im image, kind providers.ImageKind) providers.Image {
 	img := providers.Image{
 		ID:          string(im.ImageID),
@@ -213,29 +223,37 @@ func imageOf(im image, kind providers.ImageKind) providers.Image {
 		Kind:        kind,
 		Description: string(im.Description),
 		Region:      string(im.RoomName),
+		RegionName:  zoneName(string(im.RoomName)),
 	}
 	if kind == providers.ImagePrivate {
-		img.CreatedAt = ownImageCreated(string(im.Description))
+		var rest string
+		img.CreatedAt, rest = ownImageCreated(img.Description)
+		if img.CreatedAt != nil {
+			// The description is the creation time in Beijing time, unlabelled: created_at
+			// carries it, and what else the description says stays.
+			img.Description = rest
+		}
 	}
 	return img
 }
 
 // ownImageCreated reads the "创建时间: 2024-06-20 17:46:58" (creation time, +08:00) that own
-// images carry as their description.
-func ownImageCreated(desc string) *time.Time {
-	_, rest, ok := strings.Cut(desc, "创建时间")
+// images carry as their description, and returns the description without it.
+func ownImageCreated(desc string) (*time.Time, string) {
+	before, rest, ok := strings.Cut(desc, "创建时间")
 	if !ok {
-		return nil
+		return nil, desc
 	}
 	rest = strings.TrimLeft(rest, ":： ")
-	if len(rest) < len("2006-01-02 15:04:05") {
-		return nil
+	const layout = "2006-01-02 15:04:05"
+	if len(rest) < len(layout) {
+		return nil, desc
 	}
-	t, err := time.ParseInLocation("2006-01-02 15:04:05", rest[:len("2006-01-02 15:04:05")], cst)
+	t, err := time.ParseInLocation(layout, rest[:len(layout)], cst)
 	if err != nil {
-		return nil
+		return nil, desc
 	}
-	return &t
+	return &t, strings.TrimSpace(before + rest[len(layout):])
 }
 
 func appImageOf(a app) providers.Image {
