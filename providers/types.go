@@ -74,31 +74,31 @@ func (s State) Transitional() bool {
 
 // Price is what one GPU costs for one billing period, in CNY.
 type Price struct {
-	Billing BillingMode `json:"billing" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly" jsonschema_description:"billing period this price is for"`
-	CNY     float64     `json:"cny" jsonschema:"minimum=0" jsonschema_description:"price in CNY of one GPU for one such period"`
+	Billing BillingMode `json:"billing" jsonschema:"enum=hourly,enum=daily,enum=weekly,enum=monthly"`
+	CNY     float64     `json:"cny" jsonschema:"minimum=0" jsonschema_description:"CNY for one GPU for one period"`
 }
 
 // Offer is a machine type that can be launched.
 type Offer struct {
-	ID              string   `json:"id" jsonschema_description:"provider-qualified offer id to pass to launch_instance as offer_id"`
-	Provider        string   `json:"provider" jsonschema_description:"provider name"`
-	GPUModel        string   `json:"gpu_model" jsonschema_description:"GPU model as the vendor names it"`
-	GPUCounts       []int    `json:"gpu_counts" jsonschema_description:"GPU counts one instance of this offer can have"`
-	VRAMGB          int      `json:"vram_gb,omitempty" jsonschema_description:"memory per GPU in GB (0 when the vendor does not say)"`
-	VCPUs           int      `json:"vcpus,omitempty" jsonschema_description:"virtual CPUs (0 when the vendor does not say)"`
-	RAMGB           int      `json:"ram_gb,omitempty" jsonschema_description:"RAM in GB (0 when the vendor does not say)"`
-	SystemDiskGB    int      `json:"system_disk_gb,omitempty" jsonschema_description:"system disk in GB"`
-	DataDiskGB      int      `json:"data_disk_gb,omitempty" jsonschema_description:"data disk in GB"`
-	Region          string   `json:"region,omitempty" jsonschema_description:"region or zone, as the vendor names it"`
-	RegionName      string   `json:"region_name,omitempty" jsonschema_description:"the region in English, where known"`
-	PricePerGPUHour *float64 `json:"price_per_gpu_hour,omitempty" jsonschema_description:"CNY per GPU per hour; absent when the vendor publishes no price"`
-	Prices          []Price  `json:"prices,omitempty" jsonschema_description:"per-GPU prices for each billing period the vendor lists"`
+	ID              string   `json:"id" jsonschema_description:"launch_instance's offer_id"`
+	Provider        string   `json:"provider"`
+	GPUModel        string   `json:"gpu_model"`
+	GPUCounts       []int    `json:"gpu_counts" jsonschema_description:"GPUs one instance can have"`
+	VRAMGB          int      `json:"vram_gb,omitempty" jsonschema_description:"per GPU; absent: not said"`
+	VCPUs           int      `json:"vcpus,omitempty"`
+	RAMGB           int      `json:"ram_gb,omitempty"`
+	SystemDiskGB    int      `json:"system_disk_gb,omitempty"`
+	DataDiskGB      int      `json:"data_disk_gb,omitempty"`
+	Region          string   `json:"region,omitempty" jsonschema_description:"as the vendor names it"`
+	RegionName      string   `json:"region_name,omitempty" jsonschema_description:"in English, where known"`
+	PricePerGPUHour *float64 `json:"price_per_gpu_hour,omitempty" jsonschema_description:"CNY; absent: no hourly price published"`
+	Prices          []Price  `json:"prices,omitempty" jsonschema_description:"per GPU, by billing period"`
 	// HourlyEquivalent is set by list_gpu_offers, which sorts by it; adapters leave it nil.
-	HourlyEquivalent *float64      `json:"hourly_equivalent,omitempty" jsonschema_description:"CNY per GPU-hour offers are sorted by: the hourly price, or a prepaid price spread over its period (day 24 h, week 168 h, month 720 h)"`
-	Billing          []BillingMode `json:"billing" jsonschema_description:"billing modes launch_instance accepts for this offer"`
-	Available        bool          `json:"available" jsonschema_description:"whether the vendor reports capacity now"`
-	AvailableGPUs    *int          `json:"available_gpus,omitempty" jsonschema_description:"GPUs the vendor reports free for this offer, when it says"`
-	Notes            string        `json:"notes,omitempty" jsonschema_description:"vendor-specific remarks"`
+	HourlyEquivalent *float64      `json:"hourly_equivalent,omitempty" jsonschema_description:"CNY per GPU-hour, the sort key: a prepaid price spread over 24, 168 or 720 h"`
+	Billing          []BillingMode `json:"billing" jsonschema_description:"modes launch_instance accepts"`
+	Available        bool          `json:"available" jsonschema_description:"capacity now"`
+	AvailableGPUs    *int          `json:"available_gpus,omitempty" jsonschema_description:"free GPUs, when said"`
+	Notes            string        `json:"notes,omitempty"`
 }
 
 // HourlyPrice is the price in CNY per hour of one instance of this offer with gpus GPUs,
@@ -143,18 +143,18 @@ func (o Offer) PeriodPrice(m BillingMode) (float64, bool) {
 
 // WebURL is a web endpoint of an instance (Jupyter, TensorBoard, an app).
 type WebURL struct {
-	Name string `json:"name" jsonschema_description:"what the endpoint serves"`
-	URL  string `json:"url" jsonschema_description:"address; may embed an access token"`
+	Name string `json:"name"`
+	URL  string `json:"url" jsonschema_description:"may embed an access token"`
 }
 
 // Connection holds what an agent needs to log into an instance.
 type Connection struct {
-	SSHHost     string   `json:"ssh_host,omitempty" jsonschema_description:"SSH host"`
-	SSHPort     int      `json:"ssh_port,omitempty" jsonschema_description:"SSH port"`
-	SSHUser     string   `json:"ssh_user,omitempty" jsonschema_description:"SSH user"`
-	SSHPassword string   `json:"ssh_password,omitempty" jsonschema_description:"SECRET: SSH password; show it to the user only when asked"`
-	SSHCommand  string   `json:"ssh_command,omitempty" jsonschema_description:"ready-to-run ssh command"`
-	WebURLs     []WebURL `json:"web_urls,omitempty" jsonschema_description:"web endpoints"`
+	SSHHost     string   `json:"ssh_host,omitempty"`
+	SSHPort     int      `json:"ssh_port,omitempty"`
+	SSHUser     string   `json:"ssh_user,omitempty"`
+	SSHPassword string   `json:"ssh_password,omitempty" jsonschema_description:"SECRET: show it to the user only when asked"`
+	SSHCommand  string   `json:"ssh_command,omitempty"`
+	WebURLs     []WebURL `json:"web_urls,omitempty" jsonschema_description:"Jupyter, apps"`
 }
 
 // Empty reports whether c holds nothing.
@@ -164,26 +164,26 @@ func (c Connection) Empty() bool {
 
 // Instance is a machine on a provider.
 type Instance struct {
-	ID              string      `json:"id" jsonschema_description:"provider-qualified instance id"`
+	ID              string      `json:"id"`
 	Provider        string      `json:"provider"`
 	Name            string      `json:"name,omitempty"`
 	State           State       `json:"state" jsonschema:"enum=pending,enum=starting,enum=running,enum=restarting,enum=stopping,enum=stopped,enum=saving,enum=deleting,enum=error,enum=unknown" jsonschema_description:"normalized state"`
-	RawState        string      `json:"raw_state" jsonschema_description:"the state exactly as the vendor reports it"`
+	RawState        string      `json:"raw_state" jsonschema_description:"as the vendor says it"`
 	GPUModel        string      `json:"gpu_model,omitempty"`
 	GPUCount        int         `json:"gpu_count,omitempty"`
 	VCPUs           int         `json:"vcpus,omitempty"`
 	RAMGB           int         `json:"ram_gb,omitempty"`
-	Image           string      `json:"image,omitempty" jsonschema_description:"image name or reference"`
+	Image           string      `json:"image,omitempty"`
 	Region          string      `json:"region,omitempty"`
-	RegionName      string      `json:"region_name,omitempty" jsonschema_description:"the region in English, where known"`
-	Billing         BillingMode `json:"billing,omitempty" jsonschema_description:"billing mode, when the vendor says"`
-	PricePerHour    *float64    `json:"price_per_hour,omitempty" jsonschema_description:"CNY per hour of the whole instance, when known"`
+	RegionName      string      `json:"region_name,omitempty" jsonschema_description:"in English, where known"`
+	Billing         BillingMode `json:"billing,omitempty"`
+	PricePerHour    *float64    `json:"price_per_hour,omitempty" jsonschema_description:"CNY, whole instance, when known"`
 	CreatedAt       *time.Time  `json:"created_at,omitempty"`
 	ExpiresAt       *time.Time  `json:"expires_at,omitempty" jsonschema_description:"end of a prepaid lease"`
 	StopsAt         *time.Time  `json:"stops_at,omitempty" jsonschema_description:"scheduled automatic stop"`
-	ImageSaveStatus string      `json:"image_save_status,omitempty" jsonschema_description:"progress of the last save_image: saving, saved or failed"`
+	ImageSaveStatus string      `json:"image_save_status,omitempty" jsonschema_description:"of the last save_image: saving, saved or failed"`
 	Connection      *Connection `json:"connection,omitempty"`
-	OrderID         string      `json:"order_id,omitempty" jsonschema_description:"vendor order that created the instance"`
+	OrderID         string      `json:"order_id,omitempty"`
 	Managed         *Managed    `json:"managed,omitempty" jsonschema_description:"what gpu-mcp itself promised about the instance: whether it launched it, its auto-stop lease, and whether it is an orphan"`
 }
 
@@ -218,15 +218,15 @@ const (
 
 // Image is something an instance can be launched from.
 type Image struct {
-	ID          string     `json:"id" jsonschema_description:"provider-qualified image id to pass to launch_instance as image_id"`
+	ID          string     `json:"id" jsonschema_description:"launch_instance's image_id"`
 	Provider    string     `json:"provider"`
 	Name        string     `json:"name"`
 	Kind        ImageKind  `json:"kind" jsonschema:"enum=public,enum=private,enum=app"`
 	Description string     `json:"description,omitempty"`
 	Region      string     `json:"region,omitempty"`
-	RegionName  string     `json:"region_name,omitempty" jsonschema_description:"the region in English, where known"`
+	RegionName  string     `json:"region_name,omitempty" jsonschema_description:"in English, where known"`
 	SizeGB      float64    `json:"size_gb,omitempty"`
-	Status      string     `json:"status,omitempty" jsonschema_description:"for saved images: saving, ready or failed"`
+	Status      string     `json:"status,omitempty" jsonschema_description:"saved images: saving, ready or failed"`
 	CreatedAt   *time.Time `json:"created_at,omitempty"`
 }
 
@@ -326,8 +326,8 @@ type Provider interface {
 
 // Balance is an account's remaining money, for vendors that report it.
 type Balance struct {
-	CNY       float64 `json:"cny" jsonschema_description:"cash balance in CNY"`
-	CreditCNY float64 `json:"credit_cny,omitempty" jsonschema_description:"prepaid card or voucher balance in CNY"`
+	CNY       float64 `json:"cny"`
+	CreditCNY float64 `json:"credit_cny,omitempty" jsonschema_description:"prepaid card or vouchers"`
 }
 
 // BalanceReporter is implemented by providers whose API reports the account balance.

@@ -73,9 +73,9 @@ func (d *Deps) textPrefix() string {
 // was cut short.
 type ProviderError struct {
 	Provider string `json:"provider"`
-	Error    string `json:"error" jsonschema_description:"what went wrong and what to do"`
+	Error    string `json:"error"`
 	// Incomplete marks a provider whose part is there but cut short.
-	Incomplete bool `json:"incomplete,omitempty" jsonschema_description:"true: this provider's items are shown but its list was cut short"`
+	Incomplete bool `json:"incomplete,omitempty" jsonschema_description:"its items are shown, but cut short"`
 }
 
 // configureHint says how to enable a provider.

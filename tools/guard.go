@@ -26,8 +26,8 @@ func (c *Confirm) takeToken() string {
 
 // Plan describes what a guarded action will do, before it is done.
 type Plan struct {
-	Action       string   `json:"action" jsonschema_description:"what will be done"`
-	Summary      string   `json:"summary" jsonschema_description:"the plan in one sentence"`
+	Action       string   `json:"action"`
+	Summary      string   `json:"summary"`
 	Provider     string   `json:"provider"`
 	InstanceID   string   `json:"instance_id,omitempty"`
 	InstanceName string   `json:"instance_name,omitempty"`
@@ -36,19 +36,19 @@ type Plan struct {
 	GPUModel     string   `json:"gpu_model,omitempty"`
 	GPUCount     int      `json:"gpu_count,omitempty"`
 	Billing      string   `json:"billing,omitempty"`
-	PricePerHour *float64 `json:"price_per_hour,omitempty" jsonschema_description:"CNY per hour while the instance runs; absent when the vendor publishes no price"`
-	PeriodCost   *float64 `json:"period_cost,omitempty" jsonschema_description:"CNY charged up front for the prepaid periods bought, when known"`
-	Effects      []string `json:"effects" jsonschema_description:"what happens, what is interrupted, what is lost, what is billed"`
+	PricePerHour *float64 `json:"price_per_hour,omitempty" jsonschema_description:"CNY while it runs; absent: no published price"`
+	PeriodCost   *float64 `json:"period_cost,omitempty" jsonschema_description:"CNY charged up front for prepaid periods"`
+	Effects      []string `json:"effects" jsonschema_description:"what happens, is interrupted, lost, billed"`
 }
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; failed: it ran but did not achieve its aim (see the result's details); nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done"`
-	Plan              *Plan      `json:"plan,omitempty"`
-	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, with the same arguments, once the user approved the plan"`
-	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema_description:"when the confirmation token expires"`
+	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing done yet, show the plan; done; failed: ran but missed its aim (see message); nothing_to_do: already so; declined, cancelled: the user said no, nothing done"`
+	Plan              *Plan      `json:"plan,omitempty" jsonschema_description:"what it will do, for the user to approve (as in launch_instance's output schema)"`
+	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, same arguments, once the user approved"`
+	ExpiresAt         *time.Time `json:"expires_at,omitempty"`
 	Message           string     `json:"message,omitempty"`
-	Demo              bool       `json:"demo,omitempty" jsonschema_description:"true when the providers are gpu-mcp's built-in emulators"`
+	Demo              bool       `json:"demo,omitempty"`
 }
 
 func (o *Outcome) outcome() *Outcome { return o }

@@ -30,8 +30,8 @@ func (a *ListInstancesArgs) validate() error {
 // ListInstancesResult is list_instances' answer. Passwords are left out: get_instance has them.
 type ListInstancesResult struct {
 	Instances []providers.Instance `json:"instances"`
-	Running   int                  `json:"running" jsonschema_description:"instances running (billing, for hourly ones)"`
-	Errors    []ProviderError      `json:"errors,omitempty" jsonschema_description:"providers that could not be asked: their instances are missing from this list and may be billing"`
+	Running   int                  `json:"running" jsonschema_description:"instances running"`
+	Errors    []ProviderError      `json:"errors,omitempty" jsonschema_description:"providers not asked (their instances, missing here, may bill) or cut short"`
 	Demo      bool                 `json:"demo,omitempty"`
 }
 

@@ -76,14 +76,14 @@ func (a *LaunchArgs) waits() bool { return a.Wait == nil || *a.Wait }
 // LaunchResult is launch_instance's answer.
 type LaunchResult struct {
 	Outcome
-	InstanceID string              `json:"instance_id,omitempty" jsonschema_description:"the new instance, when the vendor already shows it"`
-	OrderID    string              `json:"order_id,omitempty" jsonschema_description:"the vendor's order number, when it gave one"`
-	Ready      bool                `json:"ready" jsonschema_description:"true when the instance runs and its SSH server answered"`
-	SSHCommand string              `json:"ssh_command,omitempty" jsonschema_description:"command to log in; the password, where the vendor gives one, is instance.connection.ssh_password (a secret)"`
-	Instance   *providers.Instance `json:"instance,omitempty"`
+	InstanceID string              `json:"instance_id,omitempty" jsonschema_description:"when the vendor already shows it"`
+	OrderID    string              `json:"order_id,omitempty"`
+	Ready      bool                `json:"ready" jsonschema_description:"running and SSH answers"`
+	SSHCommand string              `json:"ssh_command,omitempty" jsonschema_description:"the password, if any: instance.connection.ssh_password (a secret)"`
+	Instance   *providers.Instance `json:"instance,omitempty" jsonschema_description:"as in get_instance"`
 	AutoStop   *fleet.AutoStop     `json:"auto_stop,omitempty"`
 	IdleStop   *WorkLease          `json:"idle_stop,omitempty" jsonschema_description:"the stop when the GPUs stay idle (stop_when_gpu_idle), kept in gpu-mcp's state store"`
-	Attempts   []fleet.Attempt     `json:"attempts,omitempty" jsonschema_description:"each offer tried, what became of it, and what was cleaned up"`
+	Attempts   []fleet.Attempt     `json:"attempts,omitempty" jsonschema_description:"each offer tried, its fate, its cleanup"`
 	Billing    string              `json:"billing_now,omitempty" jsonschema_description:"what this call left billing"`
 }
 

@@ -19,7 +19,7 @@ type InstanceActionArgs struct {
 // InstanceActionResult is the answer of start, stop, restart and destroy.
 type InstanceActionResult struct {
 	Outcome
-	Instance *providers.Instance `json:"instance,omitempty" jsonschema_description:"the instance after the action, as the vendor reports it"`
+	Instance *providers.Instance `json:"instance,omitempty" jsonschema_description:"afterwards (as in get_instance)"`
 }
 
 type instanceAction struct {

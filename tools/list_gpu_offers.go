@@ -54,12 +54,12 @@ func (a *ListOffersArgs) validate() error {
 // ListOffersResult is list_gpu_offers' answer.
 type ListOffersResult struct {
 	Offers          []providers.Offer `json:"offers"`
-	Matched         int               `json:"matched" jsonschema_description:"offers that match, on all pages"`
-	NextOffset      int               `json:"next_offset,omitempty" jsonschema_description:"more offers match: call again with this offset"`
-	UnknownPriceOut int               `json:"unknown_price_excluded,omitempty" jsonschema_description:"offers left out by max_price_per_hour because their vendor publishes no price"`
-	Hint            string            `json:"hint,omitempty" jsonschema_description:"when no offer matches the gpu or region given: the models or regions there are"`
-	Errors          []ProviderError   `json:"errors,omitempty" jsonschema_description:"providers that could not be asked (their offers are missing) or whose list was cut short"`
-	Stale           []StaleOffers     `json:"stale,omitempty" jsonschema_description:"providers that could not be asked whose offers are shown from the cache: how old they are and why"`
+	Matched         int               `json:"matched" jsonschema_description:"on all pages"`
+	NextOffset      int               `json:"next_offset,omitempty" jsonschema_description:"more match: call again with this offset"`
+	UnknownPriceOut int               `json:"unknown_price_excluded,omitempty" jsonschema_description:"left out by max_price_per_hour for having no price"`
+	Hint            string            `json:"hint,omitempty" jsonschema_description:"no match for gpu or region: what there is"`
+	Errors          []ProviderError   `json:"errors,omitempty" jsonschema_description:"providers not asked (offers missing) or cut short"`
+	Stale           []StaleOffers     `json:"stale,omitempty" jsonschema_description:"providers not asked, shown from the cache"`
 	Demo            bool              `json:"demo,omitempty"`
 }
 

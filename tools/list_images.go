@@ -44,9 +44,9 @@ func (a *ListImagesArgs) validate() error {
 // ListImagesResult is list_images' answer.
 type ListImagesResult struct {
 	Images     []providers.Image `json:"images"`
-	Matched    int               `json:"matched" jsonschema_description:"images that match, on all pages"`
-	NextOffset int               `json:"next_offset,omitempty" jsonschema_description:"more images match: call again with this offset"`
-	Hint       string            `json:"hint,omitempty" jsonschema_description:"when no region matches the one given: the regions there are"`
+	Matched    int               `json:"matched" jsonschema_description:"on all pages"`
+	NextOffset int               `json:"next_offset,omitempty" jsonschema_description:"more match: call again with this offset"`
+	Hint       string            `json:"hint,omitempty" jsonschema_description:"no region matches: the regions there are"`
 	Errors     []ProviderError   `json:"errors,omitempty"`
 	Demo       bool              `json:"demo,omitempty"`
 }

@@ -18,13 +18,13 @@ type ListProvidersArgs struct {
 // ProviderInfo describes one configured provider.
 type ProviderInfo struct {
 	Name                   string             `json:"name"`
-	Demo                   bool               `json:"demo" jsonschema_description:"true when this provider is a built-in emulator"`
-	Billing                []string           `json:"billing" jsonschema_description:"billing modes launch_instance accepts"`
-	Unsupported            map[string]string  `json:"unsupported,omitempty" jsonschema_description:"actions this provider's API lacks, with the reason"`
+	Demo                   bool               `json:"demo"`
+	Billing                []string           `json:"billing" jsonschema_description:"modes launch_instance accepts"`
+	Unsupported            map[string]string  `json:"unsupported,omitempty" jsonschema_description:"tools its API cannot serve, and why"`
 	SaveImageStopsInstance bool               `json:"save_image_stops_instance"`
-	PublishesPrices        bool               `json:"publishes_prices" jsonschema_description:"false when the vendor's API has no prices (plans then cannot show a cost)"`
-	Notes                  []string           `json:"notes,omitempty" jsonschema_description:"the vendor's rules and quirks, with details=true"`
-	Balance                *providers.Balance `json:"balance,omitempty" jsonschema_description:"account balance, where the vendor reports it"`
+	PublishesPrices        bool               `json:"publishes_prices" jsonschema_description:"false: plans cannot show a cost"`
+	Notes                  []string           `json:"notes,omitempty" jsonschema_description:"with details=true"`
+	Balance                *providers.Balance `json:"balance,omitempty" jsonschema_description:"where the vendor reports it"`
 	BalanceError           string             `json:"balance_error,omitempty"`
 }
 
@@ -32,7 +32,7 @@ type ProviderInfo struct {
 type ListProvidersResult struct {
 	Providers []ProviderInfo `json:"providers"`
 	Demo      bool           `json:"demo,omitempty"`
-	Hint      string         `json:"hint,omitempty" jsonschema_description:"how to configure a provider when none is, or how to read the notes left out"`
+	Hint      string         `json:"hint,omitempty" jsonschema_description:"how to configure a provider, or to read the notes"`
 }
 
 func listProviders(d *Deps) Tool {

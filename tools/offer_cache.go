@@ -57,8 +57,8 @@ type offerFetch struct {
 // StaleOffers says that a provider's offers come from the cache because it could not be asked.
 type StaleOffers struct {
 	Provider   string `json:"provider"`
-	AgeSeconds int    `json:"age_seconds" jsonschema:"minimum=0" jsonschema_description:"how old the offers shown are"`
-	Error      string `json:"error" jsonschema_description:"why they could not be refreshed"`
+	AgeSeconds int    `json:"age_seconds" jsonschema:"minimum=0"`
+	Error      string `json:"error"`
 }
 
 // NewOfferCache returns a cache; Close it to stop its refreshes.

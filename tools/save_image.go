@@ -27,8 +27,8 @@ func (a *SaveImageArgs) validate() error {
 // SaveImageResult is save_image's answer.
 type SaveImageResult struct {
 	Outcome
-	ImageID  string              `json:"image_id,omitempty" jsonschema_description:"the image being saved, when the vendor names it; see list_images kind=private"`
-	Instance *providers.Instance `json:"instance,omitempty"`
+	ImageID  string              `json:"image_id,omitempty" jsonschema_description:"when the vendor names it; see list_images kind=private"`
+	Instance *providers.Instance `json:"instance,omitempty" jsonschema_description:"as in get_instance"`
 }
 
 func saveImage(d *Deps) Tool {

@@ -19,6 +19,7 @@ import (
 	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/schemas"
 )
 
 // Hints are the four MCP tool annotations, all set explicitly on every tool.
@@ -205,9 +206,13 @@ func argNames(t reflect.Type) []string {
 	return names
 }
 
-// Schema generates the JSON Schema of a Go type as MCP wants it: inline, no $schema or $id.
+// Schema generates the JSON Schema of a Go type as MCP wants it: inline, no $schema or $id,
+// objects closed to properties they do not name. Input schemas are this.
 func Schema(t reflect.Type) json.RawMessage {
-	r := &jsonschema.Reflector{Anonymous: true, ExpandedStruct: true, DoNotReference: true}
+	return reflectSchema(&jsonschema.Reflector{Anonymous: true, ExpandedStruct: true, DoNotReference: true}, t)
+}
+
+func reflectSchema(r *jsonschema.Reflector, t reflect.Type) json.RawMessage {
 	s := r.ReflectFromType(t)
 	s.Version = ""
 	b, err := json.Marshal(s)
@@ -217,16 +222,45 @@ func Schema(t reflect.Type) json.RawMessage {
 	return b
 }
 
-// MCPTool is the mcp.Tool value of t, with raw schemas and all four hints set.
+// sharedShapes are the shapes that several tools return. Each is written out in full in the
+// output schema of one tool, its home; the others' output schemas give it as an object whose
+// description (the field's) says where it is described. A client that validates results
+// accepts the same answers, and tools/list does not repeat the shape in every tool.
+var sharedShapes = map[reflect.Type]string{
+	reflect.TypeFor[providers.Instance](): "get_instance",
+	reflect.TypeFor[Plan]():               "launch_instance",
+}
+
+// OutputSchema generates the JSON Schema of tool's result of type t: as Schema, but open to
+// properties it does not name (results may grow) and with the shared shapes (sharedShapes)
+// written out only in their home tool.
+func OutputSchema(tool string, t reflect.Type) json.RawMessage {
+	r := &jsonschema.Reflector{Anonymous: true, ExpandedStruct: true, DoNotReference: true, AllowAdditionalProperties: true,
+		Mapper: func(t reflect.Type) *jsonschema.Schema {
+			if home, shared := sharedShapes[t]; shared && home != tool {
+				return &jsonschema.Schema{Type: "object"}
+			}
+			return nil
+		}}
+	return reflectSchema(r, t)
+}
+
+// MCPTool is the mcp.Tool value of t, with raw schemas and all four hints set. The schemas
+// are schemas/' files (which `make schemas` writes from these types, and a test keeps true),
+// so that building the server reflects on no type; a tool without its files, which only a
+// build whose schemas were not regenerated has, gets them generated.
 func (t Tool) MCPTool() mcp.Tool {
+	in, out := schemas.Input(t.Name), schemas.Output(t.Name)
+	if in == nil || out == nil {
+		in, out = Schema(t.InputType), OutputSchema(t.Name, t.OutputType)
+	}
 	return mcp.Tool{
 		Name:            t.Name,
 		Title:           t.Title,
 		Description:     t.Description,
-		RawInputSchema:  Schema(t.InputType),
-		RawOutputSchema: Schema(t.OutputType),
+		RawInputSchema:  in,
+		RawOutputSchema: out,
 		Annotations: mcp.ToolAnnotation{
-			Title:           t.Title,
 			ReadOnlyHint:    mcp.ToBoolPtr(t.Hints.ReadOnly),
 			DestructiveHint: mcp.ToBoolPtr(t.Hints.Destructive),
 			IdempotentHint:  mcp.ToBoolPtr(t.Hints.Idempotent),

@@ -100,8 +100,12 @@ for (const transport of ['stdio', 'http', 'sse']) {
       assert.match(text(res), /demo/i);
       const providers = new Set(offers.map((o) => o.id.split(':')[0]));
       assert.deepEqual([...providers].sort(), ['chenyu', 'datenfab', 'huixingyun']);
-      const priced = offers.filter((o) => typeof o.price_per_hour === 'number').map((o) => o.price_per_hour);
+      // Cheapest first by the price per GPU-hour, prepaid prices spread over their period;
+      // unpriced offers last.
+      const priced = offers.filter((o) => typeof o.hourly_equivalent === 'number').map((o) => o.hourly_equivalent);
+      assert.ok(priced.length > 0, 'no offer has an hourly_equivalent');
       assert.deepEqual(priced, [...priced].sort((a, b) => a - b));
+      assert.deepEqual(offers.slice(0, priced.length).map((o) => typeof o.hourly_equivalent), priced.map(() => 'number'));
       const bad = await client.callTool({ name: 'list_gpu_offers', arguments: { billing: 'yearly' } });
       assert.equal(bad.isError, true, 'a bad argument is a tool error');
     });
