@@ -6,14 +6,18 @@ package tools
 // tokens alone.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
@@ -84,13 +88,89 @@ func benchCall(b *testing.B, c *client.Client, name string, args map[string]any)
 	return m
 }
 
+// BenchmarkToolsList is the server's side of tools/list: the request handled and its answer
+// encoded, as a transport does before it writes it; bytes/answer is the answer's size.
 func BenchmarkToolsList(b *testing.B) {
-	c := benchClient(b, nil)
+	srv := NewServer(&Deps{Confirmer: testConfirmer(b, "bench-secret"), Log: zerolog.New(io.Discard)}, "bench")
+	answer := serverCall(b, srv, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := c.ListTools(b.Context(), mcp.ListToolsRequest{})
-		if err != nil || len(res.Tools) == 0 {
-			b.Fatalf("%v tools, %v", res, err)
+		answer = serverCall(b, srv, `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	}
+	b.ReportMetric(float64(len(answer)), "bytes/answer")
+}
+
+// serverCall hands one message to srv and encodes its answer, as the transports do.
+func serverCall(b *testing.B, srv *server.MCPServer, msg string) []byte {
+	out, err := json.Marshal(srv.HandleMessage(context.Background(), []byte(msg)))
+	if err != nil || !bytes.Contains(out, []byte(`"result"`)) || bytes.Contains(out, []byte(`"isError":true`)) {
+		b.Fatalf("%s: %v %s", msg, err, out)
+	}
+	return out
+}
+
+// manyOffers is a provider with n offers: five GPU models, 1 to 8 GPUs, three regions,
+// hourly and monthly billing, every seventh without a price.
+type manyOffers struct {
+	*fakeProvider
+	offers []providers.Offer
+}
+
+func newManyOffers(n int) *manyOffers {
+	p := &manyOffers{fakeProvider: newFake("many")}
+	models := []string{"NVIDIA RTX 4090", "NVIDIA A100 80G", "NVIDIA H800", "RTX 3090", "L40S"}
+	regions := [][2]string{{"北京一区", "Beijing Zone 1"}, {"上海一区", "Shanghai Zone 1"}, {"105", "zone 105"}}
+	for i := range n {
+		o := providers.Offer{ID: fmt.Sprintf("o%06d", i), Provider: "many", GPUModel: models[i%len(models)], GPUCounts: []int{1 + i%8},
+			VRAMGB: 24 + 8*(i%7), VCPUs: 16, RAMGB: 64, Region: regions[i%3][0], RegionName: regions[i%3][1],
+			Billing: []providers.BillingMode{providers.BillingHourly}, Available: i%4 != 0}
+		if i%7 != 0 {
+			price := 1 + float64(i%1999)/100
+			o.PricePerGPUHour = &price
+			o.Prices = []providers.Price{{Billing: providers.BillingHourly, CNY: price}}
+			if i%3 == 0 {
+				o.Billing = append(o.Billing, providers.BillingMonthly)
+				o.Prices = append(o.Prices, providers.Price{Billing: providers.BillingMonthly, CNY: price * 600})
+			}
+		}
+		p.offers = append(p.offers, o)
+	}
+	return p
+}
+
+func (p *manyOffers) ListOffers(context.Context) ([]providers.Offer, error) {
+	return slices.Clone(p.offers), nil
+}
+
+// BenchmarkListGPUOffersAtScale is list_gpu_offers on the server's side (handled and encoded,
+// as BenchmarkToolsList) from a warm offer cache holding 25, 1,000 or 10,000 offers of one
+// provider: the default page of all of them, and a filtered query (GPU model, region, price,
+// availability).
+func BenchmarkListGPUOffersAtScale(b *testing.B) {
+	for _, n := range []int{25, 1000, 10000} {
+		for _, q := range []struct{ name, args string }{
+			{"all", `{}`},
+			{"filtered", `{"gpu":"4090","region":"beijing","max_price_per_hour":15,"available_only":true,"limit":20}`},
+		} {
+			b.Run(fmt.Sprintf("offers=%d/%s", n, q.name), func(b *testing.B) {
+				reg, err := providers.NewRegistry(newManyOffers(n))
+				if err != nil {
+					b.Fatal(err)
+				}
+				cache := NewOfferCache(OfferCacheOptions{TTL: time.Hour})
+				b.Cleanup(cache.Close)
+				srv := NewServer(&Deps{Providers: reg, Offers: cache, Confirmer: testConfirmer(b, "bench-secret"), Log: zerolog.New(io.Discard)}, "bench")
+				msg := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_gpu_offers","arguments":` + q.args + `}}`
+				answer := serverCall(b, srv, msg) // fills the cache
+				if !bytes.Contains(answer, []byte(`"id":"many:o`)) {
+					b.Fatalf("no offer: %s", answer)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					answer = serverCall(b, srv, msg)
+				}
+				b.ReportMetric(float64(len(answer)), "bytes/answer")
+			})
 		}
 	}
 }

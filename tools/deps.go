@@ -231,30 +231,43 @@ func table(header []string, rows [][]string) string {
 	return b.String()
 }
 
-// textTable collects cells, then writes them aligned; it keeps them in one slice.
+// textTable collects cells, then writes them aligned.
 type textTable struct {
-	cols  int
-	cells []string // header first, then the rows, row by row
+	cols   int
+	cells  []string // header first, then the rows, row by row
+	widths []int    // of each cell
 }
 
 func newTextTable(header ...string) *textTable {
-	return &textTable{cols: len(header), cells: header}
+	t := &textTable{cols: len(header)}
+	t.row(header...)
+	return t
 }
 
 // row adds a row of t.cols cells.
-func (t *textTable) row(cells ...string) { t.cells = append(t.cells, cells...) }
+func (t *textTable) row(cells ...string) {
+	t.cells = append(t.cells, cells...)
+	for _, c := range cells {
+		t.widths = append(t.widths, displayWidth(c))
+	}
+}
 
 // grow makes room for n more rows.
-func (t *textTable) grow(n int) { t.cells = slices.Grow(t.cells, n*t.cols) }
+func (t *textTable) grow(n int) {
+	t.cells = slices.Grow(t.cells, n*t.cols)
+	t.widths = slices.Grow(t.widths, n*t.cols)
+}
 
 func (t *textTable) write(b *strings.Builder) {
-	widths := make([]int, t.cols)
+	colWidths := make([]int, t.cols)
 	size := 0
-	for i, c := range t.cells {
-		widths[i%t.cols] = max(widths[i%t.cols], displayWidth(c))
-		size += len(c) + 3
+	for i, w := range t.widths {
+		colWidths[i%t.cols] = max(colWidths[i%t.cols], w)
 	}
-	b.Grow(size + len(t.cells)/t.cols*8)
+	for _, w := range colWidths {
+		size += w + 3
+	}
+	b.Grow(size * len(t.cells) / t.cols)
 	for i, c := range t.cells {
 		col := i % t.cols
 		if col > 0 {
@@ -264,7 +277,7 @@ func (t *textTable) write(b *strings.Builder) {
 		}
 		b.WriteString(c)
 		if col < t.cols-1 {
-			for range widths[col] - displayWidth(c) {
+			for range colWidths[col] - t.widths[i] {
 				b.WriteByte(' ')
 			}
 		}

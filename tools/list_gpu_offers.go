@@ -95,12 +95,12 @@ func listGPUOffers(d *Deps) Tool {
 			keys, unknown := q.match(parts)
 			out.Matched, out.UnknownPriceOut = len(keys), unknown
 			limit := cmp.Or(in.Limit, defaultOfferPage)
-			page := pageOf(keys, in.Offset, limit)
+			page := pageOf(cheapest(keys, in.Offset+limit), in.Offset, limit)
 			out.Offers = make([]providers.Offer, len(page))
 			prices := make([]float64, len(page))
 			for i, k := range page {
 				out.Offers[i] = *k.offer
-				if k.known {
+				if !math.IsInf(k.price, 1) {
 					prices[i] = math.Round(k.price*1e4) / 1e4
 					out.Offers[i].HourlyEquivalent = &prices[i]
 				}
@@ -133,13 +133,60 @@ func newOfferQuery(in *ListOffersArgs) offerQuery {
 // offerKey is what the sort needs of one matching offer.
 type offerKey struct {
 	offer *providers.Offer
-	price float64 // CNY per GPU-hour it is sorted by
-	known bool    // price is published
+	price float64 // CNY per GPU-hour it is sorted by; +Inf when none is published
 }
 
-// match returns the offers that pass the filter, cheapest first (unpriced last, then by id),
-// and how many max_price_per_hour left out for having no price. It reads the offers without
-// copying or allocating per offer: they may be the cache's.
+// cheaper orders offers cheapest first, unpriced last, then by id.
+func cheaper(a, b offerKey) int {
+	if c := cmp.Compare(a.price, b.price); c != 0 {
+		return c
+	}
+	return strings.Compare(a.offer.ID, b.offer.ID)
+}
+
+// cheapest orders keys so that its first n are the n cheapest, in order (all of keys when n
+// is as many), and returns keys. A page of a long list needs only those: a heap of n keys
+// finds them in O(len(keys) log n) instead of sorting every key.
+func cheapest(keys []offerKey, n int) []offerKey {
+	if n >= len(keys)/4 {
+		slices.SortFunc(keys, cheaper)
+		return keys
+	}
+	// keys[:n] is a max-heap of the cheapest n seen so far; each later key cheaper than its
+	// dearest takes that one's place.
+	h := keys[:n]
+	down := func(i int) {
+		for {
+			l, r, top := 2*i+1, 2*i+2, i
+			if l < n && cheaper(h[l], h[top]) > 0 {
+				top = l
+			}
+			if r < n && cheaper(h[r], h[top]) > 0 {
+				top = r
+			}
+			if top == i {
+				return
+			}
+			h[i], h[top] = h[top], h[i]
+			i = top
+		}
+	}
+	for i := n/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for i := n; i < len(keys); i++ {
+		if n > 0 && cheaper(keys[i], h[0]) < 0 {
+			h[0], keys[i] = keys[i], h[0]
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cheaper)
+	return keys
+}
+
+// match returns the offers that pass the filter, in no order, and how many
+// max_price_per_hour left out for having no price. It reads the offers without copying or
+// allocating per offer: they may be the cache's.
 func (q offerQuery) match(parts [][]providers.Offer) ([]offerKey, int) {
 	n := 0
 	for _, p := range parts {
@@ -174,21 +221,12 @@ func (q offerQuery) match(parts [][]providers.Offer) ([]offerKey, int) {
 					continue
 				}
 			}
-			keys = append(keys, offerKey{offer: o, price: price, known: known})
+			if !known {
+				price = math.Inf(1)
+			}
+			keys = append(keys, offerKey{offer: o, price: price})
 		}
 	}
-	slices.SortFunc(keys, func(a, b offerKey) int {
-		if a.known != b.known {
-			if a.known {
-				return -1
-			}
-			return 1
-		}
-		if c := cmp.Compare(a.price, b.price); c != 0 && a.known {
-			return c
-		}
-		return strings.Compare(a.offer.ID, b.offer.ID)
-	})
 	return keys, unknown
 }
 

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/invopop/jsonschema"
@@ -130,23 +131,8 @@ func decodeArgs(raw json.RawMessage, v any) error {
 // against the schema meets the same limits. Too short an id is left to the tool, whose
 // parsing says better what is wrong with it.
 func checkLimits(v reflect.Value) error {
-	t := v.Type()
-	for i := range t.NumField() {
-		f, fv := t.Field(i), v.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if err := checkLimits(fv); err != nil {
-				return err
-			}
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		limits := map[string]float64{}
-		for _, kv := range strings.Split(f.Tag.Get("jsonschema"), ",") {
-			k, val, _ := strings.Cut(kv, "=")
-			if n, err := strconv.ParseFloat(val, 64); err == nil {
-				limits[k] = n
-			}
-		}
+	for _, l := range limitsOf(v.Type()) {
+		fv := v.FieldByIndex(l.index)
 		if fv.Kind() == reflect.Pointer {
 			if fv.IsNil() {
 				continue
@@ -155,21 +141,66 @@ func checkLimits(v reflect.Value) error {
 		}
 		switch fv.Kind() {
 		case reflect.String:
-			n := utf8.RuneCountInString(fv.String())
-			if m, ok := limits["maxLength"]; ok && float64(n) > m {
-				return invalidf("argument %q is longer than %g characters (%d)", name, m, n)
+			if n := utf8.RuneCountInString(fv.String()); l.hasMaxLength && n > l.maxLength {
+				return invalidf("argument %q is longer than %d characters (%d)", l.name, l.maxLength, n)
 			}
 		case reflect.Int, reflect.Int64, reflect.Float64:
 			x := fv.Convert(reflect.TypeFor[float64]()).Float()
-			if m, ok := limits["maximum"]; ok && x > m {
-				return invalidf("argument %q must be at most %g, got %g", name, m, x)
+			if l.hasMaximum && x > l.maximum {
+				return invalidf("argument %q must be at most %g, got %g", l.name, l.maximum, x)
 			}
-			if m, ok := limits["minimum"]; ok && x < m {
-				return invalidf("argument %q must be at least %g, got %g", name, m, x)
+			if l.hasMinimum && x < l.minimum {
+				return invalidf("argument %q must be at least %g, got %g", l.name, l.minimum, x)
 			}
 		}
 	}
 	return nil
+}
+
+// fieldLimits are the bounds of one argument, from its jsonschema tag.
+type fieldLimits struct {
+	index                                []int
+	name                                 string
+	maxLength                            int
+	minimum, maximum                     float64
+	hasMaxLength, hasMinimum, hasMaximum bool
+}
+
+// argLimits holds the fieldLimits of each arguments type, read from its tags once.
+var argLimits sync.Map // reflect.Type -> []fieldLimits
+
+func limitsOf(t reflect.Type) []fieldLimits {
+	if ls, ok := argLimits.Load(t); ok {
+		return ls.([]fieldLimits)
+	}
+	var ls []fieldLimits
+	for _, f := range reflect.VisibleFields(t) {
+		if f.Anonymous {
+			continue
+		}
+		l := fieldLimits{index: f.Index}
+		l.name, _, _ = strings.Cut(f.Tag.Get("json"), ",")
+		for _, kv := range strings.Split(f.Tag.Get("jsonschema"), ",") {
+			k, val, _ := strings.Cut(kv, "=")
+			n, err := strconv.ParseFloat(val, 64)
+			if err != nil {
+				continue
+			}
+			switch k {
+			case "maxLength":
+				l.maxLength, l.hasMaxLength = int(n), true
+			case "minimum":
+				l.minimum, l.hasMinimum = n, true
+			case "maximum":
+				l.maximum, l.hasMaximum = n, true
+			}
+		}
+		if l.hasMaxLength || l.hasMinimum || l.hasMaximum {
+			ls = append(ls, l)
+		}
+	}
+	argLimits.Store(t, ls)
+	return ls
 }
 
 func jsonKind(t reflect.Type) string {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -662,6 +665,45 @@ func TestListProvidersNamesTheToolsOfUnsupportedActions(t *testing.T) {
 	for tool, why := range unsupported {
 		if !names[tool] || !strings.HasPrefix(why.(string), "no ") {
 			t.Errorf("unsupported %q (%v) is not a tool's name", tool, why)
+		}
+	}
+}
+
+func TestCheapestIsTheStartOfTheSortedList(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{0, 1, 7, 100, 1000} {
+		offers := make([]providers.Offer, size)
+		keys := make([]offerKey, size)
+		for i := range keys {
+			offers[i].ID = fmt.Sprintf("o%04d", rng.IntN(size+1))
+			price := float64(rng.IntN(20))
+			if rng.IntN(5) == 0 {
+				price = math.Inf(1)
+			}
+			keys[i] = offerKey{offer: &offers[i], price: price}
+		}
+		sorted := slices.Clone(keys)
+		slices.SortFunc(sorted, cheaper)
+		for _, n := range []int{1, 5, 20, size} {
+			if n > size {
+				continue
+			}
+			got := cheapest(slices.Clone(keys), n)
+			for i := range n {
+				if cheaper(got[i], sorted[i]) != 0 {
+					t.Fatalf("size %d, first %d: at %d %v, want %v", size, n, i, got[i], sorted[i])
+				}
+			}
+		}
+	}
+}
+
+func TestInstanceNamesAsTheRuleSays(t *testing.T) {
+	rule := regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$`)
+	for _, name := range []string{"a", "train-1", "训练 任务_2.v3", "٣d", " lead", "-x", "a!", "a\nb", strings.Repeat("x", 64), strings.Repeat("x", 65),
+		strings.Repeat("训", 64), strings.Repeat("训", 65), "x\xff", "Ⅻ roman", "a  b"} {
+		if got, want := validName(name), rule.MatchString(name); got != want {
+			t.Errorf("validName(%q) = %v, the rule says %v", name, got, want)
 		}
 	}
 }

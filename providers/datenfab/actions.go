@@ -256,7 +256,7 @@ func (p *Provider) harborOf(ctx context.Context, cluster string) (string, string
 
 var (
 	imageRepoRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-	imageTagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	imageTagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`) // at most 128 long
 )
 
 // parseImageName splits "name" or "name:tag" (tag "latest" by default) and checks both against
@@ -271,7 +271,7 @@ func parseImageName(op, s string) (repo, tag string, err error) {
 		return "", "", errf(providers.KindInvalid, op, "use lowercase letters, digits and . _ - (e.g. my-model or my-model:v1)",
 			"image name %q is not a valid image repository name", repo)
 	}
-	if !imageTagRE.MatchString(tag) {
+	if !imageTagRE.MatchString(tag) || len(tag) > 128 {
 		return "", "", errf(providers.KindInvalid, op, "use letters, digits and . _ - in the tag, at most 128 characters (e.g. my-model:v1)",
 			"image tag %q is not valid", tag)
 	}

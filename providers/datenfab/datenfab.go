@@ -232,7 +232,11 @@ func (p *Provider) checkAnswer(op string, body []byte) {
 
 // businessWords mark a 4xx answer as a business refusal (balance, stock) rather than a bad
 // request. Datenfab documents no error format, so this is a heuristic on its message.
-var businessWords = regexp.MustCompile(`(?i)insufficient|not enough|sold out|out of stock|balance|quota|余额|不足|库存|售罄|欠费`)
+// It is compiled when first needed: case folding over these words takes a millisecond, which
+// every start would pay.
+var businessWords = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)insufficient|not enough|sold out|out of stock|balance|quota|余额|不足|库存|售罄|欠费`)
+})
 
 // refine turns the shared client's status error into one carrying Datenfab's own message and
 // a kind and remedy that fit. Datenfab documents no error format: JSON objects with a
@@ -253,7 +257,7 @@ func (p *Provider) refine(err error, resp *httpx.Response, r httpx.Request) erro
 	case resp.Status == http.StatusConflict:
 		pe.Kind = providers.KindConflict
 		pe.Remedy = "the instance is not in a state that allows this; check it with get_instance and wait or change its state first"
-	case resp.Status == http.StatusPaymentRequired || (resp.Status < 500 && pe.Kind == providers.KindInvalid && businessWords.MatchString(msg)):
+	case resp.Status == http.StatusPaymentRequired || (resp.Status < 500 && pe.Kind == providers.KindInvalid && businessWords().MatchString(msg)):
 		pe.Kind = providers.KindRejected
 		pe.Remedy = "Datenfab refused for a business reason (balance or capacity): top up the account or choose another offer"
 	case pe.Kind == providers.KindNotFound:

@@ -13,12 +13,26 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
-// nameRE bounds what goes into a URL path: instance names, cluster names and SKU ids are
-// Kubernetes-style names.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+// kubeName bounds what goes into a URL path: instance names, cluster names and SKU ids are
+// Kubernetes-style names, 1 to 253 letters, digits, dots, dashes or underscores, starting with
+// a letter or digit. (A regular expression with {0,252} says it too, but compiles to a
+// program 253 steps long at every start.)
+func kubeName(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
+			return false
+		}
+	}
+	return true
+}
 
 func checkInstanceID(op, id string) error {
-	if !nameRE.MatchString(id) {
+	if !kubeName(id) {
 		return errf(providers.KindInvalid, op, "use an instance id from list_instances (datenfab instances look like datenfab:instance-4ca9xxxx)",
 			"malformed datenfab instance id %q", id)
 	}

@@ -2,6 +2,7 @@ package datenfab
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -269,6 +270,16 @@ func TestRegionNamesInEnglish(t *testing.T) {
 	} {
 		if got := regionInEnglish(zh); got != en {
 			t.Errorf("%q -> %q, want %q", zh, got, en)
+		}
+	}
+}
+
+func TestKubeNamesAsTheRuleSays(t *testing.T) {
+	rule := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	for _, s := range []string{"instance-4ca9", "host-cluster", "2", "", "-x", ".x", "a_b.c-d", "a/b", "../regions", "a b", "训练",
+		strings.Repeat("a", 253), strings.Repeat("a", 254), "x\n"} {
+		if got, want := kubeName(s), rule.MatchString(s); got != want {
+			t.Errorf("kubeName(%q) = %v, the rule says %v", s, got, want)
 		}
 	}
 }

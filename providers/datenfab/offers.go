@@ -157,7 +157,7 @@ func parseOfferID(id string) (offerRef, error) {
 		return offerRef{}, bad("expected <cluster>/<sku id>/<selling type>")
 	}
 	for _, s := range parts {
-		if s == "" || !nameRE.MatchString(s) {
+		if !kubeName(s) {
 			return offerRef{}, bad("empty or invalid part")
 		}
 	}
