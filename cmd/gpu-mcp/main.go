@@ -12,6 +12,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -24,6 +25,13 @@ import (
 )
 
 func main() {
+	// gpu-mcp keeps 1-2 MB of live heap, and Go lets the heap grow to 4 MB at least between
+	// collections whatever it keeps. Half of that bounds the memory the process takes to
+	// about what it needs (peak RSS 18 MiB instead of 20 over stdio), at a cost that a heap
+	// this small makes negligible. GOGC, when set, decides instead.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	os.Exit(run(os.Args[1:], environ(), os.Stdin, os.Stdout, os.Stderr))
 }
 

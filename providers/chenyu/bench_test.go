@@ -4,7 +4,8 @@ package chenyu_test
 // normalizing Chenyu's offer (GPU model) and instance lists as they grow, through the
 // adapter's real path (HTTP on loopback, paged as the API pages: 50 items a page; JSON
 // decoding; normalization; ListInstances also reads /gpu/list for the prices). The payloads
-// are the documents' examples in testdata/chenyu, replicated to 10, 100 and 1,000 items.
+// are the documents' examples in testdata/chenyu, replicated to 10, 100 and 1,000 items. And
+// the round trips of a list from the emulator when every request takes a while.
 
 import (
 	"encoding/json"
@@ -12,10 +13,13 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/wiretest"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/chenyu"
+	"github.com/gpu-mcp/gpu-mcp/providers/chenyu/cytest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 )
 
 const vendorDir = "chenyu"
@@ -94,6 +98,27 @@ func BenchmarkListInstances(b *testing.B) {
 					b.Fatalf("%d instances, %v", len(ins), err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkColdOffersWithLatency lists the GPU models of the emulator, with every request
+// delayed by 20 ms as a vendor far away answers, at 7 models (one page) and 500 (ten pages
+// of 50: the first, then the other nine four at a time, four round trips instead of ten).
+func BenchmarkColdOffersWithLatency(b *testing.B) {
+	const latency = 20 * time.Millisecond
+	for _, extra := range []int{0, 493} {
+		srv := cytest.NewServer(cytest.Options{ExtraGPUModels: extra})
+		b.Cleanup(srv.Close)
+		srv.SetFaults(emulated.Faults{Latency: latency})
+		p := chenyu.New(chenyu.Config{APIKey: srv.Credential(), BaseURL: srv.URL()})
+		b.Run(fmt.Sprintf("models=%d", 7+extra), func(b *testing.B) {
+			for b.Loop() {
+				if offers, err := p.ListOffers(b.Context()); err != nil || len(offers) != 7+extra {
+					b.Fatalf("%d offers, %v", len(offers), err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(latency), "round-trips/op")
 		})
 	}
 }

@@ -3,8 +3,9 @@ package datenfab_test
 // Benchmarks only (they run with -bench, never in `go test`): the cost of decoding and
 // normalizing Datenfab's offer (SKU) and instance lists as they grow, through the adapter's
 // real path (HTTP on loopback: /regions, then the region's SKUs or the cluster's instances;
-// JSON decoding; normalization). The payloads are the documents' examples in
-// testdata/datenfab, replicated to 10, 100 and 1,000 items.
+// JSON decoding; normalization), with the documents' examples in testdata/datenfab replicated
+// to 10, 100 and 1,000 items; and the round trips of a catalog read from the emulator when
+// every request takes a while.
 
 import (
 	"fmt"
@@ -12,10 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/internal/wiretest"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/datenfab"
+	"github.com/gpu-mcp/gpu-mcp/providers/datenfab/dftest"
+	"github.com/gpu-mcp/gpu-mcp/providers/emulated"
 )
 
 const vendorDir = "datenfab"
@@ -62,4 +66,37 @@ func BenchmarkListInstances(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkColdOffersWithLatency lists offers from the emulator (two regions) with every
+// request delayed by 20 ms, as a vendor far away answers: "regions-known" is each catalog read
+// of a running adapter (its region list cached: one round trip, the regions' SKUs asked at
+// once), "first-read" a new adapter's first (the regions, then their SKUs: two round trips).
+func BenchmarkColdOffersWithLatency(b *testing.B) {
+	const latency = 20 * time.Millisecond
+	srv := dftest.NewServer(dftest.Options{})
+	b.Cleanup(srv.Close)
+	srv.SetFaults(emulated.Faults{Latency: latency})
+	adapter := func() *datenfab.Provider {
+		return datenfab.New(datenfab.Config{Token: srv.Credential(), Namespace: srv.Namespace(), BaseURL: srv.URL()})
+	}
+	read := func(b *testing.B, p *datenfab.Provider) {
+		if offers, err := p.ListOffers(b.Context()); err != nil || len(offers) == 0 {
+			b.Fatalf("%d offers, %v", len(offers), err)
+		}
+	}
+	b.Run("regions-known", func(b *testing.B) {
+		p := adapter()
+		read(b, p)
+		for b.Loop() {
+			read(b, p)
+		}
+		b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(latency), "round-trips/op")
+	})
+	b.Run("first-read", func(b *testing.B) {
+		for b.Loop() {
+			read(b, adapter())
+		}
+		b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(latency), "round-trips/op")
+	})
 }
