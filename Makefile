@@ -61,7 +61,7 @@ bench/node_modules/.package-lock.json: bench/package-lock.json
 bench: build bench/node_modules/.package-lock.json
 	$(GO) build -o bin/baremcp ./bench/baremcp
 	$(MCPBENCH) $(if $(SOAK),-soak $(SOAKTIME)) $(BENCHFLAGS)
-	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/ ./state/ ./fleet/remote/
+	$(GO) test -run '^$$' -bench . -benchmem ./tools/ ./providers/huixingyun/ ./providers/datenfab/ ./providers/chenyu/ ./state/ ./fleet/remote/ ./cmd/gpu-mcp/
 
 # 64 HTTP clients against gpu-mcp --demo for SOAKTIME: RSS at the end within 10% of RSS after the
 # first minute.
