@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -30,37 +31,52 @@ type App struct {
 
 // newApp builds the providers the configuration enables (or the demo emulators) and the server.
 func newApp(cfg Config, log zerolog.Logger) (*App, error) {
-	store, err := openStore(cfg)
-	if err != nil {
-		return nil, err
+	app := &App{Log: log, Replica: replicaID()}
+	// The store opens (SQLite's schema, the confirmation key: milliseconds) while the
+	// providers start: neither needs the other, and both are on the way to the first answer.
+	type opened struct {
+		store     state.Store
+		confirmer *tools.Confirmer
+		err       error
 	}
-	app := &App{Log: log, Store: store, Replica: replicaID()}
-	app.closers = append(app.closers, func() {
-		if err := store.Close(); err != nil {
-			log.Error().Err(err).Msg("closing the state store")
+	storeOpened := make(chan opened, 1)
+	go func() {
+		store, err := openStore(cfg)
+		if err != nil {
+			storeOpened <- opened{err: err}
+			return
 		}
-	})
-	log.Debug().Str("backend", store.Backend()).Str("replica", app.Replica).Msg("state store open")
-	confirmer, err := tools.NewConfirmer(context.Background(), store, cfg.ConfirmSecret, cfg.ConfirmTTL)
-	if err != nil {
-		app.Close()
-		return nil, err
-	}
+		confirmer, err := tools.NewConfirmer(context.Background(), store, cfg.ConfirmSecret, cfg.ConfirmTTL)
+		storeOpened <- opened{store, confirmer, err}
+	}()
 	var ps []providers.Provider
+	var demoErr error
 	if cfg.Demo {
-		ps, app.Emulators, err = startDemo(cfg, log)
+		ps, app.Emulators, demoErr = startDemo(cfg, log)
 		app.closers = append(app.closers, func() {
 			for _, e := range app.Emulators {
 				e.Close()
 			}
 		})
-		if err != nil {
-			app.Close()
-			return nil, err
-		}
 	} else {
 		ps = configuredProviders(cfg, log)
 	}
+	o := <-storeOpened
+	if o.store != nil {
+		app.Store = o.store
+		// Opened first in effect, closed last.
+		app.closers = append([]func(){func() {
+			if err := o.store.Close(); err != nil {
+				log.Error().Err(err).Msg("closing the state store")
+			}
+		}}, app.closers...)
+		log.Debug().Str("backend", o.store.Backend()).Str("replica", app.Replica).Msg("state store open")
+	}
+	if err := cmp.Or(o.err, demoErr); err != nil {
+		app.Close()
+		return nil, err
+	}
+	store, confirmer := o.store, o.confirmer
 	reg, err := providers.NewRegistry(ps...)
 	if err != nil {
 		app.Close()
