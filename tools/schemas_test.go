@@ -44,7 +44,7 @@ func TestSchemasUpToDate(t *testing.T) {
 		// What the server serves is these files (as this test binary embedded them, before an
 		// update), as the structs generate them.
 		mt := tool.MCPTool()
-		if !update && !bytes.Equal(mt.RawInputSchema, Schema(tool.InputType)) || !bytes.Equal(mt.RawOutputSchema, OutputSchema(tool.Name, tool.OutputType)) {
+		if !update && (!bytes.Equal(mt.RawInputSchema, Schema(tool.InputType)) || !bytes.Equal(mt.RawOutputSchema, OutputSchema(tool.Name, tool.OutputType))) {
 			t.Errorf("%s: the schemas served differ from the generated ones", tool.Name)
 		}
 	}

@@ -37,8 +37,8 @@ func (a *SetAutoStopArgs) validate() error {
 // SetAutoStopResult is set_auto_stop's answer.
 type SetAutoStopResult struct {
 	Outcome
-	AutoStop *fleet.AutoStop     `json:"auto_stop,omitempty" jsonschema_description:"the auto-stop now set; absent when it was cleared"`
-	Instance *providers.Instance `json:"instance,omitempty"`
+	AutoStop *fleet.AutoStop     `json:"auto_stop,omitempty" jsonschema_description:"the auto-stop now set (at, by, action: as in launch_instance's output schema); absent when it was cleared"`
+	Instance *providers.Instance `json:"instance,omitempty" jsonschema_description:"as in get_instance"`
 }
 
 // The plan rounds how much longer or shorter an instance may bill, so that it is the same

@@ -19,6 +19,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/schemas"
 )
@@ -260,6 +261,7 @@ func reflectSchema(r *jsonschema.Reflector, t reflect.Type) json.RawMessage {
 var sharedShapes = map[reflect.Type]string{
 	reflect.TypeFor[providers.Instance](): "get_instance",
 	reflect.TypeFor[Plan]():               "launch_instance",
+	reflect.TypeFor[fleet.AutoStop]():     "launch_instance",
 }
 
 // OutputSchema generates the JSON Schema of tool's result of type t: as Schema, but open to

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
@@ -32,6 +33,10 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	// Every time gpu-mcp makes (a plan's expiry, a lease, an audit record, a log line) is in UTC
+	// whatever the machine's zone, as its results say; the vendors' own are converted by the
+	// registry.
+	time.Local = time.UTC
 	os.Exit(run(os.Args[1:], environ(), os.Stdin, os.Stdout, os.Stderr))
 }
 
