@@ -66,8 +66,12 @@ func NewServer(d *Deps, version string) *server.MCPServer {
 		server.WithElicitation(),
 		server.WithInstructions(Instructions(d)),
 	)
-	for _, t := range Registered(d) {
-		s.AddTools(t.ServerTool())
+	reg := Registered(d)
+	sts := make([]server.ServerTool, len(reg))
+	for i, t := range reg {
+		sts[i] = t.ServerTool()
 	}
+	// At once: AddTools copies the server's table of tools on each call.
+	s.AddTools(sts...)
 	return s
 }

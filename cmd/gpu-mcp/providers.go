@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"net/http"
+	"sync"
 
 	"github.com/rs/zerolog"
 
@@ -48,28 +50,37 @@ func startDemo(cfg Config, log zerolog.Logger) ([]providers.Provider, map[string
 	return ps, byName, nil
 }
 
-// startEmulators starts every vendor's emulator on loopback, in the order of the vendor list,
-// with GPU_MCP_DEMO_STEP_DELAY and GPU_MCP_DEMO_LATENCY applied; wrap, when set, gives each
-// vendor's API a wrapper. On an error the ones started are closed.
+// startEmulators starts every vendor's emulator on loopback and returns them in the order of
+// the vendor list, with GPU_MCP_DEMO_STEP_DELAY and GPU_MCP_DEMO_LATENCY applied; wrap, when
+// set, gives each vendor's API a wrapper. On an error the ones started are closed.
 func startEmulators(cfg Config, wrap func(providers.Vendor) func(http.Handler) http.Handler) ([]*vendors.Emulated, error) {
-	var out []*vendors.Emulated
-	for _, v := range vendors.All() {
+	// The emulators are started side by side: each is its own servers (and, for its running
+	// instances, machines with their directories), and none waits for another.
+	vs := vendors.All()
+	out := make([]*vendors.Emulated, len(vs))
+	errs := make([]error, len(vs))
+	var wg sync.WaitGroup
+	for i, v := range vs {
 		o := emulated.Options{StepDelay: max(cfg.DemoStepDelay, 0)}
 		if wrap != nil {
-			o.Wrap = wrap(v)
+			o.Wrap = wrap(v) // here, not in the goroutine: wrap need not be safe for concurrent use
 		}
-		emu, err := vendors.Emulate(v, o)
-		if err != nil {
-			for _, e := range out {
+		wg.Go(func() { out[i], errs[i] = vendors.Emulate(v, o) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		for _, e := range out {
+			if e != nil {
 				e.Close()
 			}
-			return nil, err
 		}
+		return nil, err
+	}
+	for i, v := range vs {
 		// GPU_MCP_DEMO_LATENCY: every request of an emulator waits this long before it is handled.
 		if d := cfg.demoLatency[v.Name]; d > 0 {
-			emu.SetFaults(emulated.Faults{Latency: d})
+			out[i].SetFaults(emulated.Faults{Latency: d})
 		}
-		out = append(out, emu)
 	}
 	return out, nil
 }
