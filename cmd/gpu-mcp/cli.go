@@ -225,13 +225,13 @@ func parseCommandLine(args []string, cfg *Config) (*invocation, error) {
 // findCommand returns the index of the command in args (-1: none), the first argument that is
 // neither a flag nor a flag's value; any command's flags may come before it.
 func findCommand(args []string, cfg *Config) (int, error) {
-	takesValue := map[string]bool{}
+	// Every command's flags, and whether each takes a value.
+	takesValue := map[string]bool{"h": false, "help": false}
 	var scratch invocation
 	for _, c := range commands {
 		commandFlagSet(c, cfg, &scratch).VisitAll(func(f *flag.Flag) {
-			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
-				takesValue[f.Name] = true
-			}
+			b, ok := f.Value.(interface{ IsBoolFlag() bool })
+			takesValue[f.Name] = !ok || !b.IsBoolFlag()
 		})
 	}
 	for i := 0; i < len(args); i++ {
@@ -245,11 +245,12 @@ func findCommand(args []string, cfg *Config) (int, error) {
 		if len(a) < 2 || a[0] != '-' {
 			return i, nil
 		}
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		value, known := takesValue[name]
+		if !known {
+			return -1, usageErrorf(nil, "flag provided but not defined: --%s", name)
 		}
-		if takesValue[name] {
+		if value && !hasValue {
 			i++ // its value; a missing one is reported by the flag parser
 		}
 	}

@@ -162,6 +162,7 @@ func TestBadCommandLinesAreReportedShortly(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--bogus"}, []string{"flag provided but not defined: --bogus", "Run 'gpu-mcp --help' for usage."}},
+		{[]string{"--bogus", "x", "call", "list_providers"}, []string{"flag provided but not defined: --bogus"}},
 		{[]string{"tools", "--json"}, []string{"flag provided but not defined: --json", "Run 'gpu-mcp help tools' for usage."}},
 		{[]string{"call", "--confirm-ttl", "soon", "list_providers"}, []string{`invalid value "soon" for flag --confirm-ttl`}},
 		{[]string{"--log-level"}, []string{"flag needs an argument: --log-level"}},
