@@ -159,14 +159,14 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 				rec.Outcome = StatusElicitationRequested
 				return zero, "", askPerson(name, p.plan, state)
 			}
-			if d.RequireElicitation {
+			if d.RequireElicitation && !personAtTerminal(ctx) {
 				return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, and this client cannot ask its user; nothing was done", name)
 			}
 			rec.Outcome = StatusConfirmationRequired
 			return confirmationRequired[Out, POut](d, name, args, digest, p.plan, "")
 		}
-		rec.Confirmation = ConfirmedByToken
-		if d.RequireElicitation {
+		rec.Confirmation = approverOf(ctx)
+		if d.RequireElicitation && !personAtTerminal(ctx) {
 			return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, not on confirmation tokens; nothing was done", name)
 		}
 		if err := d.Confirmer.Verify(ctx, name, args, digest, token); err != nil {

@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net/url"
 	"reflect"
 	"slices"
@@ -24,7 +22,9 @@ type Config struct {
 	Transport string `env:"GPU_MCP_TRANSPORT" envDefault:"stdio"`
 	Addr      string `env:"GPU_MCP_ADDR" envDefault:"127.0.0.1:8080"`
 	Demo      bool   `env:"GPU_MCP_DEMO"`
-	LogLevel  string `env:"GPU_MCP_LOG_LEVEL" envDefault:"info"`
+	// LogLevel is empty until loadConfig sets the command's default (info for the servers,
+	// warn for the one-shot commands).
+	LogLevel string `env:"GPU_MCP_LOG_LEVEL"`
 
 	ReadOnly           bool     `env:"GPU_MCP_READ_ONLY"`
 	MaxPricePerHour    *float64 `env:"GPU_MCP_MAX_PRICE_PER_HOUR"`
@@ -153,40 +153,38 @@ func parseDemoLatency(s string) (map[string]time.Duration, error) {
 	return out, nil
 }
 
-// loadConfig reads the environment, then the flags in args; it returns the remaining
-// arguments (the subcommand and its operands).
-func loadConfig(args []string, environ map[string]string, stderr io.Writer) (Config, []string, error) {
+// loadConfig reads the environment, then the command line (flags win): the configuration and
+// what to run. A command line it cannot take is a *usageError, reported before the environment
+// is judged, so that --help works whatever the environment holds.
+func loadConfig(args []string, environ map[string]string) (Config, *invocation, error) {
 	var cfg Config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
-		return cfg, nil, envError(err)
+	envErr := env.ParseWithOptions(&cfg, env.Options{Environment: environ})
+	inv, err := parseCommandLine(args, &cfg)
+	if err != nil || inv.help || inv.version {
+		return cfg, inv, err
+	}
+	if envErr != nil {
+		return cfg, inv, envError(envErr)
+	}
+	if strings.TrimSpace(cfg.LogLevel) == "" {
+		cfg.LogLevel = "info"
+		if inv.cmd.oneShot {
+			cfg.LogLevel = "warn"
+		}
 	}
 	cfg.testHook = environ[testHookEnv]
 	for _, v := range vendors.All() {
 		vc, err := vendors.Load(v, environ)
 		if err != nil {
-			return cfg, nil, err
+			return cfg, inv, err
 		}
 		cfg.vendors = append(cfg.vendors, vendorConfig{vendor: v, config: vc})
 	}
-	fs := flag.NewFlagSet("gpu-mcp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "stdio, http (streamable HTTP at /mcp) or sse (at /sse) [GPU_MCP_TRANSPORT]")
-	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address for http and sse [GPU_MCP_ADDR]")
-	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "run against built-in emulators of every cloud [GPU_MCP_DEMO]")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error; logs go to stderr [GPU_MCP_LOG_LEVEL]")
-	fs.StringVar(&cfg.StateURL, "state", cfg.StateURL, "the state store: sqlite:///ABSOLUTE/PATH, postgres://... or memory: (default: a file in the user's state directory; memory: under --demo) [GPU_MCP_STATE_URL]")
-	fs.BoolVar(&cfg.ReadOnly, "read-only", cfg.ReadOnly, "offer only the tools that change nothing [GPU_MCP_READ_ONLY]")
-	fs.DurationVar(&cfg.ConfirmTTL, "confirm-ttl", cfg.ConfirmTTL, "lifetime of confirmation tokens [GPU_MCP_CONFIRM_TTL]")
-	fs.DurationVar(&cfg.VendorTimeout, "vendor-timeout", cfg.VendorTimeout, "deadline of each vendor's part of a read [GPU_MCP_VENDOR_TIMEOUT]")
-	fs.Usage = func() { usage(fs, stderr) }
-	if err := fs.Parse(args); err != nil {
-		return cfg, nil, err
-	}
 	if err := cfg.validate(); err != nil {
-		return cfg, nil, err
+		return cfg, inv, err
 	}
 	cfg.redactor = redact.New(cfg.secrets()...)
-	return cfg, fs.Args(), nil
+	return cfg, inv, nil
 }
 
 // envError names the environment variable a parse error is about, and what it accepts.
@@ -266,31 +264,6 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
-}
-
-func usage(fs *flag.FlagSet, w io.Writer) {
-	fmt.Fprint(w, `gpu-mcp: an MCP server for renting GPU machines on `+vendors.Titles()+`.
-
-Usage:
-  gpu-mcp [flags]                    serve MCP over stdio (the default)
-  gpu-mcp [flags] tools              list the tools
-  gpu-mcp [flags] call TOOL ['{json}']  run one tool in-process and print its text
-  gpu-mcp emulate [--addr 127.0.0.1:0]  serve the vendor emulators until stopped; prints the
-                                     environment lines that point gpu-mcp at them
-  gpu-mcp [flags] reap               carry out due auto-stops and launches left in flight, then
-                                     exit (a line per action; status 1 if one failed): for cron
-  gpu-mcp [flags] leases             list the auto-stops, overdue ones and orphans
-  gpu-mcp version
-
-Flags (each also read from the environment variable in brackets; flags win):
-`)
-	fs.PrintDefaults()
-	hints := make([]string, 0, len(vendors.All()))
-	for _, v := range vendors.All() {
-		hints = append(hints, v.Hint)
-	}
-	fmt.Fprintf(w, "\nProviders are enabled by their credentials: %s (and *_BASE_URL to point them elsewhere).\n",
-		strings.Join(hints, "; "))
 }
 
 // secrets are the configured credentials, which must never be written anywhere.

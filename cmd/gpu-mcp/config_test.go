@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,15 +14,15 @@ import (
 
 func TestFlagsWinOverEnvironment(t *testing.T) {
 	env := map[string]string{"GPU_MCP_TRANSPORT": "sse", "GPU_MCP_LOG_LEVEL": "debug", "GPU_MCP_CONFIRM_TTL": "1m", "GPU_MCP_DEMO": "true"}
-	cfg, rest, err := loadConfig([]string{"--transport", "stdio", "--confirm-ttl", "90s", "call", "list_providers"}, env, &bytes.Buffer{})
+	cfg, rest, err := loadConfig([]string{"--transport", "stdio", "--confirm-ttl", "90s", "call", "list_providers"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Transport != "stdio" || cfg.LogLevel != "debug" || cfg.ConfirmTTL != 90*time.Second || !cfg.Demo {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if strings.Join(rest, " ") != "call list_providers" {
-		t.Errorf("rest = %v", rest)
+	if rest.cmd.name != "call" || strings.Join(rest.operands, " ") != "list_providers" {
+		t.Errorf("command %s, operands %v", rest.cmd.name, rest.operands)
 	}
 }
 
@@ -35,14 +34,14 @@ func TestConfigDefaultsAndCredentials(t *testing.T) {
 			environ[name] = "value-of-" + name
 		}
 	}
-	cfg, _, err := loadConfig(nil, environ, &bytes.Buffer{})
+	cfg, _, err := loadConfig(nil, environ)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.MaxPricePerHour != nil || cfg.MaxHourlySpend != nil || cfg.MaxGPUs != 0 || cfg.ReadOnly {
 		t.Errorf("limits set by default: %+v", cfg)
 	}
-	lim, _, err := loadConfig([]string{"--read-only"}, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "0", "GPU_MCP_MAX_HOURLY_SPEND": "12.5", "GPU_MCP_MAX_GPUS": "2"}, &bytes.Buffer{})
+	lim, _, err := loadConfig([]string{"--read-only"}, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "0", "GPU_MCP_MAX_HOURLY_SPEND": "12.5", "GPU_MCP_MAX_GPUS": "2"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +91,7 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=1ms," + first + "=2ms"}, "given twice"},
 	}
 	for _, c := range cases {
-		_, _, err := loadConfig(c.args, c.env, &bytes.Buffer{})
+		_, _, err := loadConfig(c.args, c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: err = %v, want one containing %q", c.args, c.env, err, c.want)
 		}
@@ -125,7 +124,7 @@ func TestDemoLatencyIsParsed(t *testing.T) {
 		{names[0] + "=1s", map[string]time.Duration{names[0]: time.Second}},
 	}
 	for _, c := range cases {
-		cfg, _, err := loadConfig([]string{"--demo"}, map[string]string{"GPU_MCP_DEMO_LATENCY": c.in}, &bytes.Buffer{})
+		cfg, _, err := loadConfig([]string{"--demo"}, map[string]string{"GPU_MCP_DEMO_LATENCY": c.in})
 		if err != nil {
 			t.Fatalf("%q: %v", c.in, err)
 		}
@@ -155,10 +154,10 @@ func TestHalfSetVendorIsRefused(t *testing.T) {
 				continue
 			}
 			found = true
-			if _, _, err := loadConfig(nil, map[string]string{name: "x"}, &bytes.Buffer{}); err == nil || err.Error() != why.Error() {
+			if _, _, err := loadConfig(nil, map[string]string{name: "x"}); err == nil || err.Error() != why.Error() {
 				t.Errorf("only %s: %v, want %v", name, err, why)
 			}
-			if _, _, err := loadConfig([]string{"--demo"}, map[string]string{name: "x"}, &bytes.Buffer{}); err != nil {
+			if _, _, err := loadConfig([]string{"--demo"}, map[string]string{name: "x"}); err != nil {
 				t.Errorf("only %s, with --demo: %v", name, err)
 			}
 		}

@@ -172,7 +172,7 @@ func elicitingClient(t *testing.T, emu *vendors.Emulated, h *human) *client.Clie
 	t.Helper()
 	env := maps.Clone(emu.Env)
 	env["GPU_MCP_STATE_URL"] = state.MemoryURL
-	cfg, _, err := loadConfig(nil, env, io.Discard)
+	cfg, _, err := loadConfig(nil, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -32,27 +30,14 @@ const emulateReady = "# gpu-mcp emulate: ready"
 // envEmulatorControl is the variable whose line gives the control API's URL.
 const envEmulatorControl = "GPU_MCP_EMULATOR_CONTROL"
 
-// emulateCommand runs `gpu-mcp emulate [--addr 127.0.0.1:0]`: every vendor's emulator in this process,
-// each on its own loopback port, keeping its cloud's state while the process runs, so that
-// gpu-mcp processes can come, crash and share one cloud. It prints the environment lines that
-// point gpu-mcp at them (and at the control API on --addr), then emulateReady, and serves until
-// SIGINT or SIGTERM.
-func emulateCommand(cfg Config, args []string, stdout, stderr io.Writer, logger zerolog.Logger) int {
-	fs := flag.NewFlagSet("gpu-mcp emulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	addr := fs.String("addr", "127.0.0.1:0", "loopback address of the control API (the emulators take free loopback ports)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "gpu-mcp emulate: unexpected arguments %q; usage: gpu-mcp emulate [--addr 127.0.0.1:PORT]\n", fs.Args())
-		return 2
-	}
-	if host, _, err := net.SplitHostPort(*addr); err != nil || !isLoopback(host) {
-		fmt.Fprintf(stderr, "gpu-mcp emulate: --addr %q is not accepted: the control API listens on loopback only; use 127.0.0.1:PORT (0: a free port)\n", *addr)
+// emulateCommand runs `gpu-mcp emulate [--addr 127.0.0.1:0]`: every vendor's emulator in this
+// process, each on its own loopback port, keeping its cloud's state while the process runs, so
+// that gpu-mcp processes can come, crash and share one cloud. It prints the environment lines
+// that point gpu-mcp at them (and at the control API on addr), then emulateReady, and serves
+// until SIGINT or SIGTERM.
+func emulateCommand(cfg Config, addr string, stdout, stderr io.Writer, logger zerolog.Logger) int {
+	if host, _, err := net.SplitHostPort(addr); err != nil || !isLoopback(host) {
+		fmt.Fprintf(stderr, "gpu-mcp emulate: --addr %q is not accepted: the control API listens on loopback only; use 127.0.0.1:PORT (0: a free port)\n", addr)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -64,9 +49,9 @@ func emulateCommand(cfg Config, args []string, stdout, stderr io.Writer, logger 
 		return 1
 	}
 	defer ec.close()
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "gpu-mcp emulate: cannot listen on %s: %v\n", *addr, err)
+		fmt.Fprintf(stderr, "gpu-mcp emulate: cannot listen on %s: %v\n", addr, err)
 		return 1
 	}
 	srv := &http.Server{Handler: ec.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.New(stderr, "gpu-mcp emulate: ", 0)}

@@ -21,11 +21,11 @@ func TestLeaseSettingsAreChecked(t *testing.T) {
 		{map[string]string{"GPU_MCP_MAX_LEASE": "2h", "GPU_MCP_DEFAULT_AUTO_STOP": "3h"}, "GPU_MCP_DEFAULT_AUTO_STOP 3h0m0s is longer than GPU_MCP_MAX_LEASE 2h0m0s"},
 		{map[string]string{"GPU_MCP_MAX_LEASE": "soon"}, "GPU_MCP_MAX_LEASE is not accepted"},
 	} {
-		if _, _, err := loadConfig(nil, c.env, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, _, err := loadConfig(nil, c.env); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want an error containing %q", c.env, err, c.want)
 		}
 	}
-	cfg, _, err := loadConfig(nil, map[string]string{"GPU_MCP_MAX_LEASE": "8h", "GPU_MCP_DEFAULT_AUTO_STOP": "2h"}, &bytes.Buffer{})
+	cfg, _, err := loadConfig(nil, map[string]string{"GPU_MCP_MAX_LEASE": "8h", "GPU_MCP_DEFAULT_AUTO_STOP": "2h"})
 	if err != nil || cfg.MaxLease != 8*time.Hour || cfg.DefaultAutoStop != 2*time.Hour {
 		t.Fatalf("%+v %v", cfg, err)
 	}

@@ -4,9 +4,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log"
@@ -15,10 +13,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
 
@@ -50,41 +47,53 @@ func environ() map[string]string {
 	return m
 }
 
-// run is main without the process: it returns the exit status.
+// run is main without the process: it returns the exit status (see exitStatuses).
 func run(args []string, environ map[string]string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cfg, rest, err := loadConfig(args, environ, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
+	cfg, inv, err := loadConfig(args, environ)
+	var ue *usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "gpu-mcp: %v\n%s\n", err, ue.helpHint())
+		return 2
+	case err != nil:
 		fmt.Fprintln(stderr, "gpu-mcp:", err)
 		return 2
+	case inv.help:
+		printUsage(stdout, inv.helpFor)
+		return 0
+	case inv.version:
+		fmt.Fprintln(stdout, "gpu-mcp", version)
+		return 0
 	}
+	// Whether a person can be asked is the terminal's, not the redactor's that wraps stderr.
+	interactive := isTerminal(stdin) && isTerminal(stderr)
 	// From here on, whatever reaches stderr (logs, errors, the transports' own logs) passes
 	// the redactor, which the adapters teach their credentials too.
 	redacted := cfg.redactor.Writer(stderr)
 	defer redacted.Flush()
 	stderr = redacted
 	logger := newLogger(cfg.LogLevel, stderr)
-	cmd := "serve"
-	if len(rest) > 0 {
-		cmd, rest = rest[0], rest[1:]
-	}
-	if cmd == "version" {
-		fmt.Fprintln(stdout, "gpu-mcp", version)
-		return 0
-	}
-	if cmd == "emulate" {
-		// The clouds alone: no store, no providers, no MCP server.
-		return emulateCommand(cfg, rest, stdout, stderr, logger)
-	}
 	var nc netConfig
-	if cmd == "serve" && cfg.Transport != "stdio" {
-		// Checked before anything starts: a server that must not listen starts nothing.
-		if nc, err = loadNetConfig(cfg, environ); err != nil {
-			fmt.Fprintln(stderr, "gpu-mcp:", err)
+	var call *callRequest
+	switch inv.cmd.name {
+	case "emulate":
+		// The clouds alone: no store, no providers, no MCP server.
+		return emulateCommand(cfg, inv.flags.ControlAddr, stdout, stderr, logger)
+	case "serve":
+		if cfg.Transport != "stdio" {
+			// Checked before anything starts: a server that must not listen starts nothing.
+			if nc, err = loadNetConfig(cfg, environ); err != nil {
+				fmt.Fprintln(stderr, "gpu-mcp:", err)
+				return 2
+			}
+		}
+	case "call":
+		// The arguments are read before anything starts: bad ones start no store or cloud.
+		if call, err = newCallRequest(inv, stdin); err != nil {
+			fmt.Fprintf(stderr, "gpu-mcp call: %v\nRun 'gpu-mcp help call' for usage.\n", err)
 			return 2
 		}
+		call.interactive = interactive
 	}
 	app, err := newApp(cfg, logger)
 	if err != nil {
@@ -92,22 +101,19 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 		return 2
 	}
 	defer app.Close()
-	switch cmd {
-	case "serve":
-		app.Deps.Fleet.Start()
-		return serve(app, cfg, nc, stdin, stdout, stderr)
+	switch inv.cmd.name {
 	case "tools":
 		return listTools(app, stdout)
 	case "call":
 		app.Deps.Fleet.Start()
-		return callTool(app, rest, stdout, stderr)
+		return callTool(app, cfg, call, stdin, stdout, redacted)
 	case "reap":
 		return reap(app, stdout, stderr)
 	case "leases":
 		return leases(app, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "gpu-mcp: unknown command %q; use serve (default), tools, call, reap, leases, emulate or version\n", cmd)
-	return 2
+	app.Deps.Fleet.Start()
+	return serve(app, cfg, nc, stdin, stdout, stderr)
 }
 
 func newLogger(level string, w io.Writer) zerolog.Logger {
@@ -136,8 +142,11 @@ func serve(app *App, cfg Config, nc netConfig, stdin io.Reader, stdout, stderr i
 	return 0
 }
 
+// listTools lists the tools the server registers with this configuration: one line each, with
+// its hints and whether it is guarded.
 func listTools(app *App, stdout io.Writer) int {
-	for _, t := range tools.All(app.Deps) {
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	for _, t := range tools.Registered(app.Deps) {
 		var flags []string
 		for _, f := range []struct {
 			on   bool
@@ -148,57 +157,9 @@ func listTools(app *App, stdout io.Writer) int {
 			}
 		}
 		desc, _, _ := strings.Cut(t.Description, ". ")
-		fmt.Fprintf(stdout, "%-18s %-46s %s\n", t.Name, "["+strings.Join(flags, ",")+"]", desc)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, "["+strings.Join(flags, ",")+"]", desc)
 	}
-	return 0
-}
-
-// callTool runs one tool through the same MCP server, in-process, and prints its text.
-func callTool(app *App, args []string, stdout, stderr io.Writer) int {
-	if len(args) < 1 || len(args) > 2 {
-		fmt.Fprintln(stderr, "gpu-mcp: usage: gpu-mcp call TOOL ['{json arguments}']")
-		return 2
-	}
-	var arguments json.RawMessage = []byte("{}")
-	if len(args) == 2 {
-		arguments = json.RawMessage(args[1])
-		if !json.Valid(arguments) {
-			fmt.Fprintf(stderr, "gpu-mcp: the arguments of %s are not valid JSON: %s\n", args[0], args[1])
-			return 2
-		}
-	}
-	ctx := context.Background()
-	c, err := client.NewInProcessClient(app.Server)
-	if err != nil {
-		fmt.Fprintln(stderr, "gpu-mcp:", err)
-		return 1
-	}
-	defer c.Close()
-	if err := c.Start(ctx); err != nil {
-		fmt.Fprintln(stderr, "gpu-mcp:", err)
-		return 1
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "gpu-mcp call", Version: version}
-	if _, err := c.Initialize(ctx, init); err != nil {
-		fmt.Fprintln(stderr, "gpu-mcp:", err)
-		return 1
-	}
-	req := mcp.CallToolRequest{}
-	req.Params.Name = args[0]
-	req.Params.Arguments = arguments
-	res, err := c.CallTool(ctx, req)
-	if err != nil {
-		fmt.Fprintf(stderr, "gpu-mcp: %s: %v\n", args[0], err)
-		return 1
-	}
-	for _, content := range res.Content {
-		if t, ok := content.(mcp.TextContent); ok {
-			fmt.Fprintln(stdout, t.Text)
-		}
-	}
-	if res.IsError {
+	if err := tw.Flush(); err != nil {
 		return 1
 	}
 	return 0

@@ -88,7 +88,7 @@ func TestEchoingVendorsLeakNoKeyThroughCall(t *testing.T) {
 func TestEchoingVendorsLeakNoKeyThroughTheTools(t *testing.T) {
 	env, secrets, calls := echoingVendors(t, 403)
 	var logs bytes.Buffer
-	cfg, _, err := loadConfig(nil, env, &logs)
+	cfg, _, err := loadConfig(nil, env)
 	if err != nil {
 		t.Fatal(err)
 	}

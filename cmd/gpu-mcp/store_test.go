@@ -77,7 +77,7 @@ func TestWhichStoreIsOpened(t *testing.T) {
 
 // The database password in GPU_MCP_STATE_URL is one of the secrets kept out of the logs.
 func TestStatePasswordIsASecret(t *testing.T) {
-	cfg, _, err := loadConfig(nil, map[string]string{"GPU_MCP_STATE_URL": "postgres://gpumcp:pw-0123456789abcdef@db.internal/gpumcp"}, &bytes.Buffer{})
+	cfg, _, err := loadConfig(nil, map[string]string{"GPU_MCP_STATE_URL": "postgres://gpumcp:pw-0123456789abcdef@db.internal/gpumcp"})
 	if err != nil {
 		t.Fatal(err)
 	}
