@@ -46,8 +46,8 @@ func TestWaitInstanceArguments(t *testing.T) {
 		{map[string]any{"instance_id": "alpha:i1"}, "until is required"},
 		{map[string]any{"instance_id": "alpha:i1", "until": "up"}, `until "up" is not accepted`},
 		{map[string]any{"instance_id": "alpha:i1", "until": "running", "image_id": "alpha:x"}, "image_id and image_name apply to until=image_saved only"},
-		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "2h"}, "between 5s and 30m"},
-		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "soon"}, "between 5s and 30m"},
+		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "2h"}, "from 5s to 30m"},
+		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "soon"}, `timeout "soon" is not accepted`},
 	} {
 		res, _ := h.call("wait_instance", c.args)
 		if !res.IsError || !strings.Contains(text(res), c.want) {

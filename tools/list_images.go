@@ -19,18 +19,6 @@ type ListImagesArgs struct {
 	Limit    int    `json:"limit,omitempty" jsonschema:"minimum=0,maximum=500,default=50" jsonschema_description:"at most this many images (default 50)"`
 }
 
-func (a *ListImagesArgs) validate() error {
-	if a.Limit < 0 || a.Limit > 500 {
-		return invalidf("limit must be between 0 and 500, got %d", a.Limit)
-	}
-	switch providers.ImageKind(a.Kind) {
-	case "", providers.ImagePublic, providers.ImagePrivate, providers.ImageApp:
-	default:
-		return invalidf("kind %q is not accepted; use public, private or app", a.Kind)
-	}
-	return nil
-}
-
 // ListImagesResult is list_images' answer.
 type ListImagesResult struct {
 	Images  []providers.Image `json:"images"`
@@ -52,7 +40,8 @@ func listImages(d *Deps) Tool {
 					return ListImagesResult{}, "", err
 				}
 				if in.Provider != "" && !strings.EqualFold(in.Provider, p.Name()) {
-					return ListImagesResult{}, "", invalidf("offer_id %s belongs to %s, not %s", in.OfferID, p.Name(), in.Provider)
+					return ListImagesResult{}, "", argInvalid("offer_id", in.OfferID, fmt.Sprintf("offer_id %s belongs to %s, not %s", in.OfferID, p.Name(), in.Provider),
+						"leave provider out, or pass an offer of "+in.Provider)
 				}
 				ps, q.OfferID = []providers.Provider{p}, in.OfferID
 			} else {

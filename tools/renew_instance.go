@@ -14,13 +14,6 @@ type RenewArgs struct {
 	Confirm
 }
 
-func (a *RenewArgs) validate() error {
-	if a.Periods < 1 || a.Periods > 36 {
-		return invalidf("periods must be between 1 and 36, got %d", a.Periods)
-	}
-	return nil
-}
-
 func renewInstance(d *Deps) Tool {
 	return guardedTool(d, actionTool[providers.ActionRenew], "Renew instance",
 		"Extend a prepaid instance's lease by some billing periods. SPENDS MONEY. Not every provider can (see list_providers). Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",

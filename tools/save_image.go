@@ -19,7 +19,7 @@ var imageNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 
 func (a *SaveImageArgs) validate() error {
 	if !imageNameRE.MatchString(a.ImageName) {
-		return invalidf("image_name %q is not accepted: 1 to 64 letters, digits, dots, dashes, underscores or colons, starting with a letter or digit", a.ImageName)
+		return badArg("image_name", a.ImageName, "1 to 64 letters, digits, dots, dashes, underscores or colons, starting with a letter or digit")
 	}
 	return nil
 }

@@ -49,20 +49,26 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 	t.handle = func(ctx context.Context, raw json.RawMessage) (res *mcp.CallToolResult) {
 		defer func() {
 			if r := recover(); r != nil {
-				res = mcp.NewToolResultError(fmt.Sprintf("%s failed inside gpu-mcp (%v); nothing further was attempted. Check with list_instances before retrying a change.", name, r))
+				res = errorResult(&providers.Error{Kind: providers.KindUnknown, Provider: providers.Own,
+					Message: fmt.Sprintf("%s failed inside gpu-mcp (%v); nothing further was attempted", name, r),
+					Remedy:  "check with list_instances before retrying a change"}, !hints.ReadOnly)
 			}
 		}()
 		in := new(In)
 		if err := decodeArgs(raw, in); err != nil {
-			return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
+			return errorResult(err, !hints.ReadOnly)
+		}
+		// The schema's bounds first: they name the argument, its value and what is accepted.
+		if err := checkLimits(reflect.ValueOf(in).Elem()); err != nil {
+			return errorResult(err, !hints.ReadOnly)
+		}
+		if err := checkEnums(reflect.ValueOf(in).Elem()); err != nil {
+			return errorResult(err, !hints.ReadOnly)
 		}
 		if v, ok := any(in).(interface{ validate() error }); ok {
 			if err := v.validate(); err != nil {
-				return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
+				return errorResult(err, !hints.ReadOnly)
 			}
-		}
-		if err := checkLimits(reflect.ValueOf(in).Elem()); err != nil {
-			return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
 		}
 		out, text, err := h(ctx, in)
 		var ir *inputRequired
@@ -70,7 +76,7 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 			return ir.res
 		}
 		if err != nil {
-			return mcp.NewToolResultError(errorText(err))
+			return errorResult(err, !hints.ReadOnly)
 		}
 		return &mcp.CallToolResult{
 			Content:           []mcp.Content{mcp.NewTextContent(text)},
@@ -80,20 +86,6 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 	return t
 }
 
-// errorText renders a handler error for the agent. Provider errors carry their own remedy.
-func errorText(err error) string {
-	var pe *providers.Error
-	if errors.As(err, &pe) {
-		return pe.Error()
-	}
-	return err.Error()
-}
-
-// invalidf is the error for a bad argument.
-func invalidf(format string, args ...any) error {
-	return &providers.Error{Kind: providers.KindInvalid, Provider: "gpu-mcp", Message: fmt.Sprintf(format, args...)}
-}
-
 // decodeArgs decodes tool arguments strictly: unknown fields and wrong types are errors that
 // name the argument and what is accepted.
 func decodeArgs(raw json.RawMessage, v any) error {
@@ -101,27 +93,43 @@ func decodeArgs(raw json.RawMessage, v any) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = []byte("{}")
 	}
+	names := argNames(reflect.TypeOf(v).Elem())
+	accepted, use := strings.Join(names, ", "), "use only "+strings.Join(names, ", ")
+	if len(names) == 0 {
+		accepted, use = "no arguments", "send {}: this tool takes no arguments"
+	}
 	if raw[0] != '{' {
-		return fmt.Errorf("arguments must be a JSON object")
+		return &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Accepted: accepted,
+			Message: "the arguments are not a JSON object", Remedy: "send an object of named arguments; " + use}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
 		if dec.More() {
-			return fmt.Errorf("arguments must be a single JSON object")
+			return invalidf("the arguments are more than one JSON object")
 		}
 		return nil
 	}
-	accepted := strings.Join(argNames(reflect.TypeOf(v).Elem()), ", ")
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("argument %q: expected %s, got %s (accepted arguments: %s)", te.Field, jsonKind(te.Type), te.Value, accepted)
+		return badArg(te.Field, argValue(raw, te.Field), jsonKind(te.Type))
 	}
 	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("unknown argument %s (accepted arguments: %s)", msg, accepted)
+		field, _ := strconv.Unquote(msg)
+		return &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Field: field, Accepted: accepted,
+			Message: "there is no argument " + msg, Remedy: use}
 	}
-	return fmt.Errorf("arguments are not valid JSON: %v", err)
+	return invalidf("the arguments are not valid JSON: %v", err)
+}
+
+// argValue is the value the arguments raw gave the top-level argument name, as JSON decodes it.
+func argValue(raw json.RawMessage, name string) any {
+	var args map[string]any
+	if json.Unmarshal(raw, &args) != nil {
+		return nil
+	}
+	return args[name]
 }
 
 // checkLimits enforces the lengths and bounds that the input schema announces (the
@@ -156,19 +164,31 @@ func checkLimits(v reflect.Value) error {
 		case reflect.String:
 			n := utf8.RuneCountInString(fv.String())
 			if m, ok := limits["maxLength"]; ok && float64(n) > m {
-				return invalidf("argument %q is longer than %g characters (%d)", name, m, n)
+				return &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Field: name,
+					Accepted: fmt.Sprintf("at most %g characters", m),
+					Message:  fmt.Sprintf("%s is %d characters long", name, n), Remedy: fmt.Sprintf("use at most %g characters", m)}
 			}
 		case reflect.Int, reflect.Int64, reflect.Float64:
 			x := fv.Convert(reflect.TypeFor[float64]()).Float()
-			if m, ok := limits["maximum"]; ok && x > m {
-				return invalidf("argument %q must be at most %g, got %g", name, m, x)
-			}
-			if m, ok := limits["minimum"]; ok && x < m {
-				return invalidf("argument %q must be at least %g, got %g", name, m, x)
+			lo, hasMin := limits["minimum"]
+			hi, hasMax := limits["maximum"]
+			if (hasMax && x > hi) || (hasMin && x < lo) {
+				return badArg(name, fv.Interface(), rangeText(lo, hasMin, hi, hasMax))
 			}
 		}
 	}
 	return nil
+}
+
+// rangeText says what a bounded number accepts: "0 to 64", "1 or more", "at most 500".
+func rangeText(lo float64, hasMin bool, hi float64, hasMax bool) string {
+	switch {
+	case hasMin && hasMax:
+		return fmt.Sprintf("%g to %g", lo, hi)
+	case hasMin:
+		return fmt.Sprintf("%g or more", lo)
+	}
+	return fmt.Sprintf("at most %g", hi)
 }
 
 func jsonKind(t reflect.Type) string {
@@ -197,7 +217,7 @@ func argNames(t reflect.Type) []string {
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name != "" && name != "-" {
+		if name != "" && name != "-" && f.Tag.Get("jsonschema") != "-" {
 			names = append(names, name)
 		}
 	}
@@ -240,11 +260,14 @@ func (t Tool) ServerTool() server.ServerTool {
 	return server.ServerTool{
 		Tool: t.MCPTool(),
 		Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if res := unknownTool(req); res != nil {
+				return res, nil
+			}
 			raw := req.Params.RawArguments
 			if len(raw) == 0 {
 				var err error
 				if raw, err = json.Marshal(req.Params.Arguments); err != nil {
-					return mcp.NewToolResultError(fmt.Sprintf("%s: unreadable arguments: %v", t.Name, err)), nil
+					return errorResult(invalidf("the arguments cannot be read: %v", err), false), nil
 				}
 			}
 			return t.handle(withProgress(withRoundTrip(ctx, req.Params.MultiRoundTripParams), req.Params.Meta), raw), nil

@@ -24,7 +24,7 @@ func parseWait(name, s string) (time.Duration, error) {
 	}
 	w, err := time.ParseDuration(s)
 	if err != nil || w < minWait || w > maxWait {
-		return 0, invalidf("%s %q is not accepted; use a duration between %s and %s, e.g. \"5m\" or \"90s\"", name, s, minWait, maxWait)
+		return 0, badArg(name, s, fmt.Sprintf(`a duration from %s to %s, e.g. "5m" or "90s"`, shortDuration(minWait), shortDuration(maxWait)))
 	}
 	return w, nil
 }
@@ -39,15 +39,12 @@ type WaitArgs struct {
 }
 
 func (a *WaitArgs) validate() error {
-	switch a.Until {
-	case UntilRunning, UntilSSHReady, UntilStopped, UntilImageSaved:
-	case "":
-		return invalidf("until is required; use running, ssh_ready, stopped or image_saved")
-	default:
-		return invalidf("until %q is not accepted; use running, ssh_ready, stopped or image_saved", a.Until)
-	}
 	if (a.ImageID != "" || a.ImageName != "") && a.Until != UntilImageSaved {
-		return invalidf("image_id and image_name apply to until=image_saved only")
+		field, value := "image_id", a.ImageID
+		if value == "" {
+			field, value = "image_name", a.ImageName
+		}
+		return argInvalid(field, value, "image_id and image_name apply to until=image_saved only", "leave them out, or wait until=image_saved")
 	}
 	_, err := parseWait("timeout", a.Timeout)
 	return err
@@ -78,7 +75,8 @@ func waitInstance(d *Deps) Tool {
 					return WaitResult{}, "", err
 				}
 				if ip.Name() != p.Name() {
-					return WaitResult{}, "", invalidf("image_id %s belongs to %s, the instance to %s", in.ImageID, ip.Name(), p.Name())
+					return WaitResult{}, "", argInvalid("image_id", in.ImageID, fmt.Sprintf("image_id %s belongs to %s, the instance to %s", in.ImageID, ip.Name(), p.Name()),
+						"pass the image_id that save_image returned for this instance")
 				}
 			}
 			timeout, _ := parseWait("timeout", in.Timeout)
