@@ -42,10 +42,10 @@ type Error struct {
 // Own is the Provider of the errors gpu-mcp itself finds (bad input, limits, its guard).
 const Own = "gpu-mcp"
 
-// Error is the error on one line: what went wrong and what to do.
+// Error is the error on one line: what went wrong, and what to do when its maker said.
 func (e *Error) Error() string {
-	if r := e.RemedyText(); r != "" {
-		return e.Headline() + ". " + r
+	if e.Remedy != "" {
+		return e.Headline() + ". " + e.Remedy
 	}
 	return e.Headline()
 }
@@ -112,7 +112,7 @@ func KindOf(err error) ErrorKind {
 
 // Unsupported is the error for an action a vendor's API lacks.
 func Unsupported(provider string, a Action, why string) *Error {
-	return &Error{Kind: KindUnsupported, Provider: provider, Op: string(a),
-		Message: fmt.Sprintf("%s is unsupported by %s: %s", a, provider, why),
+	return &Error{Kind: KindUnsupported, Provider: provider,
+		Message: fmt.Sprintf("%s is unsupported: %s", a, why),
 		Remedy:  "use the vendor's console for this, or choose another provider"}
 }

@@ -7,8 +7,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -54,29 +52,17 @@ func errorResult(err error, changes bool) *mcp.CallToolResult {
 	e := asError(err, changes)
 	out := ErrorResult{Kind: e.Kind, Provider: orDefault(e.Provider, providers.Own), Message: e.Headline(), Remedy: e.RemedyText(),
 		Retryable: e.Retryable(), Field: e.Field, Value: e.Value, Accepted: e.Accepted}
-	text := strings.TrimSpace(out.Message)
-	if !strings.HasSuffix(text, ".") {
-		text += "."
-	}
+	text := sentence(out.Message)
 	if out.Remedy != "" {
 		text += "\n" + sentence(out.Remedy)
 	}
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{mcp.NewTextContent(text)}, StructuredContent: out}
 }
 
-// sentence ends s with a full stop, and starts it with a capital letter unless its first word
-// is a name that must stay as it is (an argument, a command, an id).
+// sentence ends s with a full stop.
 func sentence(s string) string {
 	s = strings.TrimSpace(s)
-	if s == "" {
-		return s
-	}
-	first, _, _ := strings.Cut(s, " ")
-	if strings.IndexFunc(first, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
-		r, n := utf8.DecodeRuneInString(s)
-		s = string(unicode.ToUpper(r)) + s[n:]
-	}
-	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
+	if s != "" && !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") && !strings.HasSuffix(s, "!") {
 		s += "."
 	}
 	return s

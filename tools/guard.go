@@ -347,14 +347,7 @@ func planText(p *Plan) string {
 	var b strings.Builder
 	b.WriteString(p.Summary)
 	b.WriteString("\n")
-	if p.PricePerHour != nil {
-		fmt.Fprintf(&b, "Price: %.2f CNY/hour while running\n", *p.PricePerHour)
-	} else if p.Action == "launch" || p.Action == "start" {
-		b.WriteString("Price: not published by the vendor's API; check the vendor's price list\n")
-	}
-	if p.PeriodCost != nil {
-		fmt.Fprintf(&b, "Charged up front: %.2f CNY\n", *p.PeriodCost)
-	}
+	// The price is in the effects, said once, as what starts or stops billing.
 	for _, e := range p.Effects {
 		b.WriteString("- " + e + "\n")
 	}

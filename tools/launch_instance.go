@@ -314,17 +314,17 @@ func launchPlan(o providers.Offer, in *LaunchArgs) (providers.LaunchSpec, *Plan,
 		o.Provider, count, o.GPUModel, where, o.ID, in.ImageID, billing)
 	if billing == providers.BillingHourly {
 		if plan.PricePerHour != nil {
-			plan.Effects = append(plan.Effects, fmt.Sprintf("billing starts when the instance is created: %.2f CNY per hour (%.2f CNY per day) until it is stopped or destroyed", *plan.PricePerHour, *plan.PricePerHour*24))
+			plan.Effects = append(plan.Effects, fmt.Sprintf("billing starts when the instance is created: %.2f CNY/h (%.2f CNY/day) until it is stopped or destroyed", *plan.PricePerHour, *plan.PricePerHour*24))
 		} else {
-			plan.Effects = append(plan.Effects, "billing starts when the instance is created, by the hour until it is stopped or destroyed; "+o.Provider+" publishes no price in its API, so the cost is unknown here")
+			plan.Effects = append(plan.Effects, "billing starts when the instance is created, by the hour until it is stopped or destroyed, at a price "+o.Provider+" does not publish")
 		}
 	} else {
 		if p, ok := o.PeriodPrice(billing); ok {
 			cost := p * float64(count) * float64(periods)
 			plan.PeriodCost = &cost
-			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now: %.2f CNY, not refundable by gpu-mcp", periods, billing, cost))
+			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now: %.2f CNY", periods, billing, cost))
 		} else {
-			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now; the vendor publishes no price for it, so the cost is unknown here", periods, billing))
+			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now, at a price %s does not publish", periods, billing, o.Provider))
 		}
 	}
 	return spec, plan, nil

@@ -23,7 +23,8 @@ func renewInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			effect := fmt.Sprintf("the lease is extended by %d %s period(s) and charged now", in.Periods, orDash(string(inst.Billing)))
+			// No vendor that can renew publishes a renewal price (HuiXingYun has no prices at all).
+			effect := fmt.Sprintf("the lease is extended by %d %s period(s), charged now at a price %s does not publish", in.Periods, orDash(string(inst.Billing)), p.Name())
 			if inst.ExpiresAt != nil {
 				effect += "; the lease currently ends " + timeCell(inst.ExpiresAt)
 			}
@@ -32,8 +33,6 @@ func renewInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			// No vendor that can renew publishes a renewal price (HuiXingYun has no prices at all).
-			plan.Effects = append(plan.Effects, p.Name()+" publishes no price for this renewal, so the cost is unknown here: check the vendor's price list")
 			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
 				if err := p.Renew(ctx, inst.ID, in.Periods); err != nil {
 					return InstanceActionResult{}, "", err

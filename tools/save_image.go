@@ -40,10 +40,12 @@ func saveImage(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			effects := []string{fmt.Sprintf("a private image %q is saved from the instance's disk (storage may be billed by the vendor)", in.ImageName)}
-			if p.Capabilities().SaveImageStops {
-				effects = append(effects, "the instance is stopped: running processes are killed")
+			// Whether saving stops the instance is the vendor's rule to say (Precheck).
+			effect := fmt.Sprintf("a private image %q is saved from the instance's disk", in.ImageName)
+			if keeps := p.Capabilities().KeepsBilling[providers.ActionSaveImage]; keeps != "" {
+				effect += "; still billed: " + keeps
 			}
+			effects := []string{effect}
 			plan, err := d.instancePlan(p, inst, providers.ActionRequest{Action: providers.ActionSaveImage, Instance: inst, ImageName: in.ImageName},
 				"Save image "+in.ImageName+" of", effects)
 			if err != nil {

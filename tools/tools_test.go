@@ -346,13 +346,13 @@ func TestLaunchRefusesBadRequestsBeforeAnyPlan(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "beta:img1"}, "belongs to beta"},
-		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 3}, "has no gpu_count 3.\nUse 1, 2, 4."},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 3}, "has no gpu_count 3.\nuse 1, 2, 4."},
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "billing": "weekly"}, "cannot be billed weekly"},
 		{map[string]any{"offer_id": "alpha:nope", "image_id": "alpha:img1"}, "does not exist"},
 		{map[string]any{"offer_id": "gamma:o1", "image_id": "alpha:img1"}, "unknown provider"},
 		{map[string]any{"offer_id": "o1", "image_id": "alpha:img1"}, "no provider prefix"},
-		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "gpu_count -1 is not accepted.\nUse 0 to 64."},
-		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": "two"}, `gpu_count "two" is not accepted.` + "\nUse an integer."},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "gpu_count -1 is not accepted.\nuse 0 to 64."},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": "two"}, `gpu_count "two" is not accepted.` + "\nuse an integer."},
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "colour": "red"}, `there is no argument "colour"`},
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": strings.Repeat("x", 100)}, "name"},
 	}
@@ -391,7 +391,7 @@ func TestUnsupportedActionNamesProvider(t *testing.T) {
 	f.addInstance("i1", providers.StateRunning)
 	h := newHarness(t, f)
 	res, _ := h.call("renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": 1})
-	if !res.IsError || !strings.Contains(text(res), "unsupported by alpha") {
+	if !res.IsError || !strings.Contains(text(res), "alpha: renew is unsupported") {
 		t.Fatalf("renew on a provider without renew: %s", text(res))
 	}
 	_, m := h.call("list_providers", map[string]any{})
