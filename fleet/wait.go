@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // Until is a state a wait waits for.
@@ -255,7 +256,8 @@ func unconfirmable(p providers.Provider) string {
 
 // idle says why nothing moves inst towards until, so that waiting is pointless, or "" when
 // something may: a stop in progress, a save that stops it, the vendor's timer or gpu-mcp's
-// auto-stop due before the deadline. Only a running instance waited for to stop is judged.
+// auto-stop due before the deadline, a lease on its work. Only a running instance waited for to
+// stop is judged.
 func (f *Fleet) idle(ctx context.Context, p providers.Provider, inst providers.Instance, until Until, deadline time.Time) string {
 	if until != UntilStopped || inst.State != providers.StateRunning {
 		return ""
@@ -268,9 +270,15 @@ func (f *Fleet) idle(ctx context.Context, p providers.Provider, inst providers.I
 	if inst.StopsAt != nil && inst.StopsAt.Before(deadline) {
 		return ""
 	}
-	l, err := f.Lease(ctx, inst.ID)
-	if err != nil || (l != nil && l.DueAt.Before(deadline)) {
+	leases, err := f.o.Store.ListLeases(ctx, state.LeaseFilter{InstanceID: inst.ID, Pending: true})
+	if err != nil {
 		return ""
+	}
+	for _, l := range leases {
+		// A lease on work (a job's end, idle GPUs) may fire at any moment.
+		if l.Kind != state.LeaseTime || l.DueAt.Before(deadline) {
+			return ""
+		}
 	}
 	return "the instance is running and nothing is stopping it: call stop_instance (or set_auto_stop) first, then wait"
 }
