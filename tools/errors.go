@@ -27,6 +27,12 @@ type ErrorResult struct {
 	Accepted  string              `json:"accepted,omitempty" jsonschema_description:"what the argument accepts"`
 }
 
+// errorHome is the tool whose output schema writes the error's shape out in full.
+const errorHome = "list_providers"
+
+// errorRequired are the properties every error result has.
+var errorRequired = []string{"kind", "provider", "message", "remedy", "retryable"}
+
 // asError is err as a *providers.Error: itself when it is one, else gpu-mcp's own error, of
 // kind unavailable (a store that failed, a cancelled call), or unknown_outcome when changes is
 // set and the call may have changed something before it failed.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gpu-mcp/gpu-mcp/providers/fakecloud"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 // vendorPlans gets, through the MCP client and against every vendor's emulator, the plan of each
@@ -123,9 +124,9 @@ var topics = map[string]*regexp.Regexp{
 
 // No plan of any guarded tool on any vendor (the test-only one included) says a sentence, or
 // speaks of a matter, twice; a stop and a destroy say the billing they end and what still
-// bills; a prepaid launch says what cannot be undone. The plans of the three clouds are kept
-// in testdata/plans (UPDATE_GOLDEN=1 rewrites them; the test-only vendor has none, its texts
-// being made up for the tests).
+// bills; a prepaid launch says what cannot be undone. The plans of the vendors of the list are
+// kept in the repository's testdata/plans (UPDATE_GOLDEN=1 rewrites them; the test-only vendor
+// has none, its texts being made up for the tests).
 func TestPlansSayEachThingOnce(t *testing.T) {
 	update := os.Getenv("UPDATE_GOLDEN") == "1"
 	e := newVendorEnv(t, envOptions{http: fast})
@@ -151,7 +152,7 @@ func TestPlansSayEachThingOnce(t *testing.T) {
 			if vendor == fakecloud.Name {
 				continue
 			}
-			path := filepath.Join("testdata", "plans", vendor, key+".txt")
+			path := filepath.Join("..", "testdata", "plans", vendor, key+".txt")
 			norm := normalizePlan(txt, plans[key])
 			if update {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -204,7 +205,7 @@ func normalizePlan(txt string, plan any) string {
 		}
 	}
 	txt = regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d)?Z`).ReplaceAllString(txt, "<time>")
-	return regexp.MustCompile(`(huixingyun|datenfab|chenyu):[A-Za-z0-9_.:/@-]+`).ReplaceAllString(txt, "<id>")
+	return regexp.MustCompile(`(`+strings.Join(vendors.Names(), "|")+`):[A-Za-z0-9_.:/@-]+`).ReplaceAllString(txt, "<id>")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

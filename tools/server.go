@@ -1,7 +1,9 @@
 package tools
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -78,42 +80,33 @@ func NewServer(d *Deps, version string) *server.MCPServer {
 	return s
 }
 
-// unknownToolMeta marks a call of a tool this server does not have. mcp-go answers such a call
-// itself, with a protocol error that names no tool the agent could call instead; the hook below
-// hands it to a tool that exists, whose handler sees the mark and answers with an error result
-// that lists the tools (unknownTool).
-const unknownToolMeta = "gpu-mcp/unknown-tool"
-
+// unknownToolHooks answer a call of a tool this server does not have with the protocol error
+// the MCP specification asks for, whose message lists the tools (mcp-go's own names none). The
+// hook that may refuse a request before mcp-go reads it is the one place to do it; its refusals
+// carry the code -32600.
 func unknownToolHooks(tools []Tool) *server.Hooks {
 	known := map[string]bool{}
 	names := make([]string, len(tools))
 	for i, t := range tools {
 		known[t.Name], names[i] = true, t.Name
 	}
+	list := orList(names)
 	h := &server.Hooks{}
-	h.AddBeforeCallTool(func(_ context.Context, _ any, req *mcp.CallToolRequest) {
-		if known[req.Params.Name] || len(tools) == 0 {
-			return
+	h.AddOnRequestInitialization(func(_ context.Context, _ any, message any) error {
+		raw, ok := message.(json.RawMessage)
+		if !ok || !bytes.Contains(raw, []byte(`"tools/call"`)) {
+			return nil
 		}
-		req.Params.Meta = &mcp.Meta{AdditionalFields: map[string]any{unknownToolMeta: unknownCall{name: req.Params.Name, tools: orList(names)}}}
-		req.Params.Name, req.Params.Task = tools[0].Name, nil
+		var call struct {
+			Method string `json:"method"`
+			Params struct {
+				Name string `json:"name"`
+			} `json:"params"`
+		}
+		if json.Unmarshal(raw, &call) != nil || call.Method != string(mcp.MethodToolsCall) || known[call.Params.Name] {
+			return nil
+		}
+		return fmt.Errorf("there is no tool %q; call one of %s", call.Params.Name, list)
 	})
 	return h
-}
-
-// unknownCall is what unknownToolHooks leaves for the handler: the tool asked for, and the
-// server's tools.
-type unknownCall struct{ name, tools string }
-
-// unknownTool is the answer to a call routed by unknownToolHooks, or nil for any other call.
-func unknownTool(req mcp.CallToolRequest) *mcp.CallToolResult {
-	if req.Params.Meta == nil {
-		return nil
-	}
-	c, ok := req.Params.Meta.AdditionalFields[unknownToolMeta].(unknownCall)
-	if !ok {
-		return nil
-	}
-	return errorResult(&providers.Error{Kind: providers.KindNotFound, Provider: providers.Own, Field: "name", Value: c.name,
-		Accepted: c.tools, Message: fmt.Sprintf("there is no tool %q", c.name), Remedy: "call one of " + c.tools}, false)
 }

@@ -226,15 +226,39 @@ func argNames(t reflect.Type) []string {
 }
 
 // Schema generates the JSON Schema of a Go type as MCP wants it: inline, no $schema or $id.
-func Schema(t reflect.Type) json.RawMessage {
+func Schema(t reflect.Type) json.RawMessage { return marshalSchema(t, reflectSchema(t)) }
+
+func reflectSchema(t reflect.Type) *jsonschema.Schema {
 	r := &jsonschema.Reflector{Anonymous: true, ExpandedStruct: true, DoNotReference: true}
 	s := r.ReflectFromType(t)
 	s.Version = ""
+	return s
+}
+
+func marshalSchema(t reflect.Type, s *jsonschema.Schema) json.RawMessage {
 	b, err := json.Marshal(s)
 	if err != nil {
 		panic(fmt.Sprintf("schema of %s: %v", t, err))
 	}
 	return b
+}
+
+// OutputSchema generates the JSON Schema of tool's result of type t, which also admits the
+// error result every tool may answer with (ErrorResult): the result's required properties
+// are one branch of an anyOf, the error's the other, and the top level is open to the error's
+// properties. The error's shape is written out in full in the schema of errorHome, the first
+// tool an agent calls; the others give its required properties and say where it is.
+func OutputSchema(tool string, t reflect.Type) json.RawMessage {
+	s := reflectSchema(t)
+	errorShape := &jsonschema.Schema{Required: errorRequired, Description: "isError result, as in " + errorHome}
+	if tool == errorHome {
+		errorShape = reflectSchema(reflect.TypeFor[ErrorResult]())
+		errorShape.Type, errorShape.AdditionalProperties = "", nil
+		errorShape.Description = "an error result (isError), the same for every tool"
+	}
+	s.AnyOf = []*jsonschema.Schema{{Required: s.Required}, errorShape}
+	s.Required, s.AdditionalProperties = nil, nil
+	return marshalSchema(t, s)
 }
 
 // MCPTool is the mcp.Tool value of t, with raw schemas and all four hints set.
@@ -244,7 +268,7 @@ func (t Tool) MCPTool() mcp.Tool {
 		Title:           t.Title,
 		Description:     t.Description,
 		RawInputSchema:  Schema(t.InputType),
-		RawOutputSchema: Schema(t.OutputType),
+		RawOutputSchema: OutputSchema(t.Name, t.OutputType),
 		Annotations: mcp.ToolAnnotation{
 			Title:           t.Title,
 			ReadOnlyHint:    mcp.ToBoolPtr(t.Hints.ReadOnly),
@@ -260,9 +284,6 @@ func (t Tool) ServerTool() server.ServerTool {
 	return server.ServerTool{
 		Tool: t.MCPTool(),
 		Handler: func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-			if res := unknownTool(req); res != nil {
-				return res, nil
-			}
 			raw := req.Params.RawArguments
 			if len(raw) == 0 {
 				var err error
