@@ -194,7 +194,9 @@ func parseRunTimeout(s string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < time.Second || v > callBudget {
-		return 0, invalidf("timeout %q is not accepted; use a duration from 1s to %s, e.g. \"30s\"; for longer work use start_job, then follow it with job_logs and job_status", s, callBudget)
+		e := badArg("timeout", s, fmt.Sprintf(`a duration from 1s to %s, e.g. "30s"`, shortDuration(callBudget)))
+		e.Remedy += "; for longer work use start_job, then follow it with job_logs and job_status"
+		return 0, e
 	}
 	return v, nil
 }
@@ -210,10 +212,10 @@ type RunCommandArgs struct {
 
 func (a *RunCommandArgs) validate() error {
 	if strings.TrimSpace(a.Command) == "" {
-		return invalidf("command is required: a shell command line to run on the machine")
+		return argInvalid("command", nil, "command is required", "give a shell command line to run on the machine")
 	}
 	if strings.IndexByte(a.Command, 0) >= 0 {
-		return invalidf("command contains a NUL byte, which no command on the machine can hold")
+		return argInvalid("command", nil, "command contains a NUL byte, which no command on the machine can hold", "remove it")
 	}
 	_, err := parseRunTimeout(a.Timeout)
 	return err

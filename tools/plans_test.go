@@ -16,7 +16,7 @@ import (
 // vendorPlans gets, through the MCP client and against every vendor's emulator, the plan of each
 // guarded tool on a fitting instance (or the tool's refusal where the vendor cannot do it):
 // tool name (plus ".prepaid" for a prepaid launch) to the plan, or to the error result's text.
-func vendorPlans(t *testing.T, e *vendorEnv, vendor string) map[string]any {
+func vendorPlans(t *testing.T, e *machineEnv, vendor string) map[string]any {
 	t.Helper()
 	plans := map[string]any{}
 	plan := func(key, tool string, args map[string]any) {
@@ -47,6 +47,16 @@ func vendorPlans(t *testing.T, e *vendorEnv, vendor string) map[string]any {
 	plan("save_image", "save_image", map[string]any{"instance_id": id, "image_name": "ckpt-1"})
 	plan("set_auto_stop", "set_auto_stop", map[string]any{"instance_id": id, "auto_stop_after": "2h"})
 	plan("renew_instance", "renew_instance", map[string]any{"instance_id": id, "periods": 1})
+	// The tools that change the machine, guarded under GPU_MCP_EXEC=confirm.
+	plan("run_command", "run_command", map[string]any{"instance_id": id, "command": "nvidia-smi"})
+	if err := os.WriteFile(filepath.Join(e.ws, "data.txt"), []byte("some data\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plan("copy_to_instance", "copy_to_instance", map[string]any{"instance_id": id, "local_path": "data.txt", "remote_path": "data/"})
+	plan("start_job", "start_job", map[string]any{"instance_id": id, "command": "sleep 600", "stop_instance_when_done": true})
+	_, job := e.confirmed("start_job", map[string]any{"instance_id": id, "command": "sleep 600"})
+	plan("stop_job", "stop_job", map[string]any{"instance_id": id, "job_id": job["job_id"]})
+	e.confirmed("stop_job", map[string]any{"instance_id": id, "job_id": job["job_id"]})
 	e.confirmed("stop_instance", inst)
 	if res, m := e.call("wait_instance", map[string]any{"instance_id": id, "until": "stopped"}); m["reached"] != true {
 		t.Fatalf("%s: not stopped: %s", vendor, text(res))
@@ -129,11 +139,11 @@ var topics = map[string]*regexp.Regexp{
 // has none, its texts being made up for the tests).
 func TestPlansSayEachThingOnce(t *testing.T) {
 	update := os.Getenv("UPDATE_GOLDEN") == "1"
-	e := newVendorEnv(t, envOptions{http: fast})
+	e := newMachineEnv(t, ExecConfirm)
 	for _, vendor := range e.names {
 		plans := vendorPlans(t, e, vendor)
 		for _, key := range sortedKeys(plans) {
-			txt := planOrRefusal(plans[key])
+			txt := strings.ReplaceAll(planOrRefusal(plans[key]), e.ws, "<workspace>")
 			seen := map[string]bool{}
 			for _, s := range sentences(txt) {
 				if seen[s] {
@@ -205,6 +215,7 @@ func normalizePlan(txt string, plan any) string {
 		}
 	}
 	txt = regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d)?Z`).ReplaceAllString(txt, "<time>")
+	txt = regexp.MustCompile(`job-\d{8}-\d{6}-[0-9a-f]+`).ReplaceAllString(txt, "<job_id>")
 	return regexp.MustCompile(`(`+strings.Join(vendors.Names(), "|")+`):[A-Za-z0-9_.:/@-]+`).ReplaceAllString(txt, "<id>")
 }
 
