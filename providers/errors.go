@@ -86,7 +86,7 @@ var defaultRemedy = map[ErrorKind]string{
 	KindUnsupported: "use the vendor's console for this, or choose another provider",
 	KindRateLimited: "wait a few seconds, then try again",
 	KindUnavailable: "try again later",
-	KindRejected:    "nothing was done; change what the message names and try again",
+	KindRejected:    "change what the message names, then try again",
 	KindUnknown:     "check with list_instances whether it happened before trying again",
 }
 
