@@ -106,9 +106,11 @@ vet:
 fmt:
 	gofmt -w $(GOFILES)
 
-# Regenerate schemas/ from the tools' Go structs; review the diff before committing.
+# Regenerate schemas/ from the tools' Go structs, and testdata/plans from the plans the tools
+# make on the emulators; review the diff before committing.
 schemas:
 	UPDATE_SCHEMAS=1 $(GO) test ./tools -run TestSchemasUpToDate -count=1
+	UPDATE_GOLDEN=1 $(GO) test ./tools -run TestPlansSayEachThingOnce -count=1
 
 tools:
 	$(GO) run ./cmd/gpu-mcp tools

@@ -242,7 +242,7 @@ func TestLeaseOfAGoneInstanceOrAnUnknownProvider(t *testing.T) {
 		got = append(got, a.String())
 	}
 	slices.Sort(got)
-	if len(got) != 2 || !strings.HasPrefix(got[0], "FAILED gamma:x (auto-stop due 2026-12-03T10:00:00Z): gpu-mcp: gamma is not configured in this gpu-mcp process") ||
+	if len(got) != 2 || !strings.HasPrefix(got[0], "FAILED gamma:x (auto-stop due 2026-12-03T10:00:00Z): gamma is not configured in this gpu-mcp process") ||
 		got[1] != "nothing to do alpha:i1 (auto-stop due 2026-12-03T10:01:00Z): the instance no longer exists" || !rep.Failed() {
 		t.Fatalf("actions %q, failed %v", got, rep.Failed())
 	}

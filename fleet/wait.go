@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // Until is a state a wait waits for.
@@ -35,22 +36,45 @@ type Waiter struct {
 	Timeout     time.Duration
 	// OnState, when set, is told each new state the instance is seen in.
 	OnState func(providers.Instance)
+	// FailWhenIdle ends the wait at once when nothing moves the instance towards the state (a
+	// running instance that nothing stops). A caller that has just asked for the change
+	// leaves it unset: a vendor may take a moment to show it.
+	FailWhenIdle bool
 }
+
+// WaitOutcome is how a wait ended.
+type WaitOutcome string
+
+const (
+	WaitReached WaitOutcome = "reached"
+	// WaitTimedOut: not there at the timeout; it may still get there.
+	WaitTimedOut WaitOutcome = "timed_out"
+	// WaitUnreachable: it will not get there (it failed, is gone, or nothing moves it there).
+	WaitUnreachable WaitOutcome = "unreachable"
+	// WaitUnconfirmable: the vendor cannot report the state, so it cannot be confirmed.
+	WaitUnconfirmable WaitOutcome = "cannot_be_confirmed"
+)
 
 // Waited is how a wait ended.
 type Waited struct {
 	Instance providers.Instance // as last seen; zero when it never was
 	Reached  bool
+	Outcome  WaitOutcome
 	// Detail says why the wait ended without reaching the state, or what the SSH check saw.
 	Detail string
 }
 
 // Wait polls the instance every poll interval until it reaches w.Until, cannot reach it any
 // more, or w.Timeout passes. Vendor read errors are retried until the timeout (the last one
-// is the detail); a vanished instance ends the wait. The error is only the context's.
+// is the detail); a vanished instance ends the wait. A state the vendor cannot report (an image
+// saved on a vendor that does not say) ends it at once, unconfirmed. The error is only the
+// context's.
 func (f *Fleet) Wait(ctx context.Context, w Waiter) (Waited, error) {
 	p, id, orderID, until, timeout := w.Provider, w.ID, w.OrderID, w.Until, w.Timeout
 	deadline := time.Now().Add(timeout)
+	unreachable := func(inst providers.Instance, why string) (Waited, error) {
+		return Waited{Instance: inst, Outcome: WaitUnreachable, Detail: why}, nil
+	}
 	var last providers.Instance
 	lastState, lastDetail := providers.State(""), ""
 	seen := false
@@ -66,27 +90,35 @@ func (f *Fleet) Wait(ctx context.Context, w Waiter) (Waited, error) {
 					w.OnState(inst)
 				}
 			}
+			if until == UntilImageSaved {
+				if why := unconfirmable(p); why != "" {
+					return Waited{Instance: inst, Outcome: WaitUnconfirmable, Detail: why}, nil
+				}
+			}
 			done, failed := reachedState(inst, until)
-			if until == UntilImageSaved && inst.ImageSaveStatus == "" && failed == "" {
-				done, failed = imageSaved(ctx, p, w.ImageID, w.ImageName)
+			if until == UntilImageSaved && failed == "" && !done {
+				done, failed = f.imageSaved(ctx, p, inst, w.ImageID, w.ImageName)
+			}
+			if failed == "" && !done && w.FailWhenIdle {
+				failed = f.idle(ctx, p, inst, until, deadline)
 			}
 			if failed != "" {
-				return Waited{Instance: inst, Detail: failed}, nil
+				return unreachable(inst, failed)
 			}
 			if done && until == UntilSSHReady {
 				host, port, ok := sshTarget(&inst)
 				if !ok {
-					return Waited{Instance: inst, Detail: p.Name() + " gives no SSH host and port for this instance"}, nil
+					return unreachable(inst, p.Name()+" gives no SSH host and port for this instance")
 				}
 				var ready bool
 				ready, lastDetail = sshProbe(ctx, host, port, f.sshProbeTimeout())
 				done = ready
 			}
 			if done {
-				return Waited{Instance: inst, Reached: true, Detail: lastDetail}, nil
+				return Waited{Instance: inst, Reached: true, Outcome: WaitReached, Detail: lastDetail}, nil
 			}
 		case providers.KindOf(err) == providers.KindNotFound && (seen || orderID == ""):
-			return Waited{Instance: last, Detail: "the instance no longer exists at " + p.Name()}, nil
+			return unreachable(last, "the instance no longer exists at "+p.Name())
 		case ctx.Err() != nil:
 			return Waited{Instance: last}, ctx.Err()
 		default:
@@ -98,7 +130,7 @@ func (f *Fleet) Wait(ctx context.Context, w Waiter) (Waited, error) {
 			} else {
 				lastDetail = fmt.Sprintf("still %s after %s (%s)", orDefault(string(lastState), "not listed"), timeout, lastDetail)
 			}
-			return Waited{Instance: last, Detail: lastDetail}, nil
+			return Waited{Instance: last, Outcome: WaitTimedOut, Detail: lastDetail}, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -210,9 +242,57 @@ func reachedState(inst providers.Instance, until Until) (done bool, failed strin
 	return false, ""
 }
 
-// imageSaved looks for a saved image in the account's images, for vendors whose instances do
-// not report a save's progress.
-func imageSaved(ctx context.Context, p providers.Provider, id, name string) (bool, string) {
+// unconfirmable says why a saved image cannot be confirmed on p, or "" when it can.
+func unconfirmable(p providers.Provider) string {
+	if p.Capabilities().ImageSaved != providers.SaveReportNone {
+		return ""
+	}
+	why := "cannot be confirmed: " + p.Name() + " does not report when an image is ready"
+	if p.Capabilities().SaveImageStops {
+		why += "; its save stops the instance: wait until=stopped, then check the image in the vendor's console before relying on it"
+	}
+	return why
+}
+
+// idle says why nothing moves inst towards until, so that waiting is pointless, or "" when
+// something may: a stop in progress, a save that stops it, the vendor's timer or gpu-mcp's
+// auto-stop due before the deadline, a lease on its work. Only a running instance waited for to
+// stop is judged.
+func (f *Fleet) idle(ctx context.Context, p providers.Provider, inst providers.Instance, until Until, deadline time.Time) string {
+	if until != UntilStopped || inst.State != providers.StateRunning {
+		return ""
+	}
+	// Stops are due by the fleet's clock (the vendor's, in production).
+	deadline = f.now().Add(time.Until(deadline))
+	if inst.ImageSaveStatus == "saving" && p.Capabilities().SaveImageStops {
+		return ""
+	}
+	if inst.StopsAt != nil && inst.StopsAt.Before(deadline) {
+		return ""
+	}
+	leases, err := f.o.Store.ListLeases(ctx, state.LeaseFilter{InstanceID: inst.ID, Pending: true})
+	if err != nil {
+		return ""
+	}
+	for _, l := range leases {
+		// A lease on work (a job's end, idle GPUs) may fire at any moment.
+		if l.Kind != state.LeaseTime || l.DueAt.Before(deadline) {
+			return ""
+		}
+	}
+	return "the instance is running and nothing is stopping it: call stop_instance (or set_auto_stop) first, then wait"
+}
+
+// imageSaved says whether the image of a save is ready, or why it will not be, for vendors
+// whose instance does not show it: by the instance (a vendor that does, and shows no save
+// going on), or by the account's images.
+func (f *Fleet) imageSaved(ctx context.Context, p providers.Provider, inst providers.Instance, id, name string) (bool, string) {
+	if p.Capabilities().ImageSaved == providers.SaveReportInstance {
+		if inst.ImageSaveStatus == "" && inst.State != providers.StateSaving {
+			return false, "no save is in progress: " + p.Name() + " shows none on the instance; call save_image first"
+		}
+		return false, ""
+	}
 	if id == "" && name == "" {
 		return false, p.Name() + " does not report a save's progress on the instance; pass the image_id that save_image returned, or the image_name given to it"
 	}

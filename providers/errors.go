@@ -3,6 +3,7 @@ package providers
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -21,7 +22,7 @@ const (
 	KindUnknown     ErrorKind = "unknown_outcome"
 )
 
-// Error is the one error type adapters return.
+// Error is the one error type adapters return, and the one every error an agent reads becomes.
 type Error struct {
 	Kind       ErrorKind
 	Provider   string
@@ -31,22 +32,67 @@ type Error struct {
 	RetryAfter time.Duration // for KindRateLimited, when the vendor said
 	Status     int           // HTTP status, when there was one
 	Err        error         // underlying cause
+	// Field, Value and Accepted describe a bad argument: its name, the value given (nil when
+	// it is not worth repeating, e.g. a token) and what it accepts.
+	Field    string
+	Value    any
+	Accepted string
 }
 
+// Own is the Provider of the errors gpu-mcp itself finds (bad input, limits, its guard).
+const Own = "gpu-mcp"
+
+// Error is the error on one line: what went wrong, and what to do when its maker said.
 func (e *Error) Error() string {
-	s := e.Provider
-	if e.Op != "" {
-		s += ": " + e.Op
+	if e.Remedy != "" {
+		return e.Headline() + ". " + e.Remedy
 	}
-	s += ": " + e.Message
+	return e.Headline()
+}
+
+// Headline says what went wrong, with one prefix at most: the vendor and the operation for a
+// vendor's error, the operation alone for gpu-mcp's own.
+func (e *Error) Headline() string {
+	var s string
+	switch {
+	case e.Provider != "" && e.Provider != Own && e.Op != "":
+		s = e.Provider + ": " + e.Op + ": "
+	case e.Provider != "" && e.Provider != Own:
+		s = e.Provider + ": "
+	case e.Op != "":
+		s = e.Op + ": "
+	}
+	s += strings.TrimRight(e.Message, ". ")
 	if e.Kind == KindRateLimited && e.RetryAfter > 0 {
 		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter.Round(time.Second))
 	}
-	if e.Remedy != "" {
-		s += ". " + e.Remedy
-	}
 	return s
 }
+
+// RemedyText is what to do: the remedy given, else the usual one for the kind of error.
+func (e *Error) RemedyText() string {
+	if e.Remedy != "" {
+		return e.Remedy
+	}
+	return defaultRemedy[e.Kind]
+}
+
+// defaultRemedy is what to do about an error whose maker named no remedy.
+var defaultRemedy = map[ErrorKind]string{
+	KindAuth:        "check the provider's credentials in the server's environment",
+	KindNotFound:    "check the id with list_instances, list_gpu_offers or list_images",
+	KindInvalid:     "correct the arguments; the tool's input schema says what each one accepts",
+	KindConflict:    "check the instance with get_instance and try again once its state allows it",
+	KindUnsupported: "use the vendor's console for this, or choose another provider",
+	KindRateLimited: "wait a few seconds, then try again",
+	KindUnavailable: "try again later",
+	KindRejected:    "change what the message names, then try again",
+	KindUnknown:     "check with list_instances whether it happened before trying again",
+}
+
+// Retryable reports whether the same call, unchanged, may succeed later: a rate limit or an
+// unavailable vendor. An unknown outcome is not: it must be checked before anything is retried.
+func (e *Error) Retryable() bool { return e.Kind == KindRateLimited || e.Kind == KindUnavailable }
 
 func (e *Error) Unwrap() error { return e.Err }
 
@@ -66,8 +112,8 @@ func KindOf(err error) ErrorKind {
 
 // Unsupported is the error for an action a vendor's API lacks.
 func Unsupported(provider string, a Action, why string) *Error {
-	return &Error{Kind: KindUnsupported, Provider: provider, Op: string(a),
-		Message: fmt.Sprintf("%s is unsupported by %s: %s", a, provider, why),
+	return &Error{Kind: KindUnsupported, Provider: provider,
+		Message: fmt.Sprintf("%s is unsupported: %s", a, why),
 		Remedy:  "use the vendor's console for this, or choose another provider"}
 }
 

@@ -38,10 +38,23 @@ type ActionRule struct {
 	// Check refuses for reasons beyond the state (the billing, the image name, a save in
 	// progress). It runs before the state is looked at.
 	Check func(ActionRequest) error
+	// Loss says what the action interrupts or deletes, in the vendor's terms; empty: the
+	// usual words for the action (usualLoss). It is the plan's one sentence on the matter, so
+	// Warnings and Warn say nothing more of it.
+	Loss string
 	// Warnings are said by every plan of the action; Warn adds those that depend on the
-	// request, after them.
+	// request, after them. Neither speaks of the price or the billing that starts or stops:
+	// the tool says that, once, from the offer or the instance (and Capabilities.KeepsBilling).
 	Warnings []string
 	Warn     func(ActionRequest) []string
+}
+
+// usualLoss is what an action interrupts or deletes on any vendor whose rule says nothing
+// more exact.
+var usualLoss = map[Action]string{
+	ActionStop:    "running processes are killed and unsaved work in memory is lost; the disks are kept",
+	ActionRestart: "running processes are killed and the machine reboots; the disks are kept",
+	ActionDestroy: "the instance and all data on its disks are deleted permanently; this cannot be undone",
 }
 
 // Precheck refuses an action the vendor would refuse in the instance's current state, and
@@ -71,6 +84,11 @@ func (r StateRules) Precheck(req ActionRequest) ([]string, error) {
 		}
 		warnings = append(warnings, fmt.Sprintf("gpu-mcp does not recognise %s status %q; %s may refuse to %s it in that state",
 			r.Provider, req.Instance.RawState, r.Title, verb(req.Action)))
+	}
+	if loss := rule.Loss; loss != "" {
+		warnings = append(warnings, loss)
+	} else if loss := usualLoss[req.Action]; loss != "" {
+		warnings = append(warnings, loss)
 	}
 	warnings = append(warnings, rule.Warnings...)
 	if rule.Warn != nil {

@@ -281,7 +281,26 @@ type Capabilities struct {
 	SaveImageStops bool `json:"save_image_stops_instance"`
 	// PublishesPrices is false for vendors whose API has no prices.
 	PublishesPrices bool `json:"publishes_prices"`
+	// KeepsBilling says, per action, what still bills once it is done (the disks of a stopped
+	// instance, the images of a destroyed one), as far as the vendor documents, as a phrase
+	// that follows "still billed:"; the plans of stop_instance, destroy_instance and save_image
+	// say it.
+	KeepsBilling map[Action]string `json:"keeps_billing,omitempty"`
+	// ImageSaved says how the vendor shows that a save_image finished.
+	ImageSaved SaveReport `json:"image_saved" jsonschema:"enum=instance,enum=images,enum=none"`
 }
+
+// SaveReport is how a vendor shows that an image is saved.
+type SaveReport string
+
+const (
+	// SaveReportInstance: the instance's ImageSaveStatus (saving, saved, failed).
+	SaveReportInstance SaveReport = "instance"
+	// SaveReportImages: the image appears, or turns ready, among the account's own images.
+	SaveReportImages SaveReport = "images"
+	// SaveReportNone: nothing shows it; a wait for the image cannot be confirmed.
+	SaveReportNone SaveReport = "none"
+)
 
 // Supports reports whether a is available, and if not, why.
 func (c Capabilities) Supports(a Action) (bool, string) {

@@ -99,32 +99,32 @@ func (c *Confirmer) Issue(tool string, args []byte, planDigest string) (string, 
 func (c *Confirmer) Verify(ctx context.Context, tool string, args []byte, planDigest, token string) error {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 || parts[0] != tokenPrefix {
-		return &TokenError{Reason: "the confirmation token is malformed: it was not issued by this server"}
+		return &TokenError{Reason: "the confirm_token is malformed: it was not issued by this server"}
 	}
 	if !hmac.Equal([]byte(parts[2]), []byte(c.mac(parts[1]))) {
-		return &TokenError{Reason: "the confirmation token is not valid: it was not issued by this server or has been tampered with"}
+		return &TokenError{Reason: "the confirm_token is not valid: it was not issued by this server or has been tampered with"}
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return &TokenError{Reason: "the confirmation token is malformed"}
+		return &TokenError{Reason: "the confirm_token is malformed"}
 	}
 	f := strings.Split(string(raw), "|")
 	if len(f) != 5 {
-		return &TokenError{Reason: "the confirmation token is malformed"}
+		return &TokenError{Reason: "the confirm_token is malformed"}
 	}
 	expUnix, err := strconv.ParseInt(f[3], 10, 64)
 	if err != nil {
-		return &TokenError{Reason: "the confirmation token is malformed"}
+		return &TokenError{Reason: "the confirm_token is malformed"}
 	}
 	exp := time.Unix(expUnix, 0)
 	now := c.now()
 	switch {
 	case f[0] != tool:
-		return &TokenError{Reason: fmt.Sprintf("the confirmation token was issued for %s, not %s", f[0], tool)}
+		return &TokenError{Reason: fmt.Sprintf("the confirm_token was issued for %s, not %s", f[0], tool)}
 	case f[1] != argsDigest(args):
-		return &TokenError{Reason: "the arguments differ from the ones the confirmation token was issued for; nothing was done"}
+		return &TokenError{Reason: "the arguments differ from the ones the confirm_token was issued for; nothing was done"}
 	case !now.Before(exp):
-		return &TokenError{Reason: fmt.Sprintf("the confirmation token expired at %s; nothing was done", exp.UTC().Format(time.RFC3339))}
+		return &TokenError{Reason: fmt.Sprintf("the confirm_token expired at %s; nothing was done", exp.UTC().Format(time.RFC3339))}
 	}
 	c.prune(ctx, now)
 	// One unique insert decides: of any number of calls with this token, on any replica,
@@ -135,7 +135,7 @@ func (c *Confirmer) Verify(ctx context.Context, tool string, args []byte, planDi
 		return fmt.Errorf("could not record the confirmation: %w; nothing was done", err)
 	}
 	if !fresh {
-		return &TokenError{Reason: "the confirmation token has already been used; nothing was done"}
+		return &TokenError{Reason: "the confirm_token has already been used; nothing was done"}
 	}
 	if f[2] != planDigest {
 		// The token is genuine but the plan it approved no longer holds (price or state

@@ -76,6 +76,8 @@ type ProviderError struct {
 	Error    string `json:"error"`
 	// Incomplete marks a provider whose part is there but cut short.
 	Incomplete bool `json:"incomplete,omitempty" jsonschema_description:"its items are shown, but cut short"`
+	// cause is the error itself, for a call that fails as a whole when every provider did.
+	cause *providers.Error
 }
 
 // configureHint says how to enable a provider.
@@ -112,14 +114,18 @@ func (d *Deps) selectProviders(name string) ([]providers.Provider, error) {
 // resolve finds the provider of a qualified id, to which the id is then given as it is.
 func (d *Deps) resolve(id, what string) (providers.Provider, error) {
 	if strings.TrimSpace(id) == "" {
-		return nil, invalidf("%s is required; use the ids that the list tools return (provider:vendor-id)", what)
+		return nil, &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Field: what, Accepted: "provider:vendor-id",
+			Message: what + " is required", Remedy: "use an id that the list tools return (provider:vendor-id)"}
 	}
 	if err := d.noProvider(); err != nil {
 		return nil, err
 	}
 	p, err := d.Providers.Resolve(id)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		// The registry's error, about this argument.
+		e := *asError(err, false)
+		e.Field, e.Value = what, id
+		return nil, &e
 	}
 	return p, nil
 }
@@ -161,7 +167,8 @@ func fanOutEach[T any](ctx context.Context, d *Deps, ps []providers.Provider, f 
 			defer wg.Done()
 			defer func() {
 				if r := recover(); r != nil {
-					results[i] = res{name: p.Name(), err: fmt.Errorf("%s: internal error: %v", p.Name(), r)}
+					results[i] = res{name: p.Name(), err: &providers.Error{Kind: providers.KindUnavailable, Provider: p.Name(),
+						Message: fmt.Sprintf("internal error in gpu-mcp's %s adapter: %v", p.Name(), r), Remedy: "try again; if it persists, report it"}}
 				}
 			}()
 			cctx, cancel := context.WithTimeout(ctx, timeout)
@@ -183,7 +190,7 @@ func fanOutEach[T any](ctx context.Context, d *Deps, ps []providers.Provider, f 
 			errs = append(errs, ProviderError{Provider: r.name, Error: r.err.Error(), Incomplete: true})
 		} else if r.err != nil {
 			d.Log.Warn().Str("provider", r.name).Err(r.err).Msg("provider read failed")
-			errs = append(errs, ProviderError{Provider: r.name, Error: errorText(r.err)})
+			errs = append(errs, ProviderError{Provider: r.name, Error: errorText(r.err), cause: asError(r.err, false)})
 			continue
 		}
 		parts[i] = r.items
@@ -205,18 +212,37 @@ func errorsText(errs []ProviderError) string {
 	return b.String()
 }
 
-// allFailed turns a fan-out where every provider failed into an error.
+// allFailed turns a fan-out where every provider failed into an error: the provider's own when
+// there is one, else one of the kind they share (unavailable when they differ).
 func allFailed(errs []ProviderError, n int) error {
-	var msgs []string
+	var failed []ProviderError
 	for _, e := range errs {
 		if !e.Incomplete {
-			msgs = append(msgs, e.Error)
+			failed = append(failed, e)
 		}
 	}
-	if n == 0 || len(msgs) < n {
+	if n == 0 || len(failed) < n {
 		return nil
 	}
-	return fmt.Errorf("every provider failed: %s", strings.Join(msgs, "; "))
+	if len(failed) == 1 && failed[0].cause != nil {
+		return failed[0].cause
+	}
+	kindOf := func(e ProviderError) providers.ErrorKind {
+		if e.cause == nil {
+			return providers.KindUnavailable
+		}
+		return e.cause.Kind
+	}
+	kind := kindOf(failed[0])
+	msgs := make([]string, len(failed))
+	for i, e := range failed {
+		msgs[i] = e.Error
+		if kindOf(e) != kind {
+			kind = providers.KindUnavailable
+		}
+	}
+	return &providers.Error{Kind: kind, Provider: providers.Own,
+		Message: "every provider failed: " + strings.Join(msgs, "; "), Remedy: "see each provider's remedy above; list_providers shows what each one needs"}
 }
 
 // table renders rows under a header as a pipe-separated table whose columns are aligned

@@ -55,8 +55,8 @@ func FuzzToolArguments(f *testing.F) {
 			t.Fatalf("%s %q: a panic reached the handler's guard: %s", tool.Name, raw, msg)
 		}
 		if res.IsError {
-			if !strings.HasPrefix(msg, tool.Name) && !strings.HasPrefix(msg, "gpu-mcp:") && !strings.HasPrefix(msg, "alpha:") {
-				t.Fatalf("%s %q: an error that does not say whose it is: %q", tool.Name, raw, msg)
+			if e, ok := res.StructuredContent.(ErrorResult); !ok || e.Kind == "" || e.Provider == "" || e.Remedy == "" {
+				t.Fatalf("%s %q: an error that does not say its kind, whose it is and what to do: %q %+v", tool.Name, raw, msg, res.StructuredContent)
 			}
 		} else if _, err := json.Marshal(res.StructuredContent); err != nil || msg == "" {
 			t.Fatalf("%s %q: result cannot be encoded (%v) or has no text", tool.Name, raw, err)

@@ -11,17 +11,33 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
 // Confirm is embedded in the arguments of every guarded tool.
 type Confirm struct {
-	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024" jsonschema_description:"token from this tool's confirmation_required answer; send it only after the user approved the plan, with the same arguments"`
+	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024" jsonschema_description:"the confirm_token of this tool's confirmation_required answer; send it only after the user approved the plan, with the same arguments"`
+	// OldToken is confirm_token under the name results gave it in 0.1: accepted until 0.3, so
+	// that an agent that sends back the field it read is not refused. The schema leaves it out.
+	OldToken string `json:"confirmation_token,omitempty" jsonschema:"-"`
 }
 
-func (c *Confirm) takeToken() string {
-	t := c.ConfirmToken
-	c.ConfirmToken = ""
-	return t
+func (c *Confirm) takeToken() (string, error) { return takeToken(&c.ConfirmToken, &c.OldToken) }
+
+// takeToken removes the token, under its name or its old one, from the arguments, which it must
+// not be part of, and returns it.
+func takeToken(token, old *string) (string, error) {
+	t, o := *token, *old
+	*token, *old = "", ""
+	if t != "" && o != "" && t != o {
+		return "", argInvalid("confirmation_token", nil, "confirm_token and confirmation_token (its deprecated name) hold different tokens",
+			"send confirm_token only")
+	}
+	if t == "" {
+		t = o
+	}
+	return t, nil
 }
 
 // Plan describes what a guarded action will do, before it is done.
@@ -45,7 +61,8 @@ type Plan struct {
 type Outcome struct {
 	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing done yet, show the plan; done; failed: ran but missed its aim (see message); nothing_to_do: already so; declined, cancelled: the user said no, nothing done"`
 	Plan              *Plan      `json:"plan,omitempty" jsonschema_description:"what it will do, for the user to approve (as in launch_instance's output schema)"`
-	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, same arguments, once the user approved"`
+	ConfirmToken      string     `json:"confirm_token,omitempty" jsonschema_description:"pass back as confirm_token, same arguments, once the user approved"`
+	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"deprecated: confirm_token's old name, removed in 0.3"`
 	ExpiresAt         *time.Time `json:"expires_at,omitempty"`
 	Message           string     `json:"message,omitempty"`
 	Demo              bool       `json:"demo,omitempty"`
@@ -56,7 +73,7 @@ func (o *Outcome) outcome() *Outcome { return o }
 // guardedArgs are the arguments of a guarded tool: they embed Confirm.
 type guardedArgs[In any] interface {
 	*In
-	takeToken() string
+	takeToken() (string, error)
 }
 
 // guardedResult is the result of a guarded tool: it embeds Outcome.
@@ -99,7 +116,10 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 	prepare func(ctx context.Context, in PIn) (*prepared[Out], error)) Tool {
 	return newTool(name, title, description, hints, true, func(ctx context.Context, in *In) (_ Out, _ string, err error) {
 		var zero Out
-		token := PIn(in).takeToken()
+		token, err := PIn(in).takeToken()
+		if err != nil {
+			return zero, "", err
+		}
 		args, err := json.Marshal(in)
 		if err != nil {
 			return zero, "", err
@@ -137,7 +157,7 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 			// request state is a token bound to the arguments and the plan that were shown.
 			rec.Confirmation = confirmedBy(string(answer.Action))
 			if err := d.Confirmer.Verify(ctx, name, args, digest, mr.RequestState); err != nil {
-				return zero, "", fmt.Errorf("%s refused: %v", name, err)
+				return zero, "", refusal(name, err)
 			}
 			if answer.Action != mcp.ElicitationResponseActionAccept || !approved(answer.Content) {
 				status, msg := StatusDeclined, "The user declined the plan; nothing was done."
@@ -160,14 +180,18 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 				return zero, "", askPerson(name, p.plan, state)
 			}
 			if d.RequireElicitation && !personAtTerminal(ctx) {
-				return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, and this client cannot ask its user; nothing was done", name)
+				return zero, "", &providers.Error{Kind: providers.KindRejected, Provider: providers.Own,
+					Message: name + " refused: this server only acts on a person's approval given through the MCP client, and this client cannot ask its user; nothing was done",
+					Remedy:  "ask the user to approve it from an MCP client that supports elicitation"}
 			}
 			rec.Outcome = StatusConfirmationRequired
 			return confirmationRequired[Out, POut](d, name, args, digest, p.plan, "")
 		}
 		rec.Confirmation = approverOf(ctx)
 		if d.RequireElicitation && !personAtTerminal(ctx) {
-			return zero, "", fmt.Errorf("%s refused: this server only acts on a person's approval given through the MCP client, not on confirmation tokens; nothing was done", name)
+			return zero, "", &providers.Error{Kind: providers.KindRejected, Provider: providers.Own, Field: "confirm_token",
+				Message: name + " refused: this server only acts on a person's approval given through the MCP client, not on confirmation tokens; nothing was done",
+				Remedy:  "call it without confirm_token from an MCP client that can ask its user (elicitation)"}
 		}
 		if err := d.Confirmer.Verify(ctx, name, args, digest, token); err != nil {
 			if te, ok := isTokenError(err); ok && te.PlanChanged {
@@ -175,7 +199,7 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 				return confirmationRequired[Out, POut](d, name, args, digest, p.plan, te.Reason+". The new plan follows.")
 			}
 			d.Log.Warn().Str("tool", name).Str("reason", err.Error()).Msg("confirmation refused")
-			return zero, "", fmt.Errorf("%s refused: %v", name, err)
+			return zero, "", refusal(name, err)
 		}
 		return runConfirmed[Out, POut](ctx, d, name, p, &rec)
 	})
@@ -192,7 +216,9 @@ func runConfirmed[Out any, POut guardedResult[Out]](ctx context.Context, d *Deps
 	running.Time, running.Outcome = time.Now().UTC(), StatusRunning
 	if err := d.Audit.Record(ctx, running); err != nil {
 		d.Log.Error().Err(err).Str("tool", name).Msg("approved action refused: its approval could not be recorded in the audit trail")
-		return zero, "", fmt.Errorf("%s refused: could not record the approval in the audit trail (%v); nothing was done", name, err)
+		return zero, "", &providers.Error{Kind: providers.KindUnavailable, Provider: providers.Own, Err: err,
+			Message: fmt.Sprintf("%s refused: could not record the approval in the audit trail (%v); nothing was done", name, err),
+			Remedy:  "try again once the state store answers"}
 	}
 	d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Str("confirmation", string(rec.Confirmation)).Msg("approved action running")
 	out, text, err := p.run(ctx)
@@ -208,6 +234,17 @@ func runConfirmed[Out any, POut guardedResult[Out]](ctx context.Context, d *Deps
 	o.Plan, o.Demo = p.plan, d.Demo
 	rec.Time, rec.Outcome, rec.Detail = time.Now().UTC(), o.Status, o.Message
 	return out, d.textPrefix() + text, nil
+}
+
+// refusal is the error of a confirmation that was not accepted: a token refused (kind invalid,
+// about confirm_token), or one that could not be recorded as spent (unavailable).
+func refusal(tool string, err error) error {
+	if te, ok := isTokenError(err); ok {
+		return &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Field: "confirm_token",
+			Message: tool + " refused: " + te.Reason, Remedy: "call " + tool + " without confirm_token for a new plan, and show it to the user"}
+	}
+	return &providers.Error{Kind: providers.KindUnavailable, Provider: providers.Own, Err: err,
+		Message: tool + " refused: " + err.Error(), Remedy: "try again once the state store answers"}
 }
 
 // elicitID names the one question a guarded tool asks through the client.
@@ -286,7 +323,7 @@ func confirmationRequired[Out any, POut guardedResult[Out]](d *Deps, tool string
 	token, exp := d.Confirmer.Issue(tool, args, digest)
 	o := POut(&out).outcome()
 	exp = exp.UTC()
-	o.Status, o.Plan, o.ConfirmationToken, o.ExpiresAt, o.Message, o.Demo = StatusConfirmationRequired, plan, token, &exp, note, d.Demo
+	o.Status, o.Plan, o.ConfirmToken, o.ConfirmationToken, o.ExpiresAt, o.Message, o.Demo = StatusConfirmationRequired, plan, token, token, &exp, note, d.Demo
 	var b strings.Builder
 	b.WriteString(d.textPrefix())
 	if note != "" {
@@ -311,14 +348,7 @@ func planText(p *Plan) string {
 	var b strings.Builder
 	b.WriteString(p.Summary)
 	b.WriteString("\n")
-	if p.PricePerHour != nil {
-		fmt.Fprintf(&b, "Price: %.2f CNY/hour while running\n", *p.PricePerHour)
-	} else if p.Action == "launch" || p.Action == "start" {
-		b.WriteString("Price: not published by the vendor's API; check the vendor's price list\n")
-	}
-	if p.PeriodCost != nil {
-		fmt.Fprintf(&b, "Charged up front: %.2f CNY\n", *p.PeriodCost)
-	}
+	// The price is in the effects, said once, as what starts or stops billing.
 	for _, e := range p.Effects {
 		b.WriteString("- " + e + "\n")
 	}

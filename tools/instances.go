@@ -17,16 +17,6 @@ type ListInstancesArgs struct {
 	State    string `json:"state,omitempty" jsonschema:"enum=pending,enum=starting,enum=running,enum=restarting,enum=stopping,enum=stopped,enum=saving,enum=deleting,enum=error,enum=unknown" jsonschema_description:"only instances in this normalized state"`
 }
 
-func (a *ListInstancesArgs) validate() error {
-	switch providers.State(a.State) {
-	case "", providers.StatePending, providers.StateStarting, providers.StateRunning, providers.StateRestarting,
-		providers.StateStopping, providers.StateStopped, providers.StateSaving, providers.StateDeleting,
-		providers.StateError, providers.StateUnknown:
-		return nil
-	}
-	return invalidf("state %q is not accepted; use pending, starting, running, restarting, stopping, stopped, saving, deleting, error or unknown", a.State)
-}
-
 // ListInstancesResult is list_instances' answer. Passwords are left out: get_instance has them.
 type ListInstancesResult struct {
 	Instances []providers.Instance `json:"instances"`

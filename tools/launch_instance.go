@@ -47,29 +47,22 @@ func validName(s string) bool {
 }
 
 func (a *LaunchArgs) validate() error {
-	if a.GPUCount < 0 || a.Periods < 0 {
-		return invalidf("gpu_count and periods must be positive")
-	}
-	if a.Billing != "" && !providers.BillingMode(a.Billing).Valid() {
-		return invalidf("billing %q is not accepted; use hourly, daily, weekly or monthly", a.Billing)
-	}
 	if a.Name != "" && !validName(a.Name) {
-		return invalidf("name %q is not accepted: 1 to 64 letters, digits, spaces, dots, dashes or underscores, starting with a letter or digit", a.Name)
+		return badArg("name", a.Name, "1 to 64 letters, digits, spaces, dots, dashes or underscores, starting with a letter or digit")
 	}
 	if a.Billing == string(providers.BillingHourly) && a.Periods > 0 {
-		return invalidf("periods applies to daily, weekly or monthly billing only; hourly billing runs until the instance is destroyed")
+		return argInvalid("periods", a.Periods, "periods applies to daily, weekly or monthly billing only",
+			"leave periods out: hourly billing runs until the instance is destroyed")
 	}
 	if _, err := parseWait("wait_timeout", a.WaitTimeout); err != nil {
 		return err
 	}
 	if a.WaitTimeout != "" && !a.waits() {
-		return invalidf("wait_timeout applies only when wait is true")
-	}
-	if a.FallbackOffers < 0 || a.FallbackOffers > 5 {
-		return invalidf("fallback_offers %d is not accepted; use 0 to 5", a.FallbackOffers)
+		return argInvalid("wait_timeout", a.WaitTimeout, "wait_timeout applies only when wait is true", "leave wait_timeout out, or set wait to true")
 	}
 	if a.FallbackOffers > 0 && !a.waits() {
-		return invalidf("fallback_offers needs wait=true: whether an instance came up is only known by waiting for it")
+		return argInvalid("fallback_offers", a.FallbackOffers, "fallback_offers needs wait=true: whether an instance came up is only known by waiting for it",
+			"set wait to true, or leave fallback_offers out")
 	}
 	if a.StopWhenGPUIdle != nil {
 		if _, err := a.StopWhenGPUIdle.policy(); err != nil {
@@ -124,8 +117,8 @@ func launchInstance(d *Deps) Tool {
 				return nil, err
 			}
 			if ip.Name() != p.Name() {
-				return nil, invalidf("image_id %s belongs to %s but offer_id %s to %s; list images of the offer's provider with list_images offer_id=%s",
-					in.ImageID, ip.Name(), in.OfferID, p.Name(), in.OfferID)
+				return nil, argInvalid("image_id", in.ImageID, fmt.Sprintf("image_id %s belongs to %s but offer_id %s to %s", in.ImageID, ip.Name(), in.OfferID, p.Name()),
+					"list the images of the offer's provider with list_images offer_id="+in.OfferID)
 			}
 			if ok, why := p.Capabilities().Supports(providers.ActionLaunch); !ok {
 				return nil, providers.Unsupported(p.Name(), providers.ActionLaunch, why)
@@ -256,7 +249,7 @@ func parseAutoStop(s string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < fleet.MinAutoStop || v > fleet.MaxAutoStop {
-		return 0, invalidf("auto_stop_after %q is not accepted; use a duration between 5s and 720h, e.g. \"90m\" or \"8h\"", s)
+		return 0, badArg("auto_stop_after", s, `a duration from 5s to 720h, e.g. "90m" or "8h"`)
 	}
 	return v, nil
 }
@@ -290,7 +283,9 @@ func launchPlan(o providers.Offer, in *LaunchArgs) (providers.LaunchSpec, *Plan,
 		count = gpusFor(&o, 1)
 	}
 	if !slices.Contains(o.GPUCounts, count) {
-		return providers.LaunchSpec{}, nil, invalidf("gpu_count %d is not offered by %s; accepted: %s", count, o.ID, intsText(o.GPUCounts))
+		e := argInvalid("gpu_count", count, fmt.Sprintf("offer %s has no gpu_count %d", o.ID, count), "use "+intsText(o.GPUCounts))
+		e.Accepted = intsText(o.GPUCounts)
+		return providers.LaunchSpec{}, nil, e
 	}
 	billing := providers.BillingMode(in.Billing)
 	if billing == "" {
@@ -304,8 +299,10 @@ func launchPlan(o providers.Offer, in *LaunchArgs) (providers.LaunchSpec, *Plan,
 		for i, m := range o.Billing {
 			modes[i] = string(m)
 		}
-		return providers.LaunchSpec{}, nil, invalidf("offer %s cannot be billed %s; accepted: %s (list_gpu_offers billing=%s finds offers that can)",
-			o.ID, billing, strings.Join(modes, ", "), billing)
+		e := argInvalid("billing", string(billing), fmt.Sprintf("offer %s cannot be billed %s", o.ID, billing),
+			fmt.Sprintf("use %s, or find offers billed %s with list_gpu_offers billing=%s", orList(modes), billing, billing))
+		e.Accepted = orList(modes)
+		return providers.LaunchSpec{}, nil, e
 	}
 	if !o.Available || (o.AvailableGPUs != nil && *o.AvailableGPUs < count) {
 		return providers.LaunchSpec{}, nil, &providers.Error{Kind: providers.KindConflict, Provider: o.Provider, Op: "launch",
@@ -329,17 +326,17 @@ func launchPlan(o providers.Offer, in *LaunchArgs) (providers.LaunchSpec, *Plan,
 		o.Provider, count, o.GPUModel, where, o.ID, in.ImageID, billing)
 	if billing == providers.BillingHourly {
 		if plan.PricePerHour != nil {
-			plan.Effects = append(plan.Effects, fmt.Sprintf("billing starts when the instance is created: %.2f CNY per hour (%.2f CNY per day) until it is stopped or destroyed", *plan.PricePerHour, *plan.PricePerHour*24))
+			plan.Effects = append(plan.Effects, fmt.Sprintf("billing starts when the instance is created: %.2f CNY/h (%.2f CNY/day) until it is stopped or destroyed", *plan.PricePerHour, *plan.PricePerHour*24))
 		} else {
-			plan.Effects = append(plan.Effects, "billing starts when the instance is created, by the hour until it is stopped or destroyed; "+o.Provider+" publishes no price in its API, so the cost is unknown here")
+			plan.Effects = append(plan.Effects, "billing starts when the instance is created, by the hour until it is stopped or destroyed, at a price "+o.Provider+" does not publish")
 		}
 	} else {
 		if p, ok := o.PeriodPrice(billing); ok {
 			cost := p * float64(count) * float64(periods)
 			plan.PeriodCost = &cost
-			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now: %.2f CNY, not refundable by gpu-mcp", periods, billing, cost))
+			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now: %.2f CNY", periods, billing, cost))
 		} else {
-			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now; the vendor publishes no price for it, so the cost is unknown here", periods, billing))
+			plan.Effects = append(plan.Effects, fmt.Sprintf("prepays %d %s period(s) now, at a price %s does not publish", periods, billing, o.Provider))
 		}
 	}
 	return spec, plan, nil

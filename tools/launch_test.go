@@ -46,8 +46,8 @@ func TestWaitInstanceArguments(t *testing.T) {
 		{map[string]any{"instance_id": "alpha:i1"}, "until is required"},
 		{map[string]any{"instance_id": "alpha:i1", "until": "up"}, `until "up" is not accepted`},
 		{map[string]any{"instance_id": "alpha:i1", "until": "running", "image_id": "alpha:x"}, "image_id and image_name apply to until=image_saved only"},
-		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "2h"}, "between 5s and 30m"},
-		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "soon"}, "between 5s and 30m"},
+		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "2h"}, "from 5s to 30m"},
+		{map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "soon"}, `timeout "soon" is not accepted`},
 	} {
 		res, _ := h.call("wait_instance", c.args)
 		if !res.IsError || !strings.Contains(text(res), c.want) {
@@ -58,8 +58,9 @@ func TestWaitInstanceArguments(t *testing.T) {
 	if res.IsError || m["reached"] != true {
 		t.Fatalf("ssh_ready on a running instance with an answering sshd: %s", text(res))
 	}
-	res, m = h.call("wait_instance", map[string]any{"instance_id": "alpha:i1", "until": "stopped", "timeout": "5s"})
-	if res.IsError || m["reached"] != false || !strings.Contains(m["detail"].(string), "still running") {
-		t.Fatalf("stopped on a running instance: %s", text(res))
+	// Nothing stops it: the wait ends at once, and says what to call.
+	res, m = h.call("wait_instance", map[string]any{"instance_id": "alpha:i1", "until": "stopped", "timeout": "5m"})
+	if res.IsError || m["reached"] != false || m["status"] != "unreachable" || !strings.Contains(m["detail"].(string), "call stop_instance") {
+		t.Fatalf("stopped on a running instance that nothing stops: %s", text(res))
 	}
 }

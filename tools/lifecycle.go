@@ -27,10 +27,12 @@ type instanceAction struct {
 	action             providers.Action
 	hints              Hints
 	noop               func(providers.Instance) string // non-empty: already done
-	effects            func(providers.Instance) []string
-	verb               string
-	spends             bool // billing resumes: the spending limits apply
-	call               func(ctx context.Context, p providers.Provider, id string) error
+	// effects are what the tool says beside the vendor's rule (the billing that starts or
+	// stops); what the action interrupts or deletes is the vendor's to say (Precheck).
+	effects func(providers.Instance, providers.Capabilities) []string
+	verb    string
+	spends  bool // billing resumes: the spending limits apply
+	call    func(ctx context.Context, p providers.Provider, id string) error
 }
 
 var instanceActions = []instanceAction{
@@ -44,12 +46,14 @@ var instanceActions = []instanceAction{
 			}
 			return ""
 		},
-		effects: func(in providers.Instance) []string {
-			e := []string{"the instance boots and billing resumes"}
-			if in.PricePerHour != nil {
-				e[0] += fmt.Sprintf(": %.2f CNY per hour while it runs", *in.PricePerHour)
+		effects: func(in providers.Instance, _ providers.Capabilities) []string {
+			switch {
+			case prepaid(in):
+				return []string{"it runs on its prepaid " + string(in.Billing) + " lease"}
+			case in.PricePerHour != nil:
+				return []string{fmt.Sprintf("billing resumes once it runs: %.2f CNY/h", *in.PricePerHour)}
 			}
-			return e
+			return []string{"billing resumes once it runs, at a price " + in.Provider + " does not report"}
 		},
 		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Start(ctx, id) },
 	},
@@ -63,8 +67,8 @@ var instanceActions = []instanceAction{
 			}
 			return ""
 		},
-		effects: func(providers.Instance) []string {
-			return []string{"running processes are killed and unsaved work in memory is lost"}
+		effects: func(in providers.Instance, c providers.Capabilities) []string {
+			return []string{billingEnds(in, c, providers.ActionStop)}
 		},
 		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Stop(ctx, id) },
 	},
@@ -73,18 +77,16 @@ var instanceActions = []instanceAction{
 		description: "Restart (reboot) a running instance. Running processes are killed. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		hints:       Hints{Destructive: true, OpenWorld: true},
 		noop:        func(providers.Instance) string { return "" },
-		effects: func(providers.Instance) []string {
-			return []string{"running processes are killed and the machine reboots"}
-		},
-		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Restart(ctx, id) },
+		effects:     func(providers.Instance, providers.Capabilities) []string { return nil },
+		call:        func(ctx context.Context, p providers.Provider, id string) error { return p.Restart(ctx, id) },
 	},
 	{
 		title: "Destroy instance", action: providers.ActionDestroy, verb: "Destroy",
 		description: "Delete an instance and ALL data on its disks, permanently. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves. Save an image first to keep the disk.",
 		hints:       Hints{Destructive: true, Idempotent: true, OpenWorld: true},
 		noop:        func(providers.Instance) string { return "" },
-		effects: func(providers.Instance) []string {
-			return []string{"the instance and all data on its disks are deleted permanently; this cannot be undone"}
+		effects: func(in providers.Instance, c providers.Capabilities) []string {
+			return []string{billingEnds(in, c, providers.ActionDestroy)}
 		},
 		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Destroy(ctx, id) },
 	},
@@ -100,7 +102,7 @@ func (a instanceAction) build(d *Deps) Tool {
 			if msg := a.noop(inst); msg != "" {
 				return &prepared[InstanceActionResult]{noop: msg, noopOut: InstanceActionResult{Instance: ptr(withoutSecrets(inst))}}, nil
 			}
-			plan, err := d.instancePlan(p, inst, providers.ActionRequest{Action: a.action, Instance: inst}, a.verb, a.effects(inst))
+			plan, err := d.instancePlan(p, inst, providers.ActionRequest{Action: a.action, Instance: inst}, a.verb, a.effects(inst, p.Capabilities()))
 			if err != nil {
 				return nil, err
 			}
@@ -165,3 +167,28 @@ func (d *Deps) afterAction(ctx context.Context, p providers.Provider, before pro
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func prepaid(in providers.Instance) bool {
+	return in.Billing != "" && in.Billing != providers.BillingHourly
+}
+
+// billingEnds is the plan's sentence on the billing a stop or a destroy ends, and what still
+// bills afterwards, as the vendor documents it (Capabilities.KeepsBilling).
+func billingEnds(in providers.Instance, c providers.Capabilities, a providers.Action) string {
+	var s string
+	idle := in.State == providers.StateStopped || in.State == providers.StateStopping
+	switch {
+	case idle && a == providers.ActionDestroy:
+		s = "ends all billing of the instance, stopped or not"
+	case prepaid(in):
+		s = "ends no billing by the hour: the instance is prepaid (" + string(in.Billing) + ")"
+	case in.PricePerHour != nil:
+		s = fmt.Sprintf("stops %.2f CNY/h of billing", *in.PricePerHour)
+	default:
+		s = "stops its hourly billing, at a price " + in.Provider + " does not report"
+	}
+	if keeps := c.KeepsBilling[a]; keeps != "" {
+		s += "; still billed: " + keeps
+	}
+	return s
+}

@@ -32,25 +32,6 @@ type ListOffersArgs struct {
 	Offset          int      `json:"offset,omitempty" jsonschema:"minimum=0,maximum=100000" jsonschema_description:"skip this many matching offers: the next_offset of the previous answer"`
 }
 
-func (a *ListOffersArgs) validate() error {
-	if a.MinGPUs < 0 || a.MinVRAMGB < 0 || a.Limit < 0 || a.Offset < 0 {
-		return invalidf("min_gpus, min_vram_gb, limit and offset must be 0 or more")
-	}
-	if a.Limit > 500 {
-		return invalidf("limit must be at most 500, got %d", a.Limit)
-	}
-	if a.MaxPricePerHour != nil && *a.MaxPricePerHour < 0 {
-		return invalidf("max_price_per_hour must be 0 or more, got %v", *a.MaxPricePerHour)
-	}
-	if a.Billing != "" && !providers.BillingMode(a.Billing).Valid() {
-		return invalidf("billing %q is not accepted; use hourly, daily, weekly or monthly", a.Billing)
-	}
-	if len(a.GPU) > 100 || len(a.Region) > 100 || len(a.Provider) > 64 {
-		return invalidf("gpu and region are limited to 100 characters, provider to 64")
-	}
-	return nil
-}
-
 // ListOffersResult is list_gpu_offers' answer.
 type ListOffersResult struct {
 	Offers          []providers.Offer `json:"offers"`

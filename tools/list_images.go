@@ -26,21 +26,6 @@ type ListImagesArgs struct {
 	Offset   int    `json:"offset,omitempty" jsonschema:"minimum=0,maximum=100000" jsonschema_description:"skip this many matching images: the next_offset of the previous answer"`
 }
 
-func (a *ListImagesArgs) validate() error {
-	if a.Limit < 0 || a.Limit > 500 {
-		return invalidf("limit must be between 0 and 500, got %d", a.Limit)
-	}
-	if a.Offset < 0 {
-		return invalidf("offset must be 0 or more, got %d", a.Offset)
-	}
-	switch providers.ImageKind(a.Kind) {
-	case "", providers.ImagePublic, providers.ImagePrivate, providers.ImageApp:
-	default:
-		return invalidf("kind %q is not accepted; use public, private or app", a.Kind)
-	}
-	return nil
-}
-
 // ListImagesResult is list_images' answer.
 type ListImagesResult struct {
 	Images     []providers.Image `json:"images"`
@@ -64,7 +49,8 @@ func listImages(d *Deps) Tool {
 					return ListImagesResult{}, "", err
 				}
 				if in.Provider != "" && !strings.EqualFold(in.Provider, p.Name()) {
-					return ListImagesResult{}, "", invalidf("offer_id %s belongs to %s, not %s", in.OfferID, p.Name(), in.Provider)
+					return ListImagesResult{}, "", argInvalid("offer_id", in.OfferID, fmt.Sprintf("offer_id %s belongs to %s, not %s", in.OfferID, p.Name(), in.Provider),
+						"leave provider out, or pass an offer of "+in.Provider)
 				}
 				ps, q.OfferID = []providers.Provider{p}, in.OfferID
 			} else {

@@ -60,14 +60,12 @@ type HostKeyChoice struct {
 
 // MachineConfirm is embedded in the arguments of the tools that change a machine.
 type MachineConfirm struct {
-	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024" jsonschema_description:"only when the server runs with GPU_MCP_EXEC=confirm: the token from this tool's confirmation_required answer, sent with the same arguments after the user approved the plan"`
+	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024" jsonschema_description:"only when the server runs with GPU_MCP_EXEC=confirm: the confirm_token of this tool's confirmation_required answer, sent with the same arguments after the user approved the plan"`
+	// OldToken is confirm_token under its name of 0.1, as in Confirm.
+	OldToken string `json:"confirmation_token,omitempty" jsonschema:"-"`
 }
 
-func (c *MachineConfirm) takeToken() string {
-	t := c.ConfirmToken
-	c.ConfirmToken = ""
-	return t
-}
+func (c *MachineConfirm) takeToken() (string, error) { return takeToken(&c.ConfirmToken, &c.OldToken) }
 
 // execOnNote and execConfirmNote end the description of a tool that changes a machine.
 const (
@@ -85,7 +83,9 @@ func execTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *Deps
 	}
 	return newTool(name, title, description+execOnNote, hints, false, func(ctx context.Context, in *In) (_ Out, _ string, err error) {
 		var zero Out
-		PIn(in).takeToken()
+		if _, err := PIn(in).takeToken(); err != nil {
+			return zero, "", err
+		}
 		args, err := json.Marshal(in)
 		if err != nil {
 			return zero, "", err
@@ -194,7 +194,9 @@ func parseRunTimeout(s string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < time.Second || v > callBudget {
-		return 0, invalidf("timeout %q is not accepted; use a duration from 1s to %s, e.g. \"30s\"; for longer work use start_job, then follow it with job_logs and job_status", s, callBudget)
+		e := badArg("timeout", s, fmt.Sprintf(`a duration from 1s to %s, e.g. "30s"`, shortDuration(callBudget)))
+		e.Remedy += "; for longer work use start_job, then follow it with job_logs and job_status"
+		return 0, e
 	}
 	return v, nil
 }
@@ -210,10 +212,10 @@ type RunCommandArgs struct {
 
 func (a *RunCommandArgs) validate() error {
 	if strings.TrimSpace(a.Command) == "" {
-		return invalidf("command is required: a shell command line to run on the machine")
+		return argInvalid("command", nil, "command is required", "give a shell command line to run on the machine")
 	}
 	if strings.IndexByte(a.Command, 0) >= 0 {
-		return invalidf("command contains a NUL byte, which no command on the machine can hold")
+		return argInvalid("command", nil, "command contains a NUL byte, which no command on the machine can hold", "remove it")
 	}
 	_, err := parseRunTimeout(a.Timeout)
 	return err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/fleet/remote"
+	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
 // The workspace is the one directory on the gpu-mcp host that the copy tools read from and
@@ -29,10 +30,10 @@ func (d *Deps) localPath(p string) (string, error) {
 		return "", invalidf("no workspace is configured for local files (GPU_MCP_WORKSPACE)")
 	}
 	if strings.TrimSpace(p) == "" {
-		return "", invalidf("local_path is required: a path relative to the workspace %s", d.Workspace)
+		return "", argInvalid("local_path", nil, "local_path is required", "give a path relative to the workspace "+d.Workspace)
 	}
 	if strings.IndexByte(p, 0) >= 0 {
-		return "", invalidf("local_path contains a NUL byte")
+		return "", argInvalid("local_path", nil, "local_path contains a NUL byte", "remove it")
 	}
 	into := strings.HasSuffix(p, "/") || strings.HasSuffix(p, string(filepath.Separator))
 	root, err := filepath.Abs(d.Workspace)
@@ -51,14 +52,16 @@ func (d *Deps) localPath(p string) (string, error) {
 		full = filepath.Clean(p)
 	}
 	if !within(root, full) && !within(realRoot, full) {
-		return "", invalidf("local_path %q is outside the workspace %s: give a path relative to it (files on this host are read and written only there)", p, root)
+		return "", argInvalid("local_path", p, fmt.Sprintf("local_path %q is outside the workspace %s (files on this host are read and written only there)", p, root),
+			"give a path relative to the workspace")
 	}
 	real, err := resolveExisting(full)
 	if err != nil {
 		return "", fmt.Errorf("local_path %q: %w", p, err)
 	}
 	if !within(realRoot, real) {
-		return "", invalidf("local_path %q leads out of the workspace %s through a symbolic link; files on this host are read and written only inside it", p, root)
+		return "", argInvalid("local_path", p, fmt.Sprintf("local_path %q leads out of the workspace %s through a symbolic link (files on this host are read and written only inside it)", p, root),
+			"give a path inside the workspace that no link leads out of")
 	}
 	if into {
 		real += string(filepath.Separator)
@@ -220,7 +223,8 @@ func copyToInstance(d *Deps) Tool {
 func localSize(p string) (files int, bytes int64, err error) {
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, invalidf("local path %s does not exist (on the machine that runs gpu-mcp)", p)
+		return 0, 0, &providers.Error{Kind: providers.KindNotFound, Provider: providers.Own, Field: "local_path",
+			Message: fmt.Sprintf("local path %s does not exist (on the machine that runs gpu-mcp)", p), Remedy: "give a file or directory of the workspace"}
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("cannot read the local path %s: %w", p, err)

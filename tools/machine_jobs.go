@@ -26,7 +26,7 @@ var jobIDRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$`)
 
 func checkJobID(id string) error {
 	if !jobIDRE.MatchString(id) {
-		return invalidf("job_id %q is not accepted; use the job_id start_job returned (1 to 64 of A-Z a-z 0-9 _ . -)", id)
+		return badArg("job_id", id, "the job_id start_job returned (1 to 64 of A-Z a-z 0-9 _ . -)")
 	}
 	return nil
 }
@@ -99,10 +99,10 @@ type IdleStopArgs struct {
 func (a *IdleStopArgs) policy() (work.IdlePolicy, error) {
 	d, err := time.ParseDuration(a.For)
 	if err != nil || d < work.MinIdleWindow || d > work.MaxIdleWindow {
-		return work.IdlePolicy{}, invalidf("stop_when_gpu_idle.for %q is not accepted; use a duration from %s to %s, e.g. \"30m\"", a.For, work.MinIdleWindow, work.MaxIdleWindow)
+		return work.IdlePolicy{}, badArg("stop_when_gpu_idle.for", a.For, fmt.Sprintf(`a duration from %s to %s, e.g. "30m"`, shortDuration(work.MinIdleWindow), shortDuration(work.MaxIdleWindow)))
 	}
 	if a.BelowPct < 1 || a.BelowPct > 100 {
-		return work.IdlePolicy{}, invalidf("stop_when_gpu_idle.below_pct %d is not accepted; use 1 to 100", a.BelowPct)
+		return work.IdlePolicy{}, badArg("stop_when_gpu_idle.below_pct", a.BelowPct, "1 to 100")
 	}
 	return work.IdlePolicy{BelowPct: a.BelowPct, For: d}, nil
 }
@@ -120,10 +120,10 @@ type StartJobArgs struct {
 
 func (a *StartJobArgs) validate() error {
 	if strings.TrimSpace(a.Command) == "" {
-		return invalidf("command is required: a shell command line to run as the job")
+		return argInvalid("command", nil, "command is required", "give a shell command line to run as the job")
 	}
 	if strings.IndexByte(a.Command, 0) >= 0 || strings.IndexByte(a.Dir, 0) >= 0 {
-		return invalidf("command and dir cannot hold a NUL byte")
+		return argInvalid("command", nil, "command and dir cannot hold a NUL byte", "remove it")
 	}
 	if a.StopWhenGPUIdle != nil {
 		if _, err := a.StopWhenGPUIdle.policy(); err != nil {
@@ -264,7 +264,7 @@ func (a *JobLogsArgs) validate() error {
 		return err
 	}
 	if a.Offset != nil && a.Lines > 0 {
-		return invalidf("give lines (the last lines) or offset (read on from there), not both")
+		return argInvalid("lines", a.Lines, "lines and offset cannot go together", "give lines (the last lines) or offset (read on from there), not both")
 	}
 	return nil
 }

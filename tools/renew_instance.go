@@ -14,13 +14,6 @@ type RenewArgs struct {
 	Confirm
 }
 
-func (a *RenewArgs) validate() error {
-	if a.Periods < 1 || a.Periods > 36 {
-		return invalidf("periods must be between 1 and 36, got %d", a.Periods)
-	}
-	return nil
-}
-
 func renewInstance(d *Deps) Tool {
 	return guardedTool(d, actionTool[providers.ActionRenew], "Renew instance",
 		"Extend a prepaid instance's lease by some billing periods. SPENDS MONEY. Not every provider can (see list_providers). Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
@@ -30,7 +23,8 @@ func renewInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			effect := fmt.Sprintf("the lease is extended by %d %s period(s) and charged now", in.Periods, orDash(string(inst.Billing)))
+			// No vendor that can renew publishes a renewal price (HuiXingYun has no prices at all).
+			effect := fmt.Sprintf("the lease is extended by %d %s period(s), charged now at a price %s does not publish", in.Periods, orDash(string(inst.Billing)), p.Name())
 			if inst.ExpiresAt != nil {
 				effect += "; the lease currently ends " + timeCell(inst.ExpiresAt)
 			}
@@ -39,8 +33,6 @@ func renewInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			// No vendor that can renew publishes a renewal price (HuiXingYun has no prices at all).
-			plan.Effects = append(plan.Effects, p.Name()+" publishes no price for this renewal, so the cost is unknown here: check the vendor's price list")
 			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
 				if err := p.Renew(ctx, inst.ID, in.Periods); err != nil {
 					return InstanceActionResult{}, "", err

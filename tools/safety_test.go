@@ -138,7 +138,7 @@ func TestElicitationPlanMessageNamesPriceAndLoss(t *testing.T) {
 	if len(p.asked) != 2 {
 		t.Fatalf("asked %d times", len(p.asked))
 	}
-	if !strings.Contains(p.asked[0], "5.00 CNY/hour") || !strings.Contains(p.asked[0], "2 x NVIDIA RTX 4090") {
+	if !strings.Contains(p.asked[0], "5.00 CNY/h") || !strings.Contains(p.asked[0], "2 x NVIDIA RTX 4090") {
 		t.Errorf("launch question lacks price or GPUs: %s", p.asked[0])
 	}
 	if !strings.Contains(p.asked[1], "deleted permanently") {

@@ -19,7 +19,7 @@ var imageNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 
 func (a *SaveImageArgs) validate() error {
 	if !imageNameRE.MatchString(a.ImageName) {
-		return invalidf("image_name %q is not accepted: 1 to 64 letters, digits, dots, dashes, underscores or colons, starting with a letter or digit", a.ImageName)
+		return badArg("image_name", a.ImageName, "1 to 64 letters, digits, dots, dashes, underscores or colons, starting with a letter or digit")
 	}
 	return nil
 }
@@ -40,10 +40,12 @@ func saveImage(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			effects := []string{fmt.Sprintf("a private image %q is saved from the instance's disk (storage may be billed by the vendor)", in.ImageName)}
-			if p.Capabilities().SaveImageStops {
-				effects = append(effects, "the instance is stopped: running processes are killed")
+			// Whether saving stops the instance is the vendor's rule to say (Precheck).
+			effect := fmt.Sprintf("a private image %q is saved from the instance's disk", in.ImageName)
+			if keeps := p.Capabilities().KeepsBilling[providers.ActionSaveImage]; keeps != "" {
+				effect += "; still billed: " + keeps
 			}
+			effects := []string{effect}
 			plan, err := d.instancePlan(p, inst, providers.ActionRequest{Action: providers.ActionSaveImage, Instance: inst, ImageName: in.ImageName},
 				"Save image "+in.ImageName+" of", effects)
 			if err != nil {

@@ -23,13 +23,9 @@ func (a *SetAutoStopArgs) validate() error {
 	if _, err := parseAutoStop(a.AutoStopAfter); err != nil {
 		return err
 	}
-	switch a.Action {
-	case "", string(state.ActionStop), string(state.ActionDestroy):
-	default:
-		return invalidf("action %q is not accepted; use stop or destroy", a.Action)
-	}
 	if a.AutoStopAfter == "" && a.Action != "" {
-		return invalidf("action applies only when auto_stop_after sets an auto-stop; \"\" clears it")
+		return argInvalid("action", a.Action, `action applies only when auto_stop_after sets an auto-stop; "" clears it`,
+			"leave action out to clear the auto-stop, or give auto_stop_after a duration")
 	}
 	return nil
 }

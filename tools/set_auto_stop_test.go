@@ -19,7 +19,7 @@ func (h *harness) confirmed(tool string, args map[string]any) (map[string]any, m
 		h.t.Fatalf("%s without a token: %s", tool, text(res))
 	}
 	plan := m["plan"].(map[string]any)
-	with := map[string]any{"confirm_token": m["confirmation_token"]}
+	with := map[string]any{"confirm_token": m["confirm_token"]}
 	for k, v := range args {
 		with[k] = v
 	}

@@ -52,20 +52,26 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 	t.handle = func(ctx context.Context, raw json.RawMessage) (res *mcp.CallToolResult) {
 		defer func() {
 			if r := recover(); r != nil {
-				res = mcp.NewToolResultError(fmt.Sprintf("%s failed inside gpu-mcp (%v); nothing further was attempted. Check with list_instances before retrying a change.", name, r))
+				res = errorResult(&providers.Error{Kind: providers.KindUnknown, Provider: providers.Own,
+					Message: fmt.Sprintf("%s failed inside gpu-mcp (%v); nothing further was attempted", name, r),
+					Remedy:  "check with list_instances before retrying a change"}, !hints.ReadOnly)
 			}
 		}()
 		in := new(In)
 		if err := decodeArgs(raw, in); err != nil {
-			return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
+			return errorResult(err, !hints.ReadOnly)
+		}
+		// The schema's bounds first: they name the argument, its value and what is accepted.
+		if err := checkLimits(reflect.ValueOf(in).Elem()); err != nil {
+			return errorResult(err, !hints.ReadOnly)
+		}
+		if err := checkEnums(reflect.ValueOf(in).Elem()); err != nil {
+			return errorResult(err, !hints.ReadOnly)
 		}
 		if v, ok := any(in).(interface{ validate() error }); ok {
 			if err := v.validate(); err != nil {
-				return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
+				return errorResult(err, !hints.ReadOnly)
 			}
-		}
-		if err := checkLimits(reflect.ValueOf(in).Elem()); err != nil {
-			return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
 		}
 		out, text, err := h(ctx, in)
 		var ir *inputRequired
@@ -73,7 +79,7 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 			return ir.res
 		}
 		if err != nil {
-			return mcp.NewToolResultError(errorText(err))
+			return errorResult(err, !hints.ReadOnly)
 		}
 		return &mcp.CallToolResult{
 			Content:           []mcp.Content{mcp.NewTextContent(text)},
@@ -83,20 +89,6 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 	return t
 }
 
-// errorText renders a handler error for the agent. Provider errors carry their own remedy.
-func errorText(err error) string {
-	var pe *providers.Error
-	if errors.As(err, &pe) {
-		return pe.Error()
-	}
-	return err.Error()
-}
-
-// invalidf is the error for a bad argument.
-func invalidf(format string, args ...any) error {
-	return &providers.Error{Kind: providers.KindInvalid, Provider: "gpu-mcp", Message: fmt.Sprintf(format, args...)}
-}
-
 // decodeArgs decodes tool arguments strictly: unknown fields and wrong types are errors that
 // name the argument and what is accepted.
 func decodeArgs(raw json.RawMessage, v any) error {
@@ -104,27 +96,43 @@ func decodeArgs(raw json.RawMessage, v any) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = []byte("{}")
 	}
+	names := argNames(reflect.TypeOf(v).Elem())
+	accepted, use := strings.Join(names, ", "), "use only "+strings.Join(names, ", ")
+	if len(names) == 0 {
+		accepted, use = "no arguments", "send {}: this tool takes no arguments"
+	}
 	if raw[0] != '{' {
-		return fmt.Errorf("arguments must be a JSON object")
+		return &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Accepted: accepted,
+			Message: "the arguments are not a JSON object", Remedy: "send an object of named arguments; " + use}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
 		if dec.More() {
-			return fmt.Errorf("arguments must be a single JSON object")
+			return invalidf("the arguments are more than one JSON object")
 		}
 		return nil
 	}
-	accepted := strings.Join(argNames(reflect.TypeOf(v).Elem()), ", ")
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Errorf("argument %q: expected %s, got %s (accepted arguments: %s)", te.Field, jsonKind(te.Type), te.Value, accepted)
+		return badArg(te.Field, argValue(raw, te.Field), jsonKind(te.Type))
 	}
 	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("unknown argument %s (accepted arguments: %s)", msg, accepted)
+		field, _ := strconv.Unquote(msg)
+		return &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Field: field, Accepted: accepted,
+			Message: "there is no argument " + msg, Remedy: use}
 	}
-	return fmt.Errorf("arguments are not valid JSON: %v", err)
+	return invalidf("the arguments are not valid JSON: %v", err)
+}
+
+// argValue is the value the arguments raw gave the top-level argument name, as JSON decodes it.
+func argValue(raw json.RawMessage, name string) any {
+	var args map[string]any
+	if json.Unmarshal(raw, &args) != nil {
+		return nil
+	}
+	return args[name]
 }
 
 // checkLimits enforces the lengths and bounds that the input schema announces (the
@@ -143,15 +151,14 @@ func checkLimits(v reflect.Value) error {
 		switch fv.Kind() {
 		case reflect.String:
 			if n := utf8.RuneCountInString(fv.String()); l.hasMaxLength && n > l.maxLength {
-				return invalidf("argument %q is longer than %d characters (%d)", l.name, l.maxLength, n)
+				return &providers.Error{Kind: providers.KindInvalid, Provider: providers.Own, Field: l.name,
+					Accepted: fmt.Sprintf("at most %d characters", l.maxLength),
+					Message:  fmt.Sprintf("%s is %d characters long", l.name, n), Remedy: fmt.Sprintf("use at most %d characters", l.maxLength)}
 			}
 		case reflect.Int, reflect.Int64, reflect.Float64:
 			x := fv.Convert(reflect.TypeFor[float64]()).Float()
-			if l.hasMaximum && x > l.maximum {
-				return invalidf("argument %q must be at most %g, got %g", l.name, l.maximum, x)
-			}
-			if l.hasMinimum && x < l.minimum {
-				return invalidf("argument %q must be at least %g, got %g", l.name, l.minimum, x)
+			if (l.hasMaximum && x > l.maximum) || (l.hasMinimum && x < l.minimum) {
+				return badArg(l.name, fv.Interface(), rangeText(l.minimum, l.hasMinimum, l.maximum, l.hasMaximum))
 			}
 		}
 	}
@@ -204,6 +211,17 @@ func limitsOf(t reflect.Type) []fieldLimits {
 	return ls
 }
 
+// rangeText says what a bounded number accepts: "0 to 64", "1 or more", "at most 500".
+func rangeText(lo float64, hasMin bool, hi float64, hasMax bool) string {
+	switch {
+	case hasMin && hasMax:
+		return fmt.Sprintf("%g to %g", lo, hi)
+	case hasMin:
+		return fmt.Sprintf("%g or more", lo)
+	}
+	return fmt.Sprintf("at most %g", hi)
+}
+
 func jsonKind(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.String:
@@ -230,7 +248,7 @@ func argNames(t reflect.Type) []string {
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name != "" && name != "-" {
+		if name != "" && name != "-" && f.Tag.Get("jsonschema") != "-" {
 			names = append(names, name)
 		}
 	}
@@ -241,12 +259,16 @@ func argNames(t reflect.Type) []string {
 // Schema generates the JSON Schema of a Go type as MCP wants it: inline, no $schema or $id,
 // objects closed to properties they do not name. Input schemas are this.
 func Schema(t reflect.Type) json.RawMessage {
-	return reflectSchema(&jsonschema.Reflector{Anonymous: true, ExpandedStruct: true, DoNotReference: true}, t)
+	return marshalSchema(t, reflectSchema(&jsonschema.Reflector{Anonymous: true, ExpandedStruct: true, DoNotReference: true}, t))
 }
 
-func reflectSchema(r *jsonschema.Reflector, t reflect.Type) json.RawMessage {
+func reflectSchema(r *jsonschema.Reflector, t reflect.Type) *jsonschema.Schema {
 	s := r.ReflectFromType(t)
 	s.Version = ""
+	return s
+}
+
+func marshalSchema(t reflect.Type, s *jsonschema.Schema) json.RawMessage {
 	b, err := json.Marshal(s)
 	if err != nil {
 		panic(fmt.Sprintf("schema of %s: %v", t, err))
@@ -265,8 +287,11 @@ var sharedShapes = map[reflect.Type]string{
 }
 
 // OutputSchema generates the JSON Schema of tool's result of type t: as Schema, but open to
-// properties it does not name (results may grow) and with the shared shapes (sharedShapes)
-// written out only in their home tool.
+// properties it does not name (results may grow), with the shared shapes (sharedShapes)
+// written out only in their home tool, and admitting the error result every tool may answer
+// with (ErrorResult): the result's required properties are one branch of an anyOf, the
+// error's the other. The error's shape is written out in full in the schema of errorHome, the
+// first tool an agent calls; the others give its required properties and say where it is.
 func OutputSchema(tool string, t reflect.Type) json.RawMessage {
 	r := &jsonschema.Reflector{Anonymous: true, ExpandedStruct: true, DoNotReference: true, AllowAdditionalProperties: true,
 		Mapper: func(t reflect.Type) *jsonschema.Schema {
@@ -275,7 +300,16 @@ func OutputSchema(tool string, t reflect.Type) json.RawMessage {
 			}
 			return nil
 		}}
-	return reflectSchema(r, t)
+	s := reflectSchema(r, t)
+	errorShape := &jsonschema.Schema{Required: errorRequired, Description: "isError result, as in " + errorHome}
+	if tool == errorHome {
+		errorShape = reflectSchema(r, reflect.TypeFor[ErrorResult]())
+		errorShape.Type, errorShape.AdditionalProperties = "", nil
+		errorShape.Description = "an error result (isError), the same for every tool"
+	}
+	s.AnyOf = []*jsonschema.Schema{{Required: s.Required}, errorShape}
+	s.Required, s.AdditionalProperties = nil, nil
+	return marshalSchema(t, s)
 }
 
 // MCPTool is the mcp.Tool value of t, with raw schemas and all four hints set. The schemas
@@ -311,7 +345,7 @@ func (t Tool) ServerTool() server.ServerTool {
 			if len(raw) == 0 {
 				var err error
 				if raw, err = json.Marshal(req.Params.Arguments); err != nil {
-					return mcp.NewToolResultError(fmt.Sprintf("%s: unreadable arguments: %v", t.Name, err)), nil
+					return errorResult(invalidf("the arguments cannot be read: %v", err), false), nil
 				}
 			}
 			return t.handle(withProgress(withRoundTrip(ctx, req.Params.MultiRoundTripParams), req.Params.Meta), raw), nil

@@ -349,14 +349,14 @@ func TestLaunchRefusesBadRequestsBeforeAnyPlan(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "beta:img1"}, "belongs to beta"},
-		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 3}, "accepted: 1, 2, 4"},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 3}, "has no gpu_count 3.\nuse 1, 2, 4."},
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "billing": "weekly"}, "cannot be billed weekly"},
 		{map[string]any{"offer_id": "alpha:nope", "image_id": "alpha:img1"}, "does not exist"},
 		{map[string]any{"offer_id": "gamma:o1", "image_id": "alpha:img1"}, "unknown provider"},
 		{map[string]any{"offer_id": "o1", "image_id": "alpha:img1"}, "no provider prefix"},
-		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "positive"},
-		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": "two"}, `"gpu_count": expected an integer`},
-		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "colour": "red"}, `unknown argument "colour"`},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "gpu_count -1 is not accepted.\nuse 0 to 64."},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": "two"}, `gpu_count "two" is not accepted.` + "\nuse an integer."},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "colour": "red"}, `there is no argument "colour"`},
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": strings.Repeat("x", 100)}, "name"},
 	}
 	for _, c := range cases {
@@ -394,7 +394,7 @@ func TestUnsupportedActionNamesProvider(t *testing.T) {
 	f.addInstance("i1", providers.StateRunning)
 	h := newHarness(t, f)
 	res, _ := h.call("renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": 1})
-	if !res.IsError || !strings.Contains(text(res), "unsupported by alpha") {
+	if !res.IsError || !strings.Contains(text(res), "alpha: renew is unsupported") {
 		t.Fatalf("renew on a provider without renew: %s", text(res))
 	}
 	_, m := h.call("list_providers", map[string]any{})
@@ -558,61 +558,92 @@ func TestNoProviderConfiguredSaysHow(t *testing.T) {
 	}
 }
 
+// Every bad argument is an error result whose structured content names the argument, the value
+// given and what is accepted, and whose text says each once, with no prefix stacked on it.
 func TestBadArgumentsAreClearErrors(t *testing.T) {
 	h := newHarness(t, newFake("alpha"))
+	long := strings.Repeat("x", 100000)
 	cases := []struct {
-		tool string
-		args any
-		want string
+		tool     string
+		args     map[string]any
+		field    string
+		value    any // nil: not compared
+		accepted string
+		want     string // in the text
 	}{
-		{"list_gpu_offers", map[string]any{"min_gpus": -2}, "0 or more"},
-		{"list_gpu_offers", map[string]any{"billing": "yearly"}, "use hourly, daily, weekly or monthly"},
-		{"list_gpu_offers", map[string]any{"limit": 100000}, "at most 500"},
-		{"list_gpu_offers", map[string]any{"gpu": 4090}, `"gpu": expected a string`},
-		{"list_instances", map[string]any{"state": "on"}, "not accepted"},
-		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": 0}, "between 1 and 36"},
-		{"save_image", map[string]any{"instance_id": "alpha:i1", "image_name": "bad name!"}, "not accepted"},
-		{"get_instance", map[string]any{"instance_id": strings.Repeat("a", 600) + ":x"}, "longer than"},
-		{"get_instance", map[string]any{"instance_id": "alpha:\u0000x"}, "control character"},
-		// Wrong types.
-		{"list_gpu_offers", map[string]any{"min_gpus": "2"}, `"min_gpus": expected an integer`},
-		{"list_gpu_offers", map[string]any{"available_only": "yes"}, `"available_only": expected true or false`},
-		{"list_gpu_offers", map[string]any{"max_price_per_hour": "cheap"}, `"max_price_per_hour": expected a number`},
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 1.5}, `"gpu_count": expected an integer`},
-		{"stop_instance", map[string]any{"instance_id": []any{"alpha:i1"}}, `"instance_id": expected a string`},
-		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": map[string]any{"n": 1}}, `"periods": expected an integer`},
-		// Unknown fields.
-		{"list_gpu_offers", map[string]any{"gpus": 2}, `unknown argument "gpus"`},
-		{"destroy_instance", map[string]any{"instance_id": "alpha:i1", "force": true}, `unknown argument "force"`},
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "confirm": true}, `unknown argument "confirm"`},
-		// Huge strings.
-		{"list_gpu_offers", map[string]any{"gpu": strings.Repeat("x", 100000)}, "limited to 100 characters"},
-		{"list_images", map[string]any{"name": strings.Repeat("x", 5000)}, `"name" is longer than 100 characters`},
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "idempotency_key": strings.Repeat("k", 129)}, `"idempotency_key" is longer than 128 characters`},
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": strings.Repeat("n", 65)}, "not accepted"},
-		{"stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": strings.Repeat("t", 1<<20)}, `"confirm_token" is longer than 1024 characters`},
-		// Negative and out-of-range counts.
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "must be positive"},
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 65}, `"gpu_count" must be at most 64`},
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "billing": "monthly", "periods": 37}, `"periods" must be at most 36`},
-		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": -3}, "between 1 and 36"},
-		{"list_images", map[string]any{"limit": -1}, "between 0 and 500"},
-		{"list_gpu_offers", map[string]any{"min_vram_gb": 100001}, `"min_vram_gb" must be at most 100000`},
-		{"list_gpu_offers", map[string]any{"max_price_per_hour": -0.5}, "0 or more"},
-		// Malformed ids.
-		{"stop_instance", map[string]any{"instance_id": "i1"}, "no provider prefix"},
-		{"stop_instance", map[string]any{"instance_id": ":i1"}, "empty provider or vendor id"},
-		{"stop_instance", map[string]any{"instance_id": "alpha:"}, "empty provider or vendor id"},
-		{"stop_instance", map[string]any{"instance_id": "zeta:i1"}, `unknown provider "zeta"`},
-		{"stop_instance", map[string]any{}, "instance_id is required"},
-		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img\nrm -rf"}, "control character"},
+		{"list_gpu_offers", map[string]any{"min_gpus": -1}, "min_gpus", -1, "0 to 1024", "min_gpus -1 is not accepted"},
+		{"list_gpu_offers", map[string]any{"billing": "yearly"}, "billing", "yearly", "hourly, daily, weekly or monthly", `billing "yearly" is not accepted`},
+		{"list_gpu_offers", map[string]any{"limit": 100000}, "limit", 100000, "0 to 500", "limit 100000"},
+		{"list_gpu_offers", map[string]any{"max_price_per_hour": -0.5}, "max_price_per_hour", -0.5, "0 or more", "-0.5"},
+		{"list_gpu_offers", map[string]any{"min_vram_gb": 100001}, "min_vram_gb", 100001, "0 to 100000", "100001"},
+		{"list_instances", map[string]any{"state": "on"}, "state", "on", "pending, starting, running", `state "on"`},
+		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": 0}, "periods", 0, "1 to 36", "periods 0"},
+		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": -3}, "periods", -3, "1 to 36", "periods -3"},
+		{"list_images", map[string]any{"limit": -1}, "limit", -1, "0 to 500", "limit -1"},
+		{"save_image", map[string]any{"instance_id": "alpha:i1", "image_name": "bad name!"}, "image_name", "bad name!", "letters, digits", "not accepted"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": -1}, "gpu_count", -1, "0 to 64", "gpu_count -1"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 65}, "gpu_count", 65, "0 to 64", "gpu_count 65"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "billing": "monthly", "periods": 37}, "periods", 37, "0 to 36", "periods 37"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": strings.Repeat("n", 65)}, "name", nil, "at most 64 characters", "name is 65 characters long"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 3}, "gpu_count", 3, "1, 2, 4", "has no gpu_count 3"},
+		{"wait_instance", map[string]any{"instance_id": "alpha:i1"}, "until", nil, "running, ssh_ready, stopped or image_saved", "until is required"},
+		{"wait_instance", map[string]any{"instance_id": "alpha:i1", "until": "up"}, "until", "up", "running, ssh_ready, stopped or image_saved", `until "up"`},
+		{"wait_instance", map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "2h"}, "timeout", "2h", "5s to 30m", `timeout "2h"`},
+		// Wrong types: the argument, the value and the type it takes.
+		{"list_gpu_offers", map[string]any{"gpu": 4090}, "gpu", 4090, "a string", "gpu 4090 is not accepted"},
+		{"list_gpu_offers", map[string]any{"min_gpus": "2"}, "min_gpus", "2", "an integer", `min_gpus "2"`},
+		{"list_gpu_offers", map[string]any{"available_only": "yes"}, "available_only", "yes", "true or false", `available_only "yes"`},
+		{"list_gpu_offers", map[string]any{"max_price_per_hour": "cheap"}, "max_price_per_hour", "cheap", "a number", `"cheap"`},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": 1.5}, "gpu_count", 1.5, "an integer", "gpu_count 1.5"},
+		{"stop_instance", map[string]any{"instance_id": []any{"alpha:i1"}}, "instance_id", nil, "a string", "instance_id"},
+		{"renew_instance", map[string]any{"instance_id": "alpha:i1", "periods": map[string]any{"n": 1}}, "periods", nil, "an integer", "periods"},
+		// Unknown arguments: the ones accepted are listed.
+		{"list_gpu_offers", map[string]any{"gpus": 2}, "gpus", nil, "min_gpus", `there is no argument "gpus"`},
+		{"destroy_instance", map[string]any{"instance_id": "alpha:i1", "force": true}, "force", nil, "confirm_token, instance_id", `"force"`},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "confirm": true}, "confirm", nil, "confirm_token", `"confirm"`},
+		// Huge strings: the limit, not the value.
+		{"list_gpu_offers", map[string]any{"gpu": long}, "gpu", nil, "at most 100 characters", "gpu is 100000 characters long"},
+		{"list_images", map[string]any{"name": strings.Repeat("x", 5000)}, "name", nil, "at most 100 characters", "5000 characters"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "idempotency_key": strings.Repeat("k", 129)}, "idempotency_key", nil, "at most 128 characters", "129 characters"},
+		{"stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": strings.Repeat("t", 1<<20)}, "confirm_token", nil, "at most 1024 characters", "confirm_token is 1048576 characters long"},
+		// Ids.
+		{"get_instance", map[string]any{"instance_id": strings.Repeat("a", 600) + ":x"}, "instance_id", nil, "at most 512 characters", "instance_id is 602 characters long"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": "-x"}, "name", "-x", "1 to 64 letters", `name "-x" is not accepted`},
+		{"get_instance", map[string]any{"instance_id": "alpha:\u0000x"}, "instance_id", nil, "", "control character"},
+		{"stop_instance", map[string]any{"instance_id": "i1"}, "instance_id", "i1", "", "no provider prefix"},
+		{"stop_instance", map[string]any{"instance_id": ":i1"}, "instance_id", ":i1", "", "empty provider or vendor id"},
+		{"stop_instance", map[string]any{"instance_id": "alpha:"}, "instance_id", "alpha:", "", "empty provider or vendor id"},
+		{"stop_instance", map[string]any{"instance_id": "zeta:i1"}, "instance_id", "zeta:i1", "", `unknown provider "zeta"`},
+		{"stop_instance", map[string]any{}, "instance_id", nil, "provider:vendor-id", "instance_id is required"},
+		{"launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img\nrm -rf"}, "image_id", nil, "", "control character"},
 	}
 	f := h.fakes["alpha"]
 	f.addInstance("i1", providers.StateRunning)
 	for _, c := range cases {
-		res, _ := h.call(c.tool, c.args)
-		if !res.IsError || !strings.Contains(text(res), c.want) {
-			t.Errorf("%s %v: got %q, want an error containing %q", c.tool, c.args, truncateText(text(res)), c.want)
+		res, m := h.call(c.tool, c.args)
+		txt := text(res)
+		name := fmt.Sprintf("%s %v", c.tool, truncateText(fmt.Sprint(c.args)))
+		if !res.IsError || m["kind"] != "invalid" || m["provider"] != "gpu-mcp" || m["retryable"] != false || m["remedy"] == "" {
+			t.Errorf("%s: %v %s, want an invalid error from gpu-mcp with a remedy", name, m, truncateText(txt))
+			continue
+		}
+		if m["field"] != c.field {
+			t.Errorf("%s: field %v, want %q", name, m["field"], c.field)
+		}
+		if c.value != nil && fmt.Sprint(m["value"]) != fmt.Sprint(c.value) {
+			t.Errorf("%s: value %v, want %v", name, m["value"], c.value)
+		}
+		if !strings.Contains(fmt.Sprint(m["accepted"]), c.accepted) {
+			t.Errorf("%s: accepted %q, want it to contain %q", name, m["accepted"], c.accepted)
+		}
+		if !strings.Contains(txt, c.want) || strings.HasPrefix(txt, c.tool) || strings.Contains(txt, "gpu-mcp:") {
+			t.Errorf("%s: text %q, want %q in it and no tool or gpu-mcp prefix", name, truncateText(txt), c.want)
+		}
+		if lines := strings.Split(txt, "\n"); len(lines) > 2 {
+			t.Errorf("%s: %d lines of text, want what went wrong and what to do: %q", name, len(lines), truncateText(txt))
+		}
+		if acc, _ := m["accepted"].(string); acc != "" && strings.Count(txt, acc) > 1 {
+			t.Errorf("%s: the text says what is accepted more than once: %q", name, truncateText(txt))
 		}
 	}
 	if m := f.mutations(); len(m) != 0 || f.state("i1") != providers.StateRunning {
@@ -625,11 +656,12 @@ func TestArgumentsThatAreNotAnObject(t *testing.T) {
 	f := newFake("alpha")
 	d := depsFor(t, f)
 	for _, tool := range All(d) {
-		for raw, want := range map[string]string{`[]`: "must be a JSON object", `"x"`: "must be a JSON object", `1`: "must be a JSON object",
-			`{} {}`: "single JSON object", `{"instance_id":`: "not valid JSON", `{"x":1}`: "unknown argument"} {
+		for raw, want := range map[string]string{`[]`: "not a JSON object", `"x"`: "not a JSON object", `1`: "not a JSON object",
+			`{} {}`: "more than one JSON object", `{"instance_id":`: "not valid JSON", `{"x":1}`: `no argument "x"`} {
 			res := tool.Call(t.Context(), []byte(raw))
-			if !res.IsError || !strings.Contains(text(res), want) || !strings.HasPrefix(text(res), tool.Name+":") {
-				t.Errorf("%s %s: %q, want an error containing %q", tool.Name, raw, text(res), want)
+			e, _ := res.StructuredContent.(ErrorResult)
+			if !res.IsError || !strings.Contains(text(res), want) || e.Kind != providers.KindInvalid {
+				t.Errorf("%s %s: %q %+v, want an invalid error containing %q", tool.Name, raw, text(res), e, want)
 			}
 		}
 	}

@@ -24,7 +24,7 @@ func parseWait(name, s string) (time.Duration, error) {
 	}
 	w, err := time.ParseDuration(s)
 	if err != nil || w < minWait || w > maxWait {
-		return 0, invalidf("%s %q is not accepted; use a duration between %s and %s, e.g. \"5m\" or \"90s\"", name, s, minWait, maxWait)
+		return 0, badArg(name, s, fmt.Sprintf(`a duration from %s to %s, e.g. "5m" or "90s"`, shortDuration(minWait), shortDuration(maxWait)))
 	}
 	return w, nil
 }
@@ -39,15 +39,12 @@ type WaitArgs struct {
 }
 
 func (a *WaitArgs) validate() error {
-	switch a.Until {
-	case UntilRunning, UntilSSHReady, UntilStopped, UntilImageSaved:
-	case "":
-		return invalidf("until is required; use running, ssh_ready, stopped or image_saved")
-	default:
-		return invalidf("until %q is not accepted; use running, ssh_ready, stopped or image_saved", a.Until)
-	}
 	if (a.ImageID != "" || a.ImageName != "") && a.Until != UntilImageSaved {
-		return invalidf("image_id and image_name apply to until=image_saved only")
+		field, value := "image_id", a.ImageID
+		if value == "" {
+			field, value = "image_name", a.ImageName
+		}
+		return argInvalid(field, value, "image_id and image_name apply to until=image_saved only", "leave them out, or wait until=image_saved")
 	}
 	_, err := parseWait("timeout", a.Timeout)
 	return err
@@ -55,11 +52,13 @@ func (a *WaitArgs) validate() error {
 
 // WaitResult is wait_instance's answer.
 type WaitResult struct {
-	Reached       bool               `json:"reached" jsonschema_description:"whether the instance reached the state asked for"`
+	Reached bool `json:"reached" jsonschema_description:"whether the instance reached the state asked for"`
+	// Status tells the ways of not reaching it apart.
+	Status        fleet.WaitOutcome  `json:"status" jsonschema:"enum=reached,enum=timed_out,enum=unreachable,enum=cannot_be_confirmed" jsonschema_description:"reached; timed_out: not yet, wait again; unreachable: it will not get there (failed, gone, or nothing moves it there: see detail); cannot_be_confirmed: the vendor does not report this state"`
 	Until         Until              `json:"until"`
 	WaitedSeconds int                `json:"waited_seconds"`
 	Detail        string             `json:"detail,omitempty" jsonschema_description:"why the wait ended without reaching the state, or what the SSH check saw"`
-	Instance      providers.Instance `json:"instance"`
+	Instance      providers.Instance `json:"instance" jsonschema_description:"as last seen, without its password (get_instance has it)"`
 	Demo          bool               `json:"demo,omitempty"`
 }
 
@@ -78,26 +77,31 @@ func waitInstance(d *Deps) Tool {
 					return WaitResult{}, "", err
 				}
 				if ip.Name() != p.Name() {
-					return WaitResult{}, "", invalidf("image_id %s belongs to %s, the instance to %s", in.ImageID, ip.Name(), p.Name())
+					return WaitResult{}, "", argInvalid("image_id", in.ImageID, fmt.Sprintf("image_id %s belongs to %s, the instance to %s", in.ImageID, ip.Name(), p.Name()),
+						"pass the image_id that save_image returned for this instance")
 				}
 			}
 			timeout, _ := parseWait("timeout", in.Timeout)
 			start := time.Now()
 			w := fleet.Waiter{Provider: p, ID: in.InstanceID, Until: in.Until, ImageID: strings.TrimSpace(in.ImageID), ImageName: in.ImageName, Timeout: timeout,
-				OnState: func(i providers.Instance) { reportProgress(ctx, 0, string(i.State)) }}
+				OnState: func(i providers.Instance) { reportProgress(ctx, 0, string(i.State)) }, FailWhenIdle: true}
 			got, err := d.Fleet.Wait(ctx, w)
 			if err != nil {
 				return WaitResult{}, "", err
 			}
-			inst, reached, detail := d.annotated(ctx, got.Instance), got.Reached, got.Detail
-			out := WaitResult{Reached: reached, Until: in.Until, WaitedSeconds: int(time.Since(start).Round(time.Second) / time.Second),
+			inst, reached, detail := withoutSecrets(d.annotated(ctx, got.Instance)), got.Reached, got.Detail
+			out := WaitResult{Reached: reached, Status: got.Outcome, Until: in.Until, WaitedSeconds: int(time.Since(start).Round(time.Second) / time.Second),
 				Detail: detail, Instance: inst, Demo: d.Demo}
 			var b strings.Builder
 			b.WriteString(d.textPrefix())
-			if reached {
-				fmt.Fprintf(&b, "%s is %s after %ds.", inst.ID, strings.ReplaceAll(string(in.Until), "_", " "), out.WaitedSeconds)
-			} else {
-				fmt.Fprintf(&b, "%s did not reach %s after %ds: %s.", inst.ID, strings.ReplaceAll(string(in.Until), "_", " "), out.WaitedSeconds, detail)
+			state := strings.ReplaceAll(string(in.Until), "_", " ")
+			switch got.Outcome {
+			case fleet.WaitReached:
+				fmt.Fprintf(&b, "%s is %s after %ds.", inst.ID, state, out.WaitedSeconds)
+			case fleet.WaitUnconfirmable:
+				fmt.Fprintf(&b, "%s: %s %s.", inst.ID, state, detail)
+			default:
+				fmt.Fprintf(&b, "%s did not reach %s after %ds: %s.", inst.ID, state, out.WaitedSeconds, detail)
 			}
 			b.WriteString("\n" + instanceText(inst))
 			return out, b.String(), nil

@@ -6,6 +6,7 @@ package vendors
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -63,13 +64,31 @@ func ConfigureHint() string {
 	return "set " + strings.Join(hints, ", or ") + " in the server's environment (or start it with --demo to try the built-in emulators)"
 }
 
-// Load reads v's configuration from environ, under v.EnvPrefix.
+// Load reads v's configuration from environ, under v.EnvPrefix. A variable whose name ends in
+// _URL (a vendor's base URL) must be an http or https URL with a host: a typo there would
+// otherwise show only at the first call, as a vendor that cannot be reached.
 func Load(v providers.Vendor, environ map[string]string) (providers.VendorConfig, error) {
 	cfg := v.Config()
 	if err := env.ParseWithOptions(cfg, env.Options{Environment: environ, Prefix: v.EnvPrefix}); err != nil {
 		return nil, fmt.Errorf("%s configuration: %w", v.Name, err)
 	}
+	for _, name := range Variables(v) {
+		if val := environ[name]; strings.HasSuffix(name, "_URL") && val != "" {
+			if err := CheckURL(name, val); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return cfg, nil
+}
+
+// CheckURL refuses a URL that is not http or https with a host, naming the variable it came from.
+func CheckURL(name, val string) error {
+	u, err := url.Parse(val)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		return nil
+	}
+	return fmt.Errorf("%s %q is not accepted; use an http or https URL with a host, such as https://api.example.com (unset: the vendor's own)", name, val)
 }
 
 // Emulated is a running emulator of a vendor, with what configures gpu-mcp for it.

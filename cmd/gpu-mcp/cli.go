@@ -198,6 +198,8 @@ func parseCommandLine(args []string, cfg *Config) (*invocation, error) {
 		inv.operands = append(inv.operands, rest[0])
 		args = rest[1:]
 	}
+	cfg.flagged = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cfg.flagged[f.Name] = true })
 	if inv.cmd.name == "version" && len(inv.operands) == 0 {
 		inv.version = true
 	}

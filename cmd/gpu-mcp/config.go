@@ -80,6 +80,9 @@ type Config struct {
 
 	// vendors are the vendors' own configurations, each read under its prefix.
 	vendors []vendorConfig
+	// flagged are the flags given on the command line, by name: an error about the value
+	// names the flag when it came from one, else the environment variable.
+	flagged map[string]bool
 	// testHook is GPU_MCP_TESTHOOK, for crash tests only (see newFleet).
 	testHook string
 }
@@ -213,6 +216,19 @@ func envError(err error) error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
+// shortDur writes 10s, 1m or 24h rather than 1m0s or 24h0m0s.
+func shortDur(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "m0s")
+	if s != d.String() {
+		s += "m"
+	}
+	if t := strings.TrimSuffix(s, "h0m"); t != s {
+		s = t + "h"
+	}
+	return s
+}
+
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
@@ -220,19 +236,55 @@ func orDefault(s, def string) string {
 	return s
 }
 
+// name is how an error names a setting: by its flag when the command line gave it, else by
+// its environment variable.
+func (c *Config) name(flagName, envName string) string {
+	if c.flagged[flagName] {
+		return "--" + flagName
+	}
+	return envName
+}
+
+// minConfirmSecret is the shortest GPU_MCP_CONFIRM_SECRET accepted: the key of an HMAC that
+// guards purchases must not be guessable (the key made when it is unset has 32 random bytes).
+const minConfirmSecret = 32
+
+// durationRange is a duration setting and the values it accepts: min <= d <= max.
+type durationRange struct {
+	flag, env string
+	d         *time.Duration
+	min, max  time.Duration
+	note      string // what the default or 0 means
+}
+
 func (c *Config) validate() error {
 	switch c.Transport {
 	case "stdio", "http", "sse":
 	default:
-		return fmt.Errorf("--transport %q is not accepted; use stdio, http or sse", c.Transport)
+		return fmt.Errorf("%s %q is not accepted; use stdio, http or sse", c.name("transport", "GPU_MCP_TRANSPORT"), c.Transport)
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error", "disabled":
 	default:
-		return fmt.Errorf("--log-level %q is not accepted; use debug, info, warn or error", c.LogLevel)
+		return fmt.Errorf("%s %q is not accepted; use debug, info, warn or error", c.name("log-level", "GPU_MCP_LOG_LEVEL"), c.LogLevel)
 	}
-	if c.ConfirmTTL < 10*time.Second || c.ConfirmTTL > 24*time.Hour {
-		return fmt.Errorf("GPU_MCP_CONFIRM_TTL %s is not accepted; use between 10s and 24h", c.ConfirmTTL)
+	for _, r := range []durationRange{
+		{"confirm-ttl", "GPU_MCP_CONFIRM_TTL", &c.ConfirmTTL, 10 * time.Second, 24 * time.Hour, "default 5m"},
+		{"vendor-timeout", "GPU_MCP_VENDOR_TIMEOUT", &c.VendorTimeout, 100 * time.Millisecond, 10 * time.Minute, "default 30s"},
+		{"", "GPU_MCP_REQUEST_TIMEOUT", &c.RequestTimeout, 100 * time.Millisecond, 10 * time.Minute, "default 20s"},
+		{"", "GPU_MCP_OFFER_CACHE_TTL", &c.OfferCacheTTL, 0, time.Hour, "0: no cache; default 30s"},
+		{"", "GPU_MCP_POLL_INTERVAL", &c.PollInterval, 10 * time.Millisecond, time.Minute, "default 3s"},
+		{"", "GPU_MCP_DEMO_STEP_DELAY", &c.DemoStepDelay, 0, time.Hour, "0: each step at the next request; default 2s"},
+	} {
+		if *r.d < r.min || *r.d > r.max {
+			return fmt.Errorf("%s %s is not accepted; use a duration from %s to %s (%s)", c.name(r.flag, r.env), *r.d, shortDur(r.min), shortDur(r.max), r.note)
+		}
+	}
+	if c.ReadRetries < 0 || c.ReadRetries > 10 {
+		return fmt.Errorf("GPU_MCP_READ_RETRIES %d is not accepted; use a whole number from 0 to 10 (default 2)", c.ReadRetries)
+	}
+	if n := len(c.ConfirmSecret); n > 0 && n < minConfirmSecret {
+		return fmt.Errorf("GPU_MCP_CONFIRM_SECRET is %d bytes long; use at least %d random bytes, e.g. openssl rand -hex 32 (unset: a random key kept in the state store)", n, minConfirmSecret)
 	}
 	for name, v := range map[string]*float64{"GPU_MCP_MAX_PRICE_PER_HOUR": c.MaxPricePerHour, "GPU_MCP_MAX_HOURLY_SPEND": c.MaxHourlySpend} {
 		if v != nil && *v < 0 {
@@ -241,9 +293,6 @@ func (c *Config) validate() error {
 	}
 	if c.MaxGPUs < 0 {
 		return fmt.Errorf("GPU_MCP_MAX_GPUS %d is not accepted; use a whole number of GPUs, 1 or more (0: no limit)", c.MaxGPUs)
-	}
-	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
-		return fmt.Errorf("GPU_MCP_POLL_INTERVAL %s is not accepted; use a duration between 10ms and 1m (default 3s)", c.PollInterval)
 	}
 	if err := c.validateLeases(); err != nil {
 		return err

@@ -32,6 +32,9 @@ func TestConfigDefaultsAndCredentials(t *testing.T) {
 	for _, v := range vendors.All() {
 		for _, name := range vendors.Variables(v) {
 			environ[name] = "value-of-" + name
+			if strings.HasSuffix(name, "_URL") {
+				environ[name] = "https://" + strings.ToLower(name) + ".example"
+			}
 		}
 	}
 	cfg, _, err := loadConfig(nil, environ)
@@ -78,8 +81,22 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 	}{
 		{[]string{"--transport", "carrier-pigeon"}, nil, "use stdio, http or sse"},
 		{[]string{"--log-level", "loud"}, nil, "use debug, info, warn or error"},
-		{nil, map[string]string{"GPU_MCP_CONFIRM_TTL": "1s"}, "between 10s and 24h"},
+		{nil, map[string]string{"GPU_MCP_CONFIRM_TTL": "1s"}, "GPU_MCP_CONFIRM_TTL 1s is not accepted; use a duration from 10s to 24h"},
 		{nil, map[string]string{"GPU_MCP_CONFIRM_TTL": "soon"}, "GPU_MCP_CONFIRM_TTL"},
+		// A value from a flag is named by the flag, one from the environment by its variable.
+		{[]string{"--confirm-ttl", "1s"}, nil, "--confirm-ttl 1s is not accepted"},
+		{nil, map[string]string{"GPU_MCP_TRANSPORT": "carrier-pigeon"}, `GPU_MCP_TRANSPORT "carrier-pigeon" is not accepted`},
+		{nil, map[string]string{"GPU_MCP_LOG_LEVEL": "loud"}, `GPU_MCP_LOG_LEVEL "loud" is not accepted`},
+		// Settings that cannot work.
+		{nil, map[string]string{"GPU_MCP_CONFIRM_SECRET": "short-secret"}, "GPU_MCP_CONFIRM_SECRET is 12 bytes long; use at least 32"},
+		{nil, map[string]string{"GPU_MCP_READ_RETRIES": "-1"}, "GPU_MCP_READ_RETRIES -1 is not accepted; use a whole number from 0 to 10"},
+		{nil, map[string]string{"GPU_MCP_VENDOR_TIMEOUT": "0s"}, "GPU_MCP_VENDOR_TIMEOUT 0s is not accepted; use a duration from 100ms to 10m"},
+		{[]string{"--vendor-timeout", "0"}, nil, "--vendor-timeout 0s is not accepted"},
+		{nil, map[string]string{"GPU_MCP_REQUEST_TIMEOUT": "0s"}, "GPU_MCP_REQUEST_TIMEOUT 0s is not accepted"},
+		{nil, map[string]string{"GPU_MCP_REQUEST_TIMEOUT": "-5s"}, "GPU_MCP_REQUEST_TIMEOUT -5s is not accepted"},
+		{nil, map[string]string{"GPU_MCP_OFFER_CACHE_TTL": "-1s"}, "GPU_MCP_OFFER_CACHE_TTL -1s is not accepted; use a duration from 0s to 1h (0: no cache"},
+		{nil, map[string]string{"GPU_MCP_DEMO_STEP_DELAY": "-1s"}, "GPU_MCP_DEMO_STEP_DELAY -1s is not accepted"},
+		{nil, map[string]string{"GPU_MCP_POLL_INTERVAL": "0s"}, "GPU_MCP_POLL_INTERVAL 0s is not accepted"},
 
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "-1"}, "0 or more"},
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "cheap"}, "GPU_MCP_MAX_PRICE_PER_HOUR"},
@@ -90,10 +107,32 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "-5ms"}, "cannot be negative"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=1ms," + first + "=2ms"}, "given twice"},
 	}
+	// Every vendor's base URL is checked, and named in the error.
+	for _, v := range vendors.All() {
+		for _, name := range vendors.Variables(v) {
+			if !strings.HasSuffix(name, "_URL") {
+				continue
+			}
+			for _, bad := range []string{"not-a-url", "ftp://files.example", "https://", "api.example.com/v1"} {
+				cases = append(cases, struct {
+					args []string
+					env  map[string]string
+					want string
+				}{nil, map[string]string{name: bad}, fmt.Sprintf("%s %q is not accepted; use an http or https URL with a host", name, bad)})
+			}
+		}
+	}
 	for _, c := range cases {
 		_, _, err := loadConfig(c.args, c.env)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: err = %v, want one containing %q", c.args, c.env, err, c.want)
+		}
+	}
+	// The boundaries themselves are accepted.
+	for _, env := range []map[string]string{{"GPU_MCP_OFFER_CACHE_TTL": "0"}, {"GPU_MCP_DEMO_STEP_DELAY": "0"}, {"GPU_MCP_READ_RETRIES": "0"},
+		{"GPU_MCP_CONFIRM_SECRET": strings.Repeat("k", 32)}, {vendors.All()[0].EnvPrefix + "BASE_URL": "http://127.0.0.1:9"}} {
+		if _, _, err := loadConfig(nil, env); err != nil {
+			t.Errorf("%v: %v", env, err)
 		}
 	}
 }
@@ -145,6 +184,9 @@ func TestHalfSetVendorIsRefused(t *testing.T) {
 	found := false
 	for _, v := range vendors.All() {
 		for _, name := range vendors.Variables(v) {
+			if strings.HasSuffix(name, "_URL") {
+				continue // a URL alone enables nothing; TestBadConfigurationIsRefused checks its form
+			}
 			cfg, err := vendors.Load(v, map[string]string{name: "x"})
 			if err != nil {
 				t.Fatal(err)

@@ -49,7 +49,7 @@ func TestReapFailsLoudly(t *testing.T) {
 	env := map[string]string{"GPU_MCP_STATE_URL": url, "GPU_MCP_LOG_LEVEL": "error"}
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"reap"}, env, strings.NewReader(""), &stdout, &stderr)
-	want := "FAILED nowhere:m-1 (auto-stop due " + due.UTC().Format(time.RFC3339) + "): gpu-mcp: nowhere is not configured in this gpu-mcp process"
+	want := "FAILED nowhere:m-1 (auto-stop due " + due.UTC().Format(time.RFC3339) + "): nowhere is not configured in this gpu-mcp process"
 	if code != 1 || !strings.HasPrefix(stdout.String(), want) {
 		t.Fatalf("reap: exit %d:\n%s\n%s", code, stdout.String(), stderr.String())
 	}

@@ -88,8 +88,8 @@ func loadNetConfig(cfg Config, environ map[string]string) (netConfig, error) {
 	if err := env.ParseWithOptions(&nc, env.Options{Environment: environ}); err != nil {
 		return nc, envError(err)
 	}
-	if nc.ShutdownTimeout <= 0 {
-		return nc, fmt.Errorf("GPU_MCP_SHUTDOWN_TIMEOUT %s is not accepted; use a positive duration such as 25s", nc.ShutdownTimeout)
+	if nc.ShutdownTimeout <= 0 || nc.ShutdownTimeout > time.Hour {
+		return nc, fmt.Errorf("GPU_MCP_SHUTDOWN_TIMEOUT %s is not accepted; use a duration from 1ns to 1h (default 25s)", nc.ShutdownTimeout)
 	}
 	if nc.MaxSessions < 1 || nc.MaxSessions > 1_000_000 {
 		return nc, fmt.Errorf("GPU_MCP_MAX_SESSIONS %d is not accepted; use a whole number from 1 to 1000000 (default 1000)", nc.MaxSessions)
@@ -100,9 +100,10 @@ func loadNetConfig(cfg Config, environ map[string]string) (netConfig, error) {
 	if nc.BodyTimeout < time.Second || nc.BodyTimeout > 10*time.Minute {
 		return nc, fmt.Errorf("GPU_MCP_BODY_TIMEOUT %s is not accepted; use a duration from 1s to 10m (default 10s)", nc.BodyTimeout)
 	}
+	addr := cfg.name("addr", "GPU_MCP_ADDR")
 	host, _, err := net.SplitHostPort(cfg.Addr)
 	if err != nil {
-		return nc, fmt.Errorf("--addr %q is not accepted; use host:port, e.g. 127.0.0.1:8080", cfg.Addr)
+		return nc, fmt.Errorf("%s %q is not accepted; use host:port, e.g. 127.0.0.1:8080", addr, cfg.Addr)
 	}
 	if cfg.AuthToken != "" {
 		if err := checkAuthToken(cfg.AuthToken); err != nil {
@@ -111,7 +112,7 @@ func loadNetConfig(cfg Config, environ map[string]string) (netConfig, error) {
 	}
 	loopback := isLoopback(host)
 	if !loopback && cfg.AuthToken == "" {
-		return nc, fmt.Errorf("--addr %s is not a loopback address and GPU_MCP_AUTH_TOKEN is not set: anyone who can reach the port could spend money with your vendor keys; set GPU_MCP_AUTH_TOKEN, or listen on 127.0.0.1", cfg.Addr)
+		return nc, fmt.Errorf("%s %s is not a loopback address and GPU_MCP_AUTH_TOKEN is not set: anyone who can reach the port could spend money with your vendor keys; set GPU_MCP_AUTH_TOKEN, or listen on 127.0.0.1", addr, cfg.Addr)
 	}
 	nc.hosts = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
 	nc.originPorts = map[string]bool{}
@@ -130,7 +131,7 @@ func loadNetConfig(cfg Config, environ map[string]string) (netConfig, error) {
 	}
 	wildcard := host == "" || host == "0.0.0.0" || host == "::"
 	if wildcard && !nc.anyHost && len(nc.hosts) == 3 {
-		return nc, fmt.Errorf("--addr %s listens on every interface, so GPU_MCP_ALLOWED_HOSTS must name the host names clients use to reach this server (e.g. gpu-mcp.internal); each request's Host and Origin headers are checked against them to stop DNS rebinding; \"*\" accepts any Host", cfg.Addr)
+		return nc, fmt.Errorf("%s %s listens on every interface, so GPU_MCP_ALLOWED_HOSTS must name the host names clients use to reach this server (e.g. gpu-mcp.internal); each request's Host and Origin headers are checked against them to stop DNS rebinding; \"*\" accepts any Host", addr, cfg.Addr)
 	}
 	if !wildcard && !loopback {
 		nc.hosts[hostOnly(host)] = true

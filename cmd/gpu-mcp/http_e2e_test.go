@@ -142,7 +142,7 @@ func TestHTTPReplicasShareConfirmations(t *testing.T) {
 	shared := []string{"GPU_MCP_CONFIRM_SECRET=replicas-share-this-secret-0123456789", "GPU_MCP_STATE_URL=" + statetest.SQLiteURL(t)}
 	a := startNetServer(t, "http", slices.Concat(vendor, shared)).connect(nil)
 	b := startNetServer(t, "http", slices.Concat(vendor, shared)).connect(nil)
-	stranger := startNetServer(t, "http", append(slices.Clone(vendor), "GPU_MCP_CONFIRM_SECRET=some-other-secret-0123456789")).connect(nil)
+	stranger := startNetServer(t, "http", append(slices.Clone(vendor), "GPU_MCP_CONFIRM_SECRET=some-other-secret-0123456789abcdef")).connect(nil)
 
 	offer, image := hourlyOffer(t, a, v.Name)
 	args := map[string]any{"offer_id": offer, "image_id": image, "name": "replica"}

@@ -59,6 +59,11 @@ describe('MCP Inspector CLI over stdio', () => {
     assert.notEqual(r.code, 0);
     assert.equal(r.json?.isError, true, r.stdout);
     assert.match(r.json.content[0].text, /provider prefix/);
+    const e = r.json.structuredContent;
+    assert.equal(e?.kind, 'invalid', r.stdout);
+    assert.equal(e.field, 'instance_id');
+    assert.equal(e.retryable, false);
+    assert.ok(e.remedy, 'an error says what to do');
   });
 });
 
@@ -90,7 +95,7 @@ describe('MCP Inspector CLI over streamable HTTP', () => {
     const args = [`offer_id=${offer}`, `image_id=${images[0].id}`, 'name=inspector'];
     const plan = await call('launch_instance', ...args);
     assert.equal(plan.status, 'confirmation_required');
-    const done = await call('launch_instance', ...args, `confirm_token=${plan.confirmation_token}`);
+    const done = await call('launch_instance', ...args, `confirm_token=${plan.confirm_token}`);
     assert.equal(done.status, 'done');
     const { instances } = await call('list_instances', 'provider=chenyu');
     assert.ok(instances.some((i) => i.id === done.instance_id), `${done.instance_id} not listed`);

@@ -106,8 +106,16 @@ for (const transport of ['stdio', 'http', 'sse']) {
       assert.ok(priced.length > 0, 'no offer has an hourly_equivalent');
       assert.deepEqual(priced, [...priced].sort((a, b) => a - b));
       assert.deepEqual(offers.slice(0, priced.length).map((o) => typeof o.hourly_equivalent), priced.map(() => 'number'));
+      // The SDK validates an error's structuredContent against the output schema too.
       const bad = await client.callTool({ name: 'list_gpu_offers', arguments: { billing: 'yearly' } });
       assert.equal(bad.isError, true, 'a bad argument is a tool error');
+      assert.deepEqual(
+        { kind: bad.structuredContent.kind, field: bad.structuredContent.field, value: bad.structuredContent.value, retryable: bad.structuredContent.retryable },
+        { kind: 'invalid', field: 'billing', value: 'yearly', retryable: false });
+      assert.match(bad.structuredContent.accepted, /hourly, daily, weekly or monthly/);
+      assert.equal(text(bad).split('\n').length, 2, 'what went wrong, then what to do');
+      // An unknown tool is a protocol error, as the specification says, that lists the tools.
+      await assert.rejects(client.callTool({ name: 'launch', arguments: {} }), /there is no tool "launch"; call one of list_providers, .*launch_instance/);
     });
 
     test('guarded call: launch_instance plans, then runs with the token, once', async () => {
@@ -117,17 +125,17 @@ for (const transport of ['stdio', 'http', 'sse']) {
 
       const plan = (await ok(client, 'launch_instance', args)).structuredContent;
       assert.equal(plan.status, 'confirmation_required');
-      assert.match(plan.confirmation_token, /^gmc1\./);
+      assert.match(plan.confirm_token, /^gmc1\./);
       assert.equal(plan.plan.action, 'launch');
       assert.deepEqual(await instanceIDs(client), before, 'the plan alone launched something');
 
-      const done = await ok(client, 'launch_instance', { ...args, confirm_token: plan.confirmation_token });
+      const done = await ok(client, 'launch_instance', { ...args, confirm_token: plan.confirm_token });
       assert.equal(done.structuredContent.status, 'done', text(done));
       const id = done.structuredContent.instance_id;
       assert.match(id, /^datenfab:/);
       assert.ok((await instanceIDs(client)).includes(id), `${id} is not in list_instances`);
 
-      const replay = await client.callTool({ name: 'launch_instance', arguments: { ...args, confirm_token: plan.confirmation_token } });
+      const replay = await client.callTool({ name: 'launch_instance', arguments: { ...args, confirm_token: plan.confirm_token } });
       assert.equal(replay.isError, true);
       assert.match(text(replay), /already been used/);
     });

@@ -124,6 +124,11 @@ var capabilities = providers.Capabilities{
 	},
 	SaveImageStops:  true,
 	PublishesPrices: true,
+	KeepsBilling: map[providers.Action]string{
+		providers.ActionStop:    "perhaps its disk (Chenyu does not document whether a stopped instance's disk is billed)",
+		providers.ActionDestroy: "perhaps the private images saved from it, which are kept (Chenyu does not document whether they are billed)",
+	},
+	ImageSaved: providers.SaveReportInstance,
 }
 
 // Renew implements providers.Provider: Chenyu has no renew call.

@@ -106,14 +106,28 @@ var (
 	invalidMsg  = regexp.MustCompile(`(?i)参数|格式|必填|invalid|parameter|required|must be`)
 )
 
+// notFoundRemedy names the list that holds the ids of what path is about.
+func notFoundRemedy(path string) string {
+	switch {
+	case strings.Contains(path, "/instance"):
+		return "check the instance id with list_instances; a destroyed instance is gone for good"
+	case strings.Contains(path, "/image") || strings.Contains(path, "/pod"):
+		return "check the image id with list_images"
+	case strings.Contains(path, "/gpu") || strings.Contains(path, "/card"):
+		return "check the offer id with list_gpu_offers"
+	}
+	return "check the id with list_instances, list_gpu_offers or list_images"
+}
+
 // codeError maps a non-zero envelope code to an error.
 func codeError(r httpx.Request, resp *httpx.Response, code, msg string) *providers.Error {
 	msg = strings.TrimSpace(msg)
 	if msg == "" {
 		msg = "(no message)"
 	}
+	// Chenyu's msg says what went wrong; the code is kept for the vendor's support.
 	e := &providers.Error{Provider: Name, Op: r.Op, Status: resp.Status,
-		Message: fmt.Sprintf("chenyu refused (code %s): %s", code, msg)}
+		Message: fmt.Sprintf("%s (Chenyu code %s)", msg, code)}
 	switch {
 	case code == "2":
 		e.Kind, e.Remedy = providers.KindAuth, keyRemedy
@@ -126,7 +140,7 @@ func codeError(r httpx.Request, resp *httpx.Response, code, msg string) *provide
 			e.Remedy = "Chenyu reports a system error; " + unknownRemedy
 		}
 	case notFoundMsg.MatchString(msg):
-		e.Kind, e.Remedy = providers.KindNotFound, "check the id with list_instances, list_gpu_offers or list_images"
+		e.Kind, e.Remedy = providers.KindNotFound, notFoundRemedy(r.Path)
 	case existsMsg.MatchString(msg):
 		e.Kind, e.Remedy = providers.KindConflict, "choose another name"
 	case businessMsg.MatchString(msg):

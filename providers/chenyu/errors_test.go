@@ -3,6 +3,7 @@ package chenyu
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,16 @@ func TestRateLimitedByEmulator(t *testing.T) {
 	}
 	if n := len(e.srv.Requests()); n != 1 {
 		t.Fatalf("%d requests: a rate-limited mutation must not be retried", n)
+	}
+}
+
+// A missing instance, which Chenyu answers with code 1 and a message, is not_found: the error
+// says what Chenyu said, once, and points at the list of instances.
+func TestMissingInstanceAgainstEmulator(t *testing.T) {
+	e := setup(t, cytest.Options{})
+	_, err := e.p.GetInstance(t.Context(), "inst_nope")
+	pe := wantKind(t, err, providers.KindNotFound, "instance not found (Chenyu code 1)")
+	if strings.Contains(pe.Error(), "refused") || strings.Count(pe.Error(), "chenyu") != 1 || !strings.Contains(pe.Remedy, "list_instances") {
+		t.Fatalf("%q (remedy %q)", pe.Error(), pe.Remedy)
 	}
 }

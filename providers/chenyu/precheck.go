@@ -12,29 +12,24 @@ import (
 // rule. A status gpu-mcp does not know is let through with a warning, since Chenyu decides.
 var rules = providers.StateRules{Provider: Name, Title: "Chenyu", Unsupported: capabilities.Unsupported,
 	Actions: map[providers.Action]providers.ActionRule{
-		providers.ActionLaunch: {Warnings: []string{"Chenyu bills by the hour from creation until the instance is stopped or destroyed"}},
+		providers.ActionLaunch: {},
 		providers.ActionStart: {
-			Allowed: []providers.State{providers.StateStopped, providers.StateError},
-			Need:    "chenyu starts only a stopped instance (status 22); wait until it is stopped",
-			Warnings: []string{
-				"the instance boots with its GPU model and count; if no such GPU is free, Chenyu refuses the start",
-				"hourly billing resumes once it is running",
-			},
+			Allowed:  []providers.State{providers.StateStopped, providers.StateError},
+			Need:     "chenyu starts only a stopped instance (status 22); wait until it is stopped",
+			Warnings: []string{"the instance boots with its GPU model and count; if no such GPU is free, Chenyu refuses the start"},
 		},
 		providers.ActionStop: {
-			Allowed: []providers.State{providers.StateRunning},
-			Need:    "chenyu shuts down only a running instance (status 2); wait until it is running",
-			Check:   notSaving("an image of this instance is being saved; Chenyu shuts it down by itself when the save is done"),
-			Warnings: []string{
-				"running processes are killed and unsaved memory state is lost; the disk and its data are kept",
-				"the GPU is released: starting again later needs a free GPU of the same model",
-			},
+			Allowed:  []providers.State{providers.StateRunning},
+			Need:     "chenyu shuts down only a running instance (status 2); wait until it is running",
+			Check:    notSaving("an image of this instance is being saved; Chenyu shuts it down by itself when the save is done"),
+			Loss:     "running processes are killed and unsaved memory state is lost; the disk and its data are kept",
+			Warnings: []string{"the GPU is released: starting again later needs a free GPU of the same model"},
 		},
 		providers.ActionRestart: {
-			Allowed:  []providers.State{providers.StateRunning},
-			Need:     "chenyu restarts a running instance (status 2); start a stopped one instead",
-			Check:    notSaving("an image of this instance is being saved; wait until image_save_status is saved"),
-			Warnings: []string{"running processes are killed and the instance reboots; the disk and its data are kept"},
+			Allowed: []providers.State{providers.StateRunning},
+			Need:    "chenyu restarts a running instance (status 2); start a stopped one instead",
+			Check:   notSaving("an image of this instance is being saved; wait until image_save_status is saved"),
+			Loss:    "running processes are killed and the instance reboots; the disk and its data are kept",
 		},
 		providers.ActionSaveImage: {
 			Allowed: []providers.State{providers.StateRunning},
@@ -45,8 +40,8 @@ var rules = providers.StateRules{Provider: Name, Title: "Chenyu", Unsupported: c
 				}
 				return notSaving("an image of this instance is already being saved; wait until image_save_status is saved or failed")(req)
 			},
+			Loss: "saving the image shuts the instance down when the save is done: running processes are killed; start it again afterwards if needed",
 			Warnings: []string{
-				"saving the image shuts the instance down when the save is done: running processes are killed; start it again afterwards if needed",
 				"the image name must be unique among your Chenyu private images",
 				"progress shows as image_save_status on get_instance (saving, saved or failed)",
 			},
@@ -59,10 +54,7 @@ var rules = providers.StateRules{Provider: Name, Title: "Chenyu", Unsupported: c
 			NeedIn: map[providers.State]string{providers.StateRunning: "stop it first with stop_instance: Chenyu documents no rule for destroying, " +
 				"and gpu-mcp does not delete a running instance so that no work in progress is lost unnoticed"},
 			Check: notSaving("an image of this instance is being saved; wait until image_save_status is saved or failed"),
-			Warnings: []string{
-				"the instance and all data on its disk are deleted permanently; this cannot be undone",
-				"private images saved from it are kept",
-			},
+			Loss:  "the instance and all data on its disk are deleted permanently; this cannot be undone",
 			Warn: func(req providers.ActionRequest) []string {
 				if s := req.Instance.State; s != providers.StatePending && s != providers.StateStarting {
 					return nil

@@ -23,7 +23,7 @@ func TestPrecheck(t *testing.T) {
 		errFrag  string
 		warnFrag string
 	}{
-		{"start stopped", providers.ActionStart, stopped, "", "", "", "billing resumes"},
+		{"start stopped", providers.ActionStart, stopped, "", "", "", "if no such GPU is free"},
 		{"start abnormal stop", providers.ActionStart, inst(providers.StateError, "23", ""), "", "", "", "GPU"},
 		{"start running", providers.ActionStart, running, "", providers.KindConflict, "only a stopped instance", ""},
 		{"start starting", providers.ActionStart, inst(providers.StateStarting, "24", ""), "", providers.KindConflict, `chenyu status "24"`, ""},
@@ -47,7 +47,7 @@ func TestPrecheck(t *testing.T) {
 		{"destroy unknown status", providers.ActionDestroy, inst(providers.StateUnknown, "99", ""), "", "", "", `does not recognise chenyu status "99"`},
 		{"stop unknown status", providers.ActionStop, inst(providers.StateUnknown, "99", ""), "", "", "", "Chenyu may refuse"},
 		{"renew", providers.ActionRenew, running, "", providers.KindUnsupported, "no renew call", ""},
-		{"launch", providers.ActionLaunch, providers.Instance{}, "", "", "", "by the hour"},
+		{"launch (the tool says the billing)", providers.ActionLaunch, providers.Instance{}, "", "", "", ""},
 		{"unknown action", providers.Action("teleport"), running, "", providers.KindInvalid, "unknown action", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

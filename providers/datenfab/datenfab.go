@@ -167,7 +167,16 @@ var capabilities = providers.Capabilities{
 	},
 	SaveImageStops:  true,
 	PublishesPrices: true,
+	KeepsBilling: map[providers.Action]string{
+		providers.ActionStop:      "the storage of its disks, ¥0.01/GB/day (NeoLink's rules, unconfirmed for Datenfab)",
+		providers.ActionSaveImage: savedImagesBill,
+		providers.ActionDestroy:   savedImagesBill,
+	},
+	ImageSaved: providers.SaveReportNone,
 }
+
+// savedImagesBill is what saved images cost on Datenfab.
+const savedImagesBill = "the storage of saved images beyond 30 GB in total, ¥0.01/GB/day (NeoLink's rules, unconfirmed for Datenfab)"
 
 // Renew implements providers.Provider: Datenfab documents no renew call.
 func (p *Provider) Renew(ctx context.Context, id string, periods int) error {

@@ -130,7 +130,7 @@ func (p *Provider) clusterOf(ctx context.Context, op, name string) (string, erro
 	c, ok = p.clusters[name]
 	p.mu.Unlock()
 	if !ok {
-		return "", errf(providers.KindNotFound, op, "check the id with list_instances", "no datenfab instance named %q in any cluster", name)
+		return "", errf(providers.KindNotFound, op, "check the id with list_instances", "no instance named %q in any cluster", name)
 	}
 	return c, nil
 }

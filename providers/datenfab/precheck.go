@@ -12,25 +12,24 @@ import (
 var rules = providers.StateRules{Provider: Name, Title: "Datenfab", Unsupported: capabilities.Unsupported,
 	Busy: map[providers.State]string{providers.StateDeleting: "the instance is being deleted; nothing can be done to it"},
 	Actions: map[providers.Action]providers.ActionRule{
-		providers.ActionLaunch: {},
+		providers.ActionLaunch: {
+			Warn: func(req providers.ActionRequest) []string {
+				if req.Launch == nil || req.Launch.Billing == providers.BillingHourly || req.Launch.Billing == "" {
+					return nil
+				}
+				return []string{"this cannot be undone: the prepaid amount is not refunded when the instance is stopped or deleted before its lease ends, as far as Datenfab documents"}
+			},
+		},
 		providers.ActionStart: {
 			Allowed:  []providers.State{providers.StateStopped},
 			Need:     "datenfab powers on only a stopped (Shutdown) instance; wait until it is stopped",
 			Warnings: []string{"the instance powers on and a GPU is allocated again; if none is free, the start fails"},
-			Warn: func(req providers.ActionRequest) []string {
-				if prepaid(req.Instance) {
-					return nil
-				}
-				return []string{"hourly billing resumes from power-on"}
-			},
 		},
 		providers.ActionStop: {
-			Allowed: []providers.State{providers.StateRunning, providers.StateStarting, providers.StateError, providers.StatePending},
-			Need:    "datenfab powers off only a running (or still creating or starting) instance; wait until it is running",
-			Warnings: []string{
-				fmt.Sprintf("running processes get %d seconds to exit, then are killed; the disks are kept", gracePeriodSeconds),
-				"storage is still charged while powered off, and (per NeoLink's rules) the data of an instance powered off for 15 days is deleted",
-			},
+			Allowed:  []providers.State{providers.StateRunning, providers.StateStarting, providers.StateError, providers.StatePending},
+			Need:     "datenfab powers off only a running (or still creating or starting) instance; wait until it is running",
+			Loss:     fmt.Sprintf("running processes get %d seconds to exit, then are killed; the disks are kept", gracePeriodSeconds),
+			Warnings: []string{"per NeoLink's rules, the data of an instance powered off for 15 days is deleted"},
 			Warn: func(req providers.ActionRequest) []string {
 				var w []string
 				if req.Instance.State == providers.StatePending {
@@ -50,16 +49,13 @@ var rules = providers.StateRules{Provider: Name, Title: "Datenfab", Unsupported:
 				_, _, err := parseImageName(req.Op(), req.ImageName)
 				return err
 			},
-			Warnings: []string{
-				"saving the image powers the instance off: running processes get 10 seconds to exit, then are killed; start it again afterwards if needed",
-				"the image reference returned is inferred (<registry>/<namespace>/<name>:<tag>); Datenfab cannot report when the image is ready",
-				"images beyond 30 GB in total are charged for storage (per NeoLink's rules)",
-			},
+			Loss:     fmt.Sprintf("saving the image powers the instance off: running processes get %d seconds to exit, then are killed; start it again afterwards if needed", gracePeriodSeconds),
+			Warnings: []string{"the image reference returned is inferred (<registry>/<namespace>/<name>:<tag>); Datenfab cannot report when the image is ready"},
 		},
 		providers.ActionDestroy: {
-			Allowed:  []providers.State{providers.StateStopped, providers.StateError},
-			Need:     "datenfab deletes only a stopped instance: stop it first with stop_instance and wait until it is stopped",
-			Warnings: []string{"the instance, its system disk and its data volume are deleted permanently; anything not saved elsewhere is lost"},
+			Allowed: []providers.State{providers.StateStopped, providers.StateError},
+			Need:    "datenfab deletes only a stopped instance: stop it first with stop_instance and wait until it is stopped",
+			Loss:    "the instance, its system disk and its data volume are deleted permanently; anything not saved elsewhere is lost",
 			Warn: func(req providers.ActionRequest) []string {
 				if !prepaid(req.Instance) {
 					return nil

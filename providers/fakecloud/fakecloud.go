@@ -61,6 +61,7 @@ var capabilities = providers.Capabilities{
 	Unsupported:     map[providers.Action]string{providers.ActionRenew: "FakeCloud bills by the hour and has no leases"},
 	Billing:         []providers.BillingMode{providers.BillingHourly},
 	PublishesPrices: true,
+	ImageSaved:      providers.SaveReportImages,
 }
 
 // Name implements providers.Provider.
@@ -78,7 +79,7 @@ var rules = providers.StateRules{
 	Provider: Name, Title: "FakeCloud", Unsupported: capabilities.Unsupported,
 	Busy: map[providers.State]string{providers.StateDeleting: "the machine is being deleted"},
 	Actions: map[providers.Action]providers.ActionRule{
-		providers.ActionLaunch:  {Warnings: []string{"FakeCloud bills by the hour from creation"}},
+		providers.ActionLaunch:  {},
 		providers.ActionStart:   {Allowed: []providers.State{providers.StateStopped}},
 		providers.ActionStop:    {Allowed: []providers.State{providers.StateRunning, providers.StatePending, providers.StateStarting}},
 		providers.ActionRestart: {Allowed: []providers.State{providers.StateRunning}},

@@ -133,6 +133,10 @@ var capabilities = providers.Capabilities{
 	},
 	SaveImageStops:  false,
 	PublishesPrices: false,
+	KeepsBilling: map[providers.Action]string{
+		providers.ActionStop: "perhaps its disks (HuiXingYun does not document whether a stopped instance's disks are billed; destroy it to be sure nothing is)",
+	},
+	ImageSaved: providers.SaveReportImages,
 }
 
 // call sends one request and decodes a 2xx answer into out (when non-nil).

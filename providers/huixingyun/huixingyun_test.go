@@ -382,8 +382,10 @@ func TestPrecheck(t *testing.T) {
 		kind    providers.ErrorKind // "" = allowed
 		partsIn []string            // in the error, or in the warnings
 	}{
-		{"launch warns about prices", providers.ActionRequest{Action: providers.ActionLaunch}, "", []string{"no prices"}},
-		{"start stopped", providers.ActionRequest{Action: providers.ActionStart, Instance: inst(providers.StateStopped, providers.BillingHourly)}, "", []string{"billing"}},
+		// The price and the billing a plan starts are the tool's to say; what a prepaid launch
+		// cannot undo is the vendor's.
+		{"prepaid launch says it cannot be undone", providers.ActionRequest{Action: providers.ActionLaunch, Launch: &providers.LaunchSpec{OfferID: "o", Billing: providers.BillingDaily}}, "", []string{"cannot be undone", "can never be destroyed through its API"}},
+		{"start stopped", providers.ActionRequest{Action: providers.ActionStart, Instance: inst(providers.StateStopped, providers.BillingHourly)}, "", nil},
 		{"start while stopping", providers.ActionRequest{Action: providers.ActionStart, Instance: inst(providers.StateStopping, providers.BillingHourly)}, providers.KindConflict, []string{"only when it is stopped", "stopping"}},
 		{"stop running", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StateRunning, providers.BillingHourly)}, "", []string{"processes are killed"}},
 		{"stop prepaid warns about the lease", providers.ActionRequest{Action: providers.ActionStop, Instance: inst(providers.StateRunning, providers.BillingMonthly)}, "", []string{"does not end or refund a prepaid monthly lease"}},
@@ -397,11 +399,11 @@ func TestPrecheck(t *testing.T) {
 		{"save image while starting", providers.ActionRequest{Action: providers.ActionSaveImage, ImageName: "x", Instance: inst(providers.StateStarting, providers.BillingHourly)}, providers.KindConflict, []string{"running or stopped"}},
 		{"renew hourly", providers.ActionRequest{Action: providers.ActionRenew, Periods: 1, Instance: inst(providers.StateRunning, providers.BillingHourly)}, providers.KindConflict, []string{"only daily-billed (1, 3 or 7 days) and monthly-billed (1, 3 or 12 months)", "billed hourly"}},
 		{"renew unknown billing", providers.ActionRequest{Action: providers.ActionRenew, Periods: 1, Instance: inst(providers.StateRunning, "")}, providers.KindConflict, []string{"does not recognize"}},
-		{"renew daily by 7", providers.ActionRequest{Action: providers.ActionRenew, Periods: 7, Instance: inst(providers.StateStopped, providers.BillingDaily)}, "", []string{"7 days", "spends money"}},
+		{"renew daily by 7", providers.ActionRequest{Action: providers.ActionRenew, Periods: 7, Instance: inst(providers.StateStopped, providers.BillingDaily)}, "", nil},
 		{"renew daily by 2", providers.ActionRequest{Action: providers.ActionRenew, Periods: 2, Instance: inst(providers.StateRunning, providers.BillingDaily)}, providers.KindInvalid, []string{"1, 3, 7", "not 2"}},
-		{"renew monthly by 12", providers.ActionRequest{Action: providers.ActionRenew, Periods: 12, Instance: inst(providers.StateRunning, providers.BillingMonthly)}, "", []string{"12 months"}},
+		{"renew monthly by 12", providers.ActionRequest{Action: providers.ActionRenew, Periods: 12, Instance: inst(providers.StateRunning, providers.BillingMonthly)}, "", nil},
 		{"renew monthly by 7", providers.ActionRequest{Action: providers.ActionRenew, Periods: 7, Instance: inst(providers.StateRunning, providers.BillingMonthly)}, providers.KindInvalid, []string{"1, 3, 12"}},
-		{"renew 0 means 1", providers.ActionRequest{Action: providers.ActionRenew, Instance: inst(providers.StateRunning, providers.BillingMonthly)}, "", []string{"1 months"}},
+		{"renew 0 means 1", providers.ActionRequest{Action: providers.ActionRenew, Instance: inst(providers.StateRunning, providers.BillingMonthly)}, "", nil},
 		{"destroy stopped hourly", providers.ActionRequest{Action: providers.ActionDestroy, Instance: inst(providers.StateStopped, providers.BillingHourly)}, "", []string{"deleted for good"}},
 		{"destroy running hourly", providers.ActionRequest{Action: providers.ActionDestroy, Instance: inst(providers.StateRunning, providers.BillingHourly)}, providers.KindConflict, []string{"only hourly-billed instances that are stopped", "running"}},
 		{"destroy stopped daily", providers.ActionRequest{Action: providers.ActionDestroy, Instance: inst(providers.StateStopped, providers.BillingDaily)}, providers.KindConflict, []string{"billed daily"}},

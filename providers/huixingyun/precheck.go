@@ -21,22 +21,25 @@ var rules = providers.StateRules{Provider: Name, Title: "HuiXingYun",
 				_, err := checkBilling("launch "+req.Launch.OfferID, *req.Launch)
 				return err
 			},
-			Warnings: []string{
-				"HuiXingYun's API publishes no prices: the cost is charged to the account at the vendor's current rate and cannot be shown here",
-				"billing starts when the instance is created; daily and monthly billing prepay one full period",
+			Warn: func(req providers.ActionRequest) []string {
+				if req.Launch == nil || req.Launch.Billing == providers.BillingHourly || req.Launch.Billing == "" {
+					return nil
+				}
+				return []string{"this cannot be undone: HuiXingYun destroys only hourly-billed instances, so a " + string(req.Launch.Billing) +
+					" instance can never be destroyed through its API; it bills until its lease ends, and stopping it refunds nothing"}
 			},
 		},
 		providers.ActionStart: {
-			Allowed:  []providers.State{providers.StateStopped},
-			Warnings: []string{"billing for the instance resumes while it runs"},
+			Allowed: []providers.State{providers.StateStopped},
 		},
 		providers.ActionStop: {
 			Allowed: []providers.State{providers.StateRunning, providers.StateError, providers.StatePending, providers.StateStarting},
+			Loss:    "running processes are killed and unsaved data in memory is lost; the disks are kept",
 			Warn:    stopWarnings,
 		},
 		providers.ActionRestart: {
-			Allowed:  []providers.State{providers.StateRunning},
-			Warnings: []string{"running processes are killed and unsaved data in memory is lost"},
+			Allowed: []providers.State{providers.StateRunning},
+			Loss:    "running processes are killed, unsaved data in memory is lost and the machine reboots; the disks are kept",
 		},
 		providers.ActionSaveImage: {
 			Allowed: []providers.State{providers.StateRunning, providers.StateStopped},
@@ -56,18 +59,12 @@ var rules = providers.StateRules{Provider: Name, Title: "HuiXingYun",
 					"HuiXingYun does not document whether saving interrupts the instance: save unsaved work first"}
 			},
 		},
-		providers.ActionRenew: {Check: checkRenew, Warn: func(req providers.ActionRequest) []string {
-			unit := "days"
-			if req.Instance.Billing == providers.BillingMonthly {
-				unit = "months"
-			}
-			return []string{fmt.Sprintf("spends money: the lease is extended by %d %s, charged to the account at HuiXingYun's current rate (the API publishes no prices)", renewBy(req), unit)}
-		}},
+		providers.ActionRenew: {Check: checkRenew},
 		providers.ActionDestroy: {
 			Allowed: []providers.State{providers.StateStopped}, UnknownRefused: true,
-			Need:     "HuiXingYun destroys only hourly-billed instances that are stopped: stop it first and wait until it is stopped",
-			Check:    hourlyOnly,
-			Warnings: []string{"the instance and its system and data disks are deleted for good; save an image first to keep anything"},
+			Need:  "HuiXingYun destroys only hourly-billed instances that are stopped: stop it first and wait until it is stopped",
+			Check: hourlyOnly,
+			Loss:  "the instance and its system and data disks are deleted for good; save an image first to keep anything",
 		},
 	},
 }
@@ -80,8 +77,6 @@ func stopWarnings(req providers.ActionRequest) []string {
 		if in.Billing == providers.BillingHourly {
 			w = append(w, "once it is stopped, it can be destroyed to end the hourly billing")
 		}
-	} else {
-		w = append(w, "running processes are killed and unsaved data in memory is lost; the disks are kept")
 	}
 	if in.Billing == providers.BillingDaily || in.Billing == providers.BillingMonthly {
 		w = append(w, "stopping does not end or refund a prepaid "+string(in.Billing)+" lease")
