@@ -5,6 +5,7 @@ package providers
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -46,6 +47,10 @@ const (
 	StateError      State = "error"      // the vendor reports a failure
 	StateUnknown    State = "unknown"    // a vendor state this program does not know; see RawState
 )
+
+// States lists every state, in life-cycle order.
+var States = []State{StatePending, StateStarting, StateRunning, StateRestarting, StateStopping, StateStopped,
+	StateSaving, StateDeleting, StateError, StateUnknown}
 
 // Transitional reports whether s is on its way to another state.
 func (s State) Transitional() bool {
@@ -245,6 +250,20 @@ type Capabilities struct {
 	SaveImageStops bool `json:"save_image_stops_instance"`
 	// PublishesPrices is false for vendors whose API has no prices.
 	PublishesPrices bool `json:"publishes_prices"`
+	// BillingStates are the states in which an instance may be billed its hourly price for
+	// compute, so that the spending limits count it (what a stopped instance's disk costs is
+	// not an hourly price the limits compare). Each vendor lists its own, from its documents;
+	// a state whose billing the vendor does not document counts, since it may bill.
+	BillingStates []State `json:"billing_states"`
+}
+
+// Bills reports whether an instance in state s may be billed its hourly price. A vendor that
+// lists no BillingStates is taken to bill in every state but stopped.
+func (c Capabilities) Bills(s State) bool {
+	if c.BillingStates == nil {
+		return s != StateStopped
+	}
+	return slices.Contains(c.BillingStates, s)
 }
 
 // Supports reports whether a is available, and if not, why.

@@ -21,6 +21,7 @@ type ProviderInfo struct {
 	Unsupported            map[string]string  `json:"unsupported,omitempty" jsonschema_description:"actions this provider's API lacks, with the reason"`
 	SaveImageStopsInstance bool               `json:"save_image_stops_instance"`
 	PublishesPrices        bool               `json:"publishes_prices" jsonschema_description:"false when the vendor's API has no prices (plans then cannot show a cost)"`
+	BillingStates          []string           `json:"billing_states" jsonschema_description:"instance states in which this vendor may bill an instance's hourly price; the spending limits count every instance in one of them"`
 	Notes                  []string           `json:"notes,omitempty"`
 	Balance                *providers.Balance `json:"balance,omitempty" jsonschema_description:"account balance, where the vendor reports it"`
 	BalanceError           string             `json:"balance_error,omitempty"`
@@ -49,6 +50,11 @@ func listProviders(d *Deps) Tool {
 					PublishesPrices: c.PublishesPrices, Notes: c.Notes}
 				for _, b := range c.Billing {
 					info.Billing = append(info.Billing, string(b))
+				}
+				for _, st := range providers.States {
+					if c.Bills(st) {
+						info.BillingStates = append(info.BillingStates, string(st))
+					}
 				}
 				if len(c.Unsupported) > 0 {
 					info.Unsupported = map[string]string{}
@@ -88,6 +94,7 @@ func providersText(ps []ProviderInfo) string {
 		if p.Balance != nil {
 			fmt.Fprintf(&b, "; balance %.2f CNY", p.Balance.CNY)
 		}
+		fmt.Fprintf(&b, "\n  bills by the hour while: %s", strings.Join(p.BillingStates, ", "))
 		names := make([]string, 0, len(p.Unsupported))
 		for a := range p.Unsupported {
 			names = append(names, a)

@@ -124,6 +124,10 @@ var capabilities = providers.Capabilities{
 	},
 	SaveImageStops:  true,
 	PublishesPrices: true,
+	// Every state but shut down (22, 4): Chenyu documents no billing by state, so creating,
+	// starting, restarting, shutting down, an abnormal stop (23) and any unknown status count.
+	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
+		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
 
 // Renew implements providers.Provider: Chenyu has no renew call.

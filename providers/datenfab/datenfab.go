@@ -164,6 +164,11 @@ var capabilities = providers.Capabilities{
 	},
 	SaveImageStops:  true,
 	PublishesPrices: true,
+	// Pay-as-you-go is billed from power-on to power-off or deletion (NeoLink's rules): every
+	// state until the instance is off. Powered off, only storage is charged, by the GB and day;
+	// deleting starts from powered off.
+	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
+		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
 
 // Renew implements providers.Provider: Datenfab documents no renew call.

@@ -61,6 +61,8 @@ var capabilities = providers.Capabilities{
 	Unsupported:     map[providers.Action]string{providers.ActionRenew: "FakeCloud bills by the hour and has no leases"},
 	Billing:         []providers.BillingMode{providers.BillingHourly},
 	PublishesPrices: true,
+	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
+		providers.StateRestarting, providers.StateStopping, providers.StateError},
 }
 
 // Name implements providers.Provider.
