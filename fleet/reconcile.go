@@ -256,6 +256,7 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 	att.InstanceID, att.OrderID = inst.ID, orDefault(inst.OrderID, l.OrderID)
 	if l.InstanceID != inst.ID {
 		f.noteIDs(l.Key, inst.ID, att.OrderID)
+		f.attachLaunchHold(l.Key, inst.ID)
 	}
 	if r.Wait && inst.State != providers.StateRunning {
 		_, failed := reachedState(*inst, UntilRunning)

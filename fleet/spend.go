@@ -92,6 +92,25 @@ func (f *Fleet) AttachHold(id, instanceID string) {
 	}
 }
 
+// attachLaunchHold names the instance of the launch under key in its newest hold that names
+// none: the current attempt's, made just before its buy, whose instance the vendor listed
+// late (or the process that bought it ended before it saw the instance).
+func (f *Fleet) attachLaunchHold(key, instanceID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	holds, err := f.o.Store.ActiveReservations(ctx, f.now())
+	if err != nil {
+		f.log.Warn().Err(err).Str("launch", key).Msg("the spending holds could not be read to name the launch's instance; its hold counts on its own until it expires")
+		return
+	}
+	for i := len(holds) - 1; i >= 0; i-- {
+		if h := holds[i]; h.LaunchKey == key && h.InstanceID == "" {
+			f.AttachHold(h.ID, instanceID)
+			return
+		}
+	}
+}
+
 // EndHold ends the hold id; refund also cancels its commitment, for an action that spent
 // nothing. A store that fails leaves the hold to expire, which only counts it longer.
 func (f *Fleet) EndHold(id string, refund bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -179,5 +180,51 @@ func TestConcurrentApprovedLaunchesBuyOnceAcrossReplicas(t *testing.T) {
 		if !limitRefusal(r, price, limit) {
 			t.Errorf("not refused by the limit with the figures: %s", r)
 		}
+	}
+}
+
+// GPU_MCP_MAX_UPFRONT refuses, on every vendor that can do them, a prepaid launch and a
+// renewal that charge more at once (or an unknown amount), with the figures.
+func TestUpfrontLimitOnEveryVendor(t *testing.T) {
+	for _, v := range vendors.All() {
+		prepaid := slices.DeleteFunc(slices.Clone(v.Capabilities.Billing), func(b providers.BillingMode) bool { return b == providers.BillingHourly })
+		renews, _ := v.Capabilities.Supports(providers.ActionRenew)
+		if len(prepaid) == 0 && !renews {
+			continue
+		}
+		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
+			emu, env := emulate(t, v, emulated.Options{})
+			s := startSession(t, append(env, "GPU_MCP_MAX_UPFRONT=1"))
+			checked := 0
+			refusedWithFigures := func(what, text string) {
+				t.Helper()
+				checked++
+				over := regexp.MustCompile(`this ` + what + ` charges [0-9]+\.[0-9]{2} CNY at once, over the limit of 1\.00 CNY per launch or renewal \(GPU_MCP_MAX_UPFRONT\)`)
+				unknown := "what this " + what + " charges at once is unknown (" + v.Name + " publishes no price for it), and an unknown charge counts as over the limit of 1.00 CNY (GPU_MCP_MAX_UPFRONT)"
+				if !over.MatchString(text) && !strings.Contains(text, unknown) {
+					t.Errorf("%s not refused by GPU_MCP_MAX_UPFRONT with the figures: %s", what, text)
+				}
+			}
+			before := emu.Changes()
+			for _, mode := range prepaid {
+				m := s.ok("list_gpu_offers", map[string]any{"provider": v.Name, "billing": string(mode), "available_only": true, "limit": 100})
+				offers, _ := m["offers"].([]any)
+				if len(offers) == 0 {
+					continue
+				}
+				offer := offers[0].(map[string]any)["id"].(string)
+				image := firstID(t, s.ok("list_images", map[string]any{"offer_id": offer, "kind": "public"}), "images")
+				refusedWithFigures("launch", s.fails("launch_instance", map[string]any{"offer_id": offer, "image_id": image, "billing": string(mode)}, "GPU_MCP_MAX_UPFRONT"))
+			}
+			if renews {
+				seed := seedInstance(t, emu.Config, true, true, false)
+				before = emu.Changes()
+				refusedWithFigures("renewal", s.fails("renew_instance", map[string]any{"instance_id": seed.id, "periods": 1}, "GPU_MCP_MAX_UPFRONT"))
+			}
+			if checked == 0 || emu.Changes() != before {
+				t.Fatalf("%d plans checked; a refused plan reached %s: %v", checked, v.Name, emu.Changes() != before)
+			}
+		})
 	}
 }
