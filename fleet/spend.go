@@ -22,9 +22,13 @@ import (
 //     commitment is cancelled too;
 //   - when the instance it was made for stops billing through gpu-mcp: cleaned up after a
 //     failed launch, stopped or destroyed by stop_instance, destroy_instance or a lease;
-//   - at the latest HoldFor after it was made, a backstop for a process that died and for
-//     an instance stopped behind gpu-mcp's back: by then an instance that exists is listed
-//     (HuiXingYun lists an order's instance minutes late), and counted from the listing.
+//   - at the latest HoldFor after it was made, a backstop for a process that died: by then an
+//     instance that exists is listed (HuiXingYun lists an order's instance minutes late), and
+//     counted from the listing.
+//
+// The guard also stops counting a launch's hold once the vendor lists its instance in a state
+// that does not bill (stopped behind gpu-mcp's back); a start's counts until its instance
+// bills, since the listing shows it stopped until the start reaches the vendor.
 //
 // The commitment that goes with a hold (what the action may cost, for GPU_MCP_MAX_SPEND)
 // stays for the store's SpendWindow whatever becomes of the hold, unless nothing was bought.

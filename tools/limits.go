@@ -3,7 +3,6 @@ package tools
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -141,14 +140,18 @@ const epsilon = 1e-9
 type spendView struct {
 	billing   map[string]float64 // instance id: hourly price
 	unknown   []string           // billing instances whose price the vendor does not report
+	listed    map[string]bool    // every instance listed, whatever its state
 	holds     []state.Reservation
 	committed float64
 }
 
 // hourly is the running total and what s adds to it. An instance is counted once: from the
 // listing when the vendor lists it as billing, else from its hold; a hold of a launch whose
-// instance is not named yet counts on its own. An instance started again adds only what its
-// new price exceeds the counted one.
+// instance is not named yet counts on its own. A launched instance the vendor lists in a state
+// that does not bill was stopped since (from its console, by a save that stops it), so its
+// hold no longer counts; a start's does until the instance bills, since its start may not have
+// reached the vendor yet. An instance started again adds only what its new price exceeds the
+// counted one.
 func (v spendView) hourly(s *spending) (current, add float64, billing, held int) {
 	counted := make(map[string]float64, len(v.billing))
 	for id, p := range v.billing {
@@ -157,7 +160,7 @@ func (v spendView) hourly(s *spending) (current, add float64, billing, held int)
 	billing = len(counted)
 	for _, h := range v.holds {
 		if h.InstanceID != "" {
-			if _, ok := counted[h.InstanceID]; ok {
+			if _, ok := counted[h.InstanceID]; ok || (h.LaunchKey != "" && v.listed[h.InstanceID]) {
 				continue
 			}
 			counted[h.InstanceID] = h.PricePerHour
@@ -285,7 +288,7 @@ func (d *Deps) previewSpend(ctx context.Context, s *spending, plan *Plan) error 
 	}
 	var v spendView
 	if d.Limits.needsListing(s) {
-		if v.billing, v.unknown, err = d.billingInstances(ctx); err != nil {
+		if v, err = d.billingInstances(ctx); err != nil {
 			return err
 		}
 	}
@@ -316,7 +319,7 @@ func (d *Deps) holdSpend(ctx context.Context, s *spending) (string, error) {
 	var listed spendView
 	if d.Limits.needsListing(s) {
 		var err error
-		if listed.billing, listed.unknown, err = d.billingInstances(ctx); err != nil {
+		if listed, err = d.billingInstances(ctx); err != nil {
 			return "", err
 		}
 	}
@@ -338,27 +341,37 @@ func (d *Deps) holdSpend(ctx context.Context, s *spending) (string, error) {
 	})
 }
 
-// billingInstances are the instances every provider lists in a state in which it may bill,
-// with their hourly prices, and those whose price it does not report. A provider that cannot
-// be asked makes the total unknowable, so it is an error.
-func (d *Deps) billingInstances(ctx context.Context) (map[string]float64, []string, error) {
-	all, errs := fanOut(ctx, d, d.Providers.All(), func(ctx context.Context, p providers.Provider) ([]providers.Instance, error) {
+// billingInstances is what every provider lists: the instances in a state in which it may
+// bill, with their hourly prices, those whose price it does not report, and every instance
+// listed. A provider that cannot be asked makes the total unknowable, so it is an error.
+func (d *Deps) billingInstances(ctx context.Context) (spendView, error) {
+	type seen struct {
+		inst  providers.Instance
+		bills bool
+	}
+	all, errs := fanOut(ctx, d, d.Providers.All(), func(ctx context.Context, p providers.Provider) ([]seen, error) {
 		insts, err := p.ListInstances(ctx)
 		caps := p.Capabilities()
-		return slices.DeleteFunc(insts, func(in providers.Instance) bool { return !caps.Bills(in.State) }), err
+		out := make([]seen, len(insts))
+		for i, in := range insts {
+			out[i] = seen{in, caps.Bills(in.State)}
+		}
+		return out, err
 	})
 	if len(errs) > 0 {
-		return nil, nil, limitError("the running total cannot be checked against GPU_MCP_MAX_HOURLY_SPEND because %s could not be asked: %s", errs[0].Provider, errs[0].Error)
+		return spendView{}, limitError("the running total cannot be checked against GPU_MCP_MAX_HOURLY_SPEND because %s could not be asked: %s", errs[0].Provider, errs[0].Error)
 	}
-	billing := map[string]float64{}
-	var unknown []string
-	for _, in := range all {
-		if in.PricePerHour == nil {
-			unknown = append(unknown, in.ID)
-			continue
+	v := spendView{billing: map[string]float64{}, listed: map[string]bool{}}
+	for _, s := range all {
+		v.listed[s.inst.ID] = true
+		switch {
+		case !s.bills:
+		case s.inst.PricePerHour == nil:
+			v.unknown = append(v.unknown, s.inst.ID)
+		default:
+			v.billing[s.inst.ID] = *s.inst.PricePerHour
 		}
-		billing[in.ID] = *in.PricePerHour
 	}
-	sort.Strings(unknown)
-	return billing, unknown, nil
+	sort.Strings(v.unknown)
+	return v, nil
 }

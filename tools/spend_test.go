@@ -252,6 +252,35 @@ func TestHoldsCountWhatTheVendorsDoNotListYet(t *testing.T) {
 			t.Fatalf("a launch once the first is stopped: %v", m)
 		}
 	})
+	t.Run("launched, then stopped behind gpu-mcp's back", func(t *testing.T) {
+		f := newFake("alpha")
+		h := newHarness(t, f)
+		h.deps.Limits = Limits{MaxHourlySpend: limit(4)}
+		args := map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "wait": false}
+		h.confirmed("launch_instance", args)
+		if err := f.setState("console-stop", "new-1", providers.StateStopped); err != nil {
+			t.Fatal(err)
+		}
+		if _, m := h.confirmed("launch_instance", args); m["status"] != "done" {
+			t.Fatalf("a launch once the first was stopped at the vendor: %v", m)
+		}
+		// A start's hold is another matter: its instance is listed stopped until the start
+		// reaches the vendor, so it counts until the instance bills.
+		for _, id := range []string{"s1", "s2"} {
+			f.addInstance(id, providers.StateStopped)
+			f.insts[id].PricePerHour = limit(1)
+		}
+		if _, m := h.confirmed("start_instance", map[string]any{"instance_id": "alpha:s1"}); m["status"] != "done" {
+			t.Fatalf("start within the limit: %v", m)
+		}
+		if err := f.setState("console-stop", "s1", providers.StateStopped); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := h.call("start_instance", map[string]any{"instance_id": "alpha:s2"})
+		if !res.IsError || !strings.Contains(text(res), "cost 3.50 CNY/hour (1 billing, 1 held for approved launches and starts); with this start (1.00) the total would be 4.50") {
+			t.Fatalf("another start, the first one's instance listed stopped: %s", text(res))
+		}
+	})
 	t.Run("a refused order holds nothing", func(t *testing.T) {
 		f := newFake("alpha")
 		f.onLaunch = func(providers.LaunchSpec) error {

@@ -124,8 +124,9 @@ var capabilities = providers.Capabilities{
 	},
 	SaveImageStops:  true,
 	PublishesPrices: true,
-	// Every state but shut down (22, 4): Chenyu documents no billing by state, so creating,
-	// starting, restarting, shutting down, an abnormal stop (23) and any unknown status count.
+	// Every state but shut down (22, 4); Chenyu reports no deleting state. It documents no
+	// billing by state, so creating, starting, restarting, shutting down, an abnormal stop (23)
+	// and any unknown status count: they may bill.
 	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
 		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
