@@ -3,6 +3,7 @@ package tools
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/state"
 	"github.com/gpu-mcp/gpu-mcp/state/statetest"
+	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
 func limit(v float64) *float64 { return &v }
@@ -483,5 +485,40 @@ func TestForgedElicitationIsRefused(t *testing.T) {
 	}
 	if !strings.Contains(recs[1].Detail, "did not declare that it can ask its user") {
 		t.Errorf("the refused forgery's record says %q", recs[1].Detail)
+	}
+}
+
+// Every state in which a vendor may bill counts toward the running total, as the vendor's
+// capabilities say: saving, error and unknown instances too, stopped ones not.
+func TestEveryStateThatMayBillCounts(t *testing.T) {
+	for _, v := range vendors.All() {
+		t.Run(v.Name, func(t *testing.T) {
+			for _, st := range []providers.State{providers.StateSaving, providers.StateError, providers.StateUnknown, providers.StateRunning} {
+				if !v.Capabilities.Bills(st) {
+					t.Errorf("%s does not count %s instances as billing", v.Name, st)
+				}
+			}
+			if v.Capabilities.Bills(providers.StateStopped) {
+				t.Errorf("%s counts stopped instances as billing their hourly price", v.Name)
+			}
+			f := newFake("alpha")
+			f.caps = v.Capabilities
+			bills := 0
+			for _, st := range providers.States {
+				id := "in-" + string(st)
+				f.addInstance(id, st)
+				f.insts[id].PricePerHour = limit(1)
+				if v.Capabilities.Bills(st) {
+					bills++
+				}
+			}
+			h := newHarness(t, f)
+			h.deps.Limits = Limits{MaxHourlySpend: limit(100)}
+			_, m := h.call("launch_instance", map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1"})
+			want := fmt.Sprintf("GPU_MCP_MAX_HOURLY_SPEND: %d.00 of 100.00 CNY/hour billing now (%d billing); this adds 2.50", bills, bills)
+			if lines := strs(m["plan"].(map[string]any)["limits"]); len(lines) != 1 || !strings.HasPrefix(lines[0], want) {
+				t.Fatalf("limits %q, want %q", lines, want)
+			}
+		})
 	}
 }

@@ -62,7 +62,7 @@ var capabilities = providers.Capabilities{
 	Billing:         []providers.BillingMode{providers.BillingHourly},
 	PublishesPrices: true,
 	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
-		providers.StateRestarting, providers.StateStopping, providers.StateError},
+		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
 
 // Name implements providers.Provider.
