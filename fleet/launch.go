@@ -30,6 +30,12 @@ type LaunchRequest struct {
 	// why not.
 	Fallbacks int
 	Vet       func(ctx context.Context, o providers.Offer) (providers.LaunchSpec, error)
+	// Hold is the spending room the guard holds for the first attempt (see Reserve); Rehold
+	// holds it for a fallback offer, in the same one step as the check of every limit, or
+	// says why not. The launch attaches each hold to its instance and ends it when the
+	// attempt leaves nothing billing.
+	Hold   string
+	Rehold func(ctx context.Context, o providers.Offer, spec providers.LaunchSpec) (string, error)
 	// AutoStop, when positive, stops (or with AutoStopAction destroy, destroys) the instance
 	// this long after it came up, by a lease in the state store.
 	AutoStop       time.Duration
@@ -184,6 +190,7 @@ func (f *Fleet) attempts(ctx context.Context, p providers.Provider, key string, 
 	var out Outcome
 	tried := map[string]bool{req.Offer.ID: true}
 	cur, curSpec := req.Offer, req.Spec
+	hold := req.Hold
 	handed := false
 	for try := 0; ; try++ {
 		n := try + 1
@@ -199,7 +206,7 @@ func (f *Fleet) attempts(ctx context.Context, p providers.Provider, key string, 
 		step := &stepper{progress: req.Progress, total: total}
 		var att Attempt
 		var inst *providers.Instance
-		att, inst, handed = f.launchOnce(ctx, p, key, cur, curSpec, req, step)
+		att, inst, handed = f.launchOnce(ctx, p, key, cur, curSpec, req, step, hold)
 		out.Attempts = append(out.Attempts, att)
 		if att.Result.Usable() {
 			out.InstanceID, out.OrderID, out.Instance = att.InstanceID, att.OrderID, inst
@@ -226,6 +233,14 @@ func (f *Fleet) attempts(ctx context.Context, p providers.Provider, key string, 
 			break
 		}
 		tried[next.ID] = true
+		if req.Rehold != nil {
+			h, err := req.Rehold(ctx, next, nextSpec)
+			if err != nil {
+				out.Attempts = append(out.Attempts, Attempt{OfferID: next.ID, Result: AttemptSkipped, Detail: "not bought: " + errorText(err), Billing: BillingNo})
+				break
+			}
+			hold = h
+		}
 		cur, curSpec = next, nextSpec
 	}
 	out.settle()
@@ -234,8 +249,9 @@ func (f *Fleet) attempts(ctx context.Context, p providers.Provider, key string, 
 
 // launchOnce buys one instance and, if asked, waits for it and cleans it up when it fails.
 // When the caller stops waiting, a goroutine of the Fleet follows the instance on (and the
-// result says so).
-func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string, offer providers.Offer, spec providers.LaunchSpec, req LaunchRequest, step *stepper) (Attempt, *providers.Instance, bool) {
+// result says so). hold is the attempt's spending hold: it follows the instance, and ends
+// when the attempt leaves nothing billing.
+func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string, offer providers.Offer, spec providers.LaunchSpec, req LaunchRequest, step *stepper, hold string) (Attempt, *providers.Instance, bool) {
 	att := Attempt{OfferID: offer.ID, Billing: BillingNo}
 	res, err := p.Launch(ctx, spec)
 	if err != nil {
@@ -249,6 +265,9 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 		default:
 			att.Result = AttemptError
 		}
+		if att.Billing == BillingNo {
+			f.EndHold(hold, true)
+		}
 		return att, nil, false
 	}
 	if f.o.AfterBuy != nil {
@@ -257,6 +276,7 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 	f.bought(p.Name())
 	att.OrderID, att.InstanceID = res.OrderID, res.InstanceID
 	att.Billing = BillingYes
+	f.AttachHold(hold, att.InstanceID)
 	f.noteIDs(key, att.InstanceID, att.OrderID)
 	inst := res.Instance
 	step.to(1, strings.TrimSpace(strings.Join([]string{att.InstanceID, orderText(att.OrderID)}, " ")))
@@ -267,6 +287,7 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 				inst = &found
 				att.InstanceID = found.ID
 				f.noteIDs(key, att.InstanceID, att.OrderID)
+				f.AttachHold(hold, att.InstanceID)
 			}
 		}
 		return att, inst, false
@@ -286,6 +307,7 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 		if att.InstanceID == "" {
 			att.InstanceID = got.Instance.ID
 			f.noteIDs(key, att.InstanceID, att.OrderID)
+			f.AttachHold(hold, att.InstanceID)
 		}
 	}
 	switch {
@@ -306,6 +328,9 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 	}
 	att.Result, att.Detail = AttemptNotRunning, got.Detail
 	att.Cleanup, att.Billing = f.cleanupLaunch(p, att.InstanceID, res.OrderID)
+	if att.Billing == BillingNo {
+		f.EndHold(hold, false)
+	}
 	if inst != nil {
 		// Show the state after the cleanup, when it can still be read.
 		rctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

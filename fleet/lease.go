@@ -296,6 +296,7 @@ func (f *Fleet) done(ctx context.Context, l *state.Lease, act *Action, verb, out
 		return nil
 	}
 	act.Verb, act.Detail = verb, outcome
+	f.EndHoldsOf(l.InstanceID)
 	f.log.Info().Str("instance", l.InstanceID).Str("outcome", outcome).Str("due", utc(l.DueAt)).Msg("lease carried out")
 	f.audit(Event{Kind: EventAutoStop, InstanceID: l.InstanceID, Detail: l.InstanceID + ": " + outcome + " (" + dueText(l) + ")", ApprovedAtLaunch: l.LaunchKey != "", Lease: l.Kind})
 	return act

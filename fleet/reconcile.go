@@ -225,6 +225,7 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 	switch {
 	case providers.KindOf(err) == providers.KindNotFound && l.InstanceID != "":
 		att.Result, att.Detail, att.Billing = AttemptNotRunning, "the instance no longer exists", BillingNo
+		f.EndHoldsOf(l.InstanceID)
 		f.finish(l.Key, state.LaunchFailed, r, att, nil)
 		return true, &Action{Verb: "nothing to do", InstanceID: l.InstanceID, Key: l.Key, Detail: "its launch was left in flight, and the instance no longer exists"}, nil
 	case err != nil:
@@ -238,6 +239,8 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 			where += " (" + how + ")"
 		}
 		if l.OrderID == "" && how == "" {
+			// Before the key is free again, so that no hold of a new launch under it is ended.
+			f.endHolds(func(h state.Reservation) bool { return h.LaunchKey == l.Key }, true)
 			f.note(l.Key, func(x *state.Launch, rec *record) {
 				x.Status, x.Error, rec.Outcome = state.LaunchFailed, where+": nothing was bought", nil
 			})
@@ -253,6 +256,7 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 	att.InstanceID, att.OrderID = inst.ID, orDefault(inst.OrderID, l.OrderID)
 	if l.InstanceID != inst.ID {
 		f.noteIDs(l.Key, inst.ID, att.OrderID)
+		f.attachLaunchHold(l.Key, inst.ID)
 	}
 	if r.Wait && inst.State != providers.StateRunning {
 		_, failed := reachedState(*inst, UntilRunning)
@@ -265,6 +269,9 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 		}
 		att.Result, att.Detail = AttemptNotRunning, why
 		att.Cleanup, att.Billing = f.cleanupLaunch(p, inst.ID, att.OrderID)
+		if att.Billing == BillingNo {
+			f.EndHoldsOf(inst.ID)
+		}
 		after := inst
 		if got, err := p.GetInstance(ctx, inst.ID); err == nil {
 			after = &got

@@ -5,6 +5,7 @@ package providers
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -62,6 +63,10 @@ const (
 	StateError      State = "error"      // the vendor reports a failure
 	StateUnknown    State = "unknown"    // a vendor state this program does not know; see RawState
 )
+
+// States lists every state, in life-cycle order.
+var States = []State{StatePending, StateStarting, StateRunning, StateRestarting, StateStopping, StateStopped,
+	StateSaving, StateDeleting, StateError, StateUnknown}
 
 // Transitional reports whether s is on its way to another state.
 func (s State) Transitional() bool {
@@ -288,6 +293,20 @@ type Capabilities struct {
 	KeepsBilling map[Action]string `json:"keeps_billing,omitempty"`
 	// ImageSaved says how the vendor shows that a save_image finished.
 	ImageSaved SaveReport `json:"image_saved" jsonschema:"enum=instance,enum=images,enum=none"`
+	// BillingStates are the states in which an instance may be billed its hourly price for
+	// compute, so that the spending limits count it (what a stopped instance's disk costs is
+	// not an hourly price the limits compare). Each vendor lists its own, from its documents;
+	// a state whose billing the vendor does not document counts, since it may bill.
+	BillingStates []State `json:"billing_states"`
+}
+
+// Bills reports whether an instance in state s may be billed its hourly price. A vendor that
+// lists no BillingStates is taken to bill in every state but stopped.
+func (c Capabilities) Bills(s State) bool {
+	if c.BillingStates == nil {
+		return s != StateStopped
+	}
+	return slices.Contains(c.BillingStates, s)
 }
 
 // SaveReport is how a vendor shows that an image is saved.

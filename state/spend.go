@@ -31,7 +31,7 @@ func (s *sqlStore) Reserve(ctx context.Context, r Reservation, commit *Commitmen
 	case r.PricePerHour < 0 || r.UpfrontCNY < 0:
 		return invalid("reservation %q has a negative price", r.ID)
 	case commit != nil && (commit.Provider == "" || !commit.Kind.valid() || commit.CNY < 0):
-		return invalid("a commitment needs a provider, a kind (launch, renew or lease_extend) and a CNY amount of 0 or more")
+		return invalid("a commitment needs a provider, a kind (launch, start, renew or lease_extend) and a CNY amount of 0 or more")
 	}
 	var c Commitment
 	if commit != nil {
@@ -150,4 +150,11 @@ func (s *sqlStore) Committed(ctx context.Context, since time.Time) (float64, err
 		return 0, s.fail("committed spend", err)
 	}
 	return sum, nil
+}
+
+func (s *sqlStore) CancelCommitment(ctx context.Context, id string) error {
+	if _, err := s.exec(ctx, "DELETE FROM commitments WHERE id = $1", id); err != nil {
+		return s.fail("cancel commitment "+id, err)
+	}
+	return nil
 }

@@ -188,6 +188,9 @@ type Store interface {
 	ActiveReservations(ctx context.Context, now time.Time) ([]Reservation, error)
 	// Committed returns the CNY committed at or after since (zero: ever).
 	Committed(ctx context.Context, since time.Time) (float64, error)
+	// CancelCommitment removes the commitment with id: the money was not spent after all
+	// (the vendor refused the order). Cancelling one that is not there is no error.
+	CancelCommitment(ctx context.Context, id string) error
 }
 
 // LaunchStatus is where a launch stands. Its steps are recorded in order: LaunchIntent before
@@ -406,12 +409,13 @@ type CommitmentKind string
 // Commitment kinds.
 const (
 	CommitLaunch      CommitmentKind = "launch"
+	CommitStart       CommitmentKind = "start"
 	CommitRenew       CommitmentKind = "renew"
 	CommitLeaseExtend CommitmentKind = "lease_extend"
 )
 
 func (k CommitmentKind) valid() bool {
-	return k == CommitLaunch || k == CommitRenew || k == CommitLeaseExtend
+	return k == CommitLaunch || k == CommitStart || k == CommitRenew || k == CommitLeaseExtend
 }
 
 // Commitment is money gpu-mcp agreed to spend, in the spend ledger.

@@ -25,8 +25,14 @@ const (
 type Confirmation string
 
 const (
-	ConfirmedNot     Confirmation = "none"
+	ConfirmedNot Confirmation = "none"
+	// ConfirmedByToken: a confirmation token came back, which the agent holds: it proves a
+	// plan was shown, not that a person agreed.
 	ConfirmedByToken Confirmation = "token"
+	// ConfirmedUnverified: an answer claimed to be a person's that was refused, because the
+	// client did not declare that it can ask its user, or its request state was not the one
+	// gpu-mcp gave with its question.
+	ConfirmedUnverified Confirmation = "elicitation_unverified"
 	// ConfirmedAtLaunch is the approval of a launch, which covers its cleanup and auto-stop;
 	// ConfirmedAtSetAutoStop that of set_auto_stop, which covers the stop it set.
 	ConfirmedAtLaunch      Confirmation = "approved_at_launch"
@@ -39,8 +45,8 @@ const (
 	ConfirmedWithWork Confirmation = "asked_with_the_work"
 )
 
-// confirmedBy is the approval by a person's answer through the client: elicitation_accept,
-// elicitation_decline or elicitation_cancel.
+// confirmedBy is a person's answer through a client that can ask its user, to the question
+// gpu-mcp put: elicitation_accept, elicitation_decline or elicitation_cancel.
 func confirmedBy(action string) Confirmation { return Confirmation("elicitation_" + action) }
 
 // Until is a state wait_instance waits for: the fleet's words, as they are.

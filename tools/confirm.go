@@ -17,11 +17,17 @@ import (
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
-// Confirmer issues and checks confirmation tokens: an HMAC over the tool, a hash of its
-// canonical arguments, a digest of the plan shown, the expiry and a nonce. A token is good
-// once, for those arguments and that plan, until it expires. Single use is recorded in the
-// state store (a unique insert of the nonce's digest), so it holds across restarts and across
-// every process that shares the store and the key.
+// Confirmer issues and checks confirmation tokens: an HMAC over the token's purpose, the tool,
+// a hash of its canonical arguments, a digest of the plan shown, the expiry and a nonce. A
+// token is good once, for its purpose, those arguments and that plan, until it expires.
+// Single use is recorded in the state store (a unique insert of the nonce's digest), so it
+// holds across restarts and across every process that shares the store and the key.
+//
+// There are two purposes. A confirm token (Issue, Verify) goes to the agent, which sends it
+// back as confirm_token: it proves that a plan was shown. A request state (IssueState,
+// VerifyState) goes with a question put to a person through the client (elicitation), which
+// echoes it with the person's answer: neither is ever accepted for the other, so an agent
+// cannot pass off its confirm token as the state of a question a person answered.
 type Confirmer struct {
 	key   []byte
 	ttl   time.Duration
@@ -35,7 +41,11 @@ type Confirmer struct {
 // DefaultConfirmTTL is how long a confirmation token stays good.
 const DefaultConfirmTTL = 5 * time.Minute
 
-const tokenPrefix = "gmc1"
+// The purposes' prefixes, which the MAC covers.
+const (
+	tokenPrefix = "gmc1" // a confirm token
+	statePrefix = "gme1" // the request state of a question to a person
+)
 
 // confirmSecretName is the store's secret that keys the tokens when no secret is configured.
 const confirmSecretName = "confirm"
@@ -80,8 +90,18 @@ type TokenError struct {
 
 func (e *TokenError) Error() string { return e.Reason }
 
-// Issue returns a token for tool, args and plan, and its expiry.
+// Issue returns a confirm token for tool, args and plan, and its expiry.
 func (c *Confirmer) Issue(tool string, args []byte, planDigest string) (string, time.Time) {
+	return c.issue(tokenPrefix, tool, args, planDigest)
+}
+
+// IssueState returns the request state of a question about tool, args and plan put to a
+// person through the client, and its expiry.
+func (c *Confirmer) IssueState(tool string, args []byte, planDigest string) (string, time.Time) {
+	return c.issue(statePrefix, tool, args, planDigest)
+}
+
+func (c *Confirmer) issue(prefix, tool string, args []byte, planDigest string) (string, time.Time) {
 	nonce := make([]byte, 12)
 	if _, err := rand.Read(nonce); err != nil {
 		panic("no randomness for a confirmation token: " + err.Error())
@@ -90,18 +110,37 @@ func (c *Confirmer) Issue(tool string, args []byte, planDigest string) (string, 
 	payload := strings.Join([]string{tool, argsDigest(args), planDigest, strconv.FormatInt(exp.Unix(), 10),
 		base64.RawURLEncoding.EncodeToString(nonce)}, "|")
 	enc := base64.RawURLEncoding.EncodeToString([]byte(payload))
-	return tokenPrefix + "." + enc + "." + c.mac(enc), exp
+	return prefix + "." + enc + "." + c.mac(prefix, enc), exp
 }
 
-// Verify checks token against tool, args and the plan as it stands now, and spends it. A
-// refusal of the token is a *TokenError; when the store cannot record the spending, the error
-// says so and the token must be treated as refused: nothing may run unrecorded.
+// Verify checks a confirm token against tool, args and the plan as it stands now, and spends
+// it. A refusal of the token is a *TokenError; when the store cannot record the spending, the
+// error says so and the token must be treated as refused: nothing may run unrecorded.
 func (c *Confirmer) Verify(ctx context.Context, tool string, args []byte, planDigest, token string) error {
 	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[0] != tokenPrefix {
+	if len(parts) == 3 && parts[0] == statePrefix {
+		return &TokenError{Reason: "the confirm_token is not valid: it is the state of a question gpu-mcp put to a person through the client, not a confirm_token"}
+	}
+	return c.verify(ctx, tokenPrefix, tool, args, planDigest, parts)
+}
+
+// VerifyState checks the request state sent with a person's answer, as Verify does a token.
+func (c *Confirmer) VerifyState(ctx context.Context, tool string, args []byte, planDigest, state string) error {
+	parts := strings.Split(state, ".")
+	if len(parts) == 3 && parts[0] == tokenPrefix {
+		return &TokenError{Reason: "the answer's request state is a confirmation token, which the agent holds, not the state gpu-mcp gave with its question: it cannot stand for a person's answer"}
+	}
+	if len(parts) != 3 || parts[0] != statePrefix {
+		return &TokenError{Reason: "the answer's request state is not one gpu-mcp gave with a question; nothing was done"}
+	}
+	return c.verify(ctx, statePrefix, tool, args, planDigest, parts)
+}
+
+func (c *Confirmer) verify(ctx context.Context, prefix, tool string, args []byte, planDigest string, parts []string) error {
+	if len(parts) != 3 || parts[0] != prefix {
 		return &TokenError{Reason: "the confirm_token is malformed: it was not issued by this server"}
 	}
-	if !hmac.Equal([]byte(parts[2]), []byte(c.mac(parts[1]))) {
+	if !hmac.Equal([]byte(parts[2]), []byte(c.mac(prefix, parts[1]))) {
 		return &TokenError{Reason: "the confirm_token is not valid: it was not issued by this server or has been tampered with"}
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
@@ -160,9 +199,9 @@ func (c *Confirmer) prune(ctx context.Context, now time.Time) {
 	}
 }
 
-func (c *Confirmer) mac(s string) string {
+func (c *Confirmer) mac(prefix, s string) string {
 	m := hmac.New(sha256.New, c.key)
-	m.Write([]byte(s))
+	m.Write([]byte(prefix + "." + s))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 

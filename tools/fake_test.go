@@ -51,6 +51,13 @@ type fakeProvider struct {
 	// Precheck refuse stop and destroy, as a vendor does for a booting machine.
 	launchState providers.State
 	noStop      bool
+	// onLaunch, when set, runs before an order is taken; its error refuses the order.
+	onLaunch func(spec providers.LaunchSpec) error
+	// delay is how long a buy or a start takes, so that concurrent checks overlap it.
+	delay time.Duration
+	// orderOnly: a launch answers with an order number, and its instance is never listed
+	// (HuiXingYun lists an order's instance late).
+	orderOnly bool
 }
 
 func newFake(name string) *fakeProvider {
@@ -157,16 +164,34 @@ func (f *fakeProvider) record(op, id string) {
 }
 
 func (f *fakeProvider) Launch(ctx context.Context, spec providers.LaunchSpec) (providers.LaunchResult, error) {
+	time.Sleep(f.delay)
+	if f.onLaunch != nil {
+		if err := f.onLaunch(spec); err != nil {
+			return providers.LaunchResult{}, err
+		}
+	}
 	f.mu.Lock()
 	f.next++
 	id := fmt.Sprintf("new-%d", f.next)
 	f.record("launch", spec.OfferID+"/"+spec.ImageID)
-	st := f.launchState
+	st, orderOnly := f.launchState, f.orderOnly
+	var price *float64
+	for _, o := range f.offers {
+		if h, ok := o.HourlyPrice(spec.GPUCount); ok && o.ID == spec.OfferID && spec.Billing == providers.BillingHourly {
+			price = &h
+		}
+	}
 	f.mu.Unlock()
+	if orderOnly {
+		return providers.LaunchResult{OrderID: "order-" + id}, nil
+	}
 	if st == "" {
 		st = providers.StateRunning
 	}
 	f.addInstance(id, st)
+	f.mu.Lock()
+	f.insts[id].PricePerHour = price
+	f.mu.Unlock()
 	return providers.LaunchResult{InstanceID: id, OrderID: "order-" + id}, nil
 }
 
@@ -183,6 +208,7 @@ func (f *fakeProvider) setState(op, id string, st providers.State) error {
 }
 
 func (f *fakeProvider) Start(ctx context.Context, id string) error {
+	time.Sleep(f.delay)
 	return f.setState("start", id, providers.StateRunning)
 }
 func (f *fakeProvider) Stop(ctx context.Context, id string) error {

@@ -55,6 +55,9 @@ type Plan struct {
 	PricePerHour *float64 `json:"price_per_hour,omitempty" jsonschema_description:"CNY while it runs; absent: no published price"`
 	PeriodCost   *float64 `json:"period_cost,omitempty" jsonschema_description:"CNY charged up front for prepaid periods"`
 	Effects      []string `json:"effects" jsonschema_description:"what happens, is interrupted, lost, billed"`
+	// Limits are figures of the moment, checked again when the plan runs: they are not part
+	// of what a token approves (see planDigest).
+	Limits []string `json:"limits,omitempty" jsonschema_description:"each spending limit that applies: figures, what this adds, what is left; checked again when it runs"`
 }
 
 // Outcome is embedded in the result of every guarded tool.
@@ -88,25 +91,11 @@ type prepared[Out any] struct {
 	plan    *Plan
 	noop    string // non-empty: nothing to do, and why
 	noopOut Out
-	// spend, when set, says that the plan adds a billing instance: the guard checks the
-	// spending limits before the plan is shown and again, since instances may have started
-	// meanwhile, before it runs.
-	spend *newSpend
+	// spend, when set, is what the plan adds to the spending: the guard previews the limits
+	// before the plan is shown, and when it runs checks them again and holds its room in one
+	// step (holdSpend), since others may have spent meanwhile.
+	spend *spending
 	run   func(ctx context.Context) (Out, string, error)
-}
-
-// newSpend is what a plan adds to the spending, for the limits.
-type newSpend struct {
-	periods int    // prepaid periods bought (0: billed by the hour)
-	exclude string // the instance being started, which must not count twice
-}
-
-// checkSpend applies the spending limits to a plan that adds spending.
-func (p *prepared[Out]) checkSpend(ctx context.Context, d *Deps) error {
-	if p.spend == nil {
-		return nil
-	}
-	return d.checkNewSpend(ctx, p.plan, p.spend.periods, p.spend.exclude)
 }
 
 // guardedTool builds a tool that changes something at a vendor. prepare only reads. The action
@@ -145,7 +134,7 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 			rec.Outcome, rec.Detail = StatusNothingToDo, p.noop
 			return out, d.textPrefix() + p.noop, nil
 		}
-		if err := p.checkSpend(ctx, d); err != nil {
+		if err := d.previewSpend(ctx, p.spend, p.plan); err != nil {
 			return zero, "", err
 		}
 		rec.Plan = p.plan
@@ -153,12 +142,27 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 
 		mr := roundTripFrom(ctx)
 		if answer := server.ElicitationResponse(mr.InputResponses, elicitID); answer != nil {
-			// The person's answer to the question this tool asked through the client. The
-			// request state is a token bound to the arguments and the plan that were shown.
-			rec.Confirmation = confirmedBy(string(answer.Action))
-			if err := d.Confirmer.Verify(ctx, name, args, digest, mr.RequestState); err != nil {
+			// An answer to the question this tool asked through the client. It is a person's
+			// only from a client that declared it can ask its user, on a transport that could
+			// have delivered the question, and with the request state gpu-mcp gave with that
+			// question (a token of its own purpose, bound to the arguments and the plan shown):
+			// an agent cannot make its own confirmation token stand for a person's yes.
+			rec.Confirmation = ConfirmedUnverified
+			if !clientCanElicit(ctx) {
+				d.Log.Warn().Str("tool", name).Str("client", clientName(ctx)).Msg("refused an elicitation answer from a client that cannot ask its user")
+				return zero, "", &providers.Error{Kind: providers.KindRejected, Provider: providers.Own,
+					Message: name + " refused: this client did not declare that it can ask its user (MCP elicitation), so an answer sent in its user's name is not an approval; nothing was done",
+					Remedy:  "call " + name + " without an answer for a plan and a confirm_token, and show the plan to the user"}
+			}
+			if err := d.Confirmer.VerifyState(ctx, name, args, digest, mr.RequestState); err != nil {
+				d.Log.Warn().Str("tool", name).Str("reason", err.Error()).Msg("elicitation answer refused")
+				if te, ok := isTokenError(err); ok {
+					return zero, "", &providers.Error{Kind: providers.KindRejected, Provider: providers.Own,
+						Message: name + " refused: " + te.Reason, Remedy: "call " + name + " again for a new question to the user"}
+				}
 				return zero, "", refusal(name, err)
 			}
+			rec.Confirmation = confirmedBy(string(answer.Action))
 			if answer.Action != mcp.ElicitationResponseActionAccept || !approved(answer.Content) {
 				status, msg := StatusDeclined, "The user declined the plan; nothing was done."
 				if answer.Action == mcp.ElicitationResponseActionCancel {
@@ -175,7 +179,7 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 
 		if token == "" {
 			if clientCanElicit(ctx) {
-				state, _ := d.Confirmer.Issue(name, args, digest)
+				state, _ := d.Confirmer.IssueState(name, args, digest)
 				rec.Outcome = StatusElicitationRequested
 				return zero, "", askPerson(name, p.plan, state)
 			}
@@ -205,16 +209,22 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 	})
 }
 
-// runConfirmed carries out an approved plan, within the spending limits, once the audit trail
-// holds that it runs: an action whose approval cannot be recorded does not run.
+// runConfirmed carries out an approved plan, within the spending limits (checked again, and
+// its room held, in one step), once the audit trail holds that it runs: an action whose
+// approval cannot be recorded does not run.
 func runConfirmed[Out any, POut guardedResult[Out]](ctx context.Context, d *Deps, name string, p *prepared[Out], rec *AuditEntry) (Out, string, error) {
 	var zero Out
-	if err := p.checkSpend(ctx, d); err != nil {
+	hold, err := d.holdSpend(ctx, p.spend)
+	if err != nil {
 		return zero, "", err
 	}
+	if p.spend != nil {
+		p.spend.hold = hold
+	}
 	running := *rec
-	running.Time, running.Outcome = time.Now().UTC(), StatusRunning
+	running.Time, running.Outcome, running.Detail = time.Now().UTC(), StatusRunning, approvedBy(ctx, rec.Confirmation)
 	if err := d.Audit.Record(ctx, running); err != nil {
+		d.Fleet.EndHold(hold, true)
 		d.Log.Error().Err(err).Str("tool", name).Msg("approved action refused: its approval could not be recorded in the audit trail")
 		return zero, "", &providers.Error{Kind: providers.KindUnavailable, Provider: providers.Own, Err: err,
 			Message: fmt.Sprintf("%s refused: could not record the approval in the audit trail (%v); nothing was done", name, err),
@@ -222,6 +232,13 @@ func runConfirmed[Out any, POut guardedResult[Out]](ctx context.Context, d *Deps
 	}
 	d.Log.Info().Str("tool", name).Str("plan", p.plan.Summary).Str("confirmation", string(rec.Confirmation)).Msg("approved action running")
 	out, text, err := p.run(ctx)
+	if hold != "" && (err != nil && providers.KindOf(err) != providers.KindUnknown) {
+		// Nothing was spent: the vendor refused, or the action failed before reaching it.
+		d.Fleet.EndHold(hold, true)
+	} else if hold != "" && !p.spend.bills {
+		// A renewal or a later auto-stop makes nothing bill by the hour: only its commitment stays.
+		d.Fleet.EndHold(hold, false)
+	}
 	if err != nil {
 		d.Log.Warn().Str("tool", name).Err(err).Msg("approved action failed")
 		rec.Outcome, rec.Detail = StatusFailed, errorText(err)
@@ -337,8 +354,12 @@ func confirmationRequired[Out any, POut guardedResult[Out]](d *Deps, tool string
 }
 
 // planDigest fingerprints a plan, so that a token approves exactly the plan that was shown.
+// The limits' figures are left out: they change with every other instance that bills, and
+// the limits are checked again when the plan runs.
 func planDigest(p *Plan) string {
-	b, _ := json.Marshal(p)
+	c := *p
+	c.Limits = nil
+	b, _ := json.Marshal(c)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:12])
 }
@@ -352,5 +373,43 @@ func planText(p *Plan) string {
 	for _, e := range p.Effects {
 		b.WriteString("- " + e + "\n")
 	}
+	if len(p.Limits) > 0 {
+		b.WriteString("Spending limits (checked again when it runs):\n")
+		for _, l := range p.Limits {
+			b.WriteString("- " + l + "\n")
+		}
+	}
 	return b.String()
+}
+
+// clientName is the name and version the client gave when it initialized, for the logs and
+// the audit trail: at most 64 printable characters.
+func clientName(ctx context.Context) string {
+	s, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo)
+	if !ok {
+		return "an unnamed client"
+	}
+	info := s.GetClientInfo()
+	name := strings.TrimSpace(info.Name + " " + info.Version)
+	name = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	if name == "" {
+		return "an unnamed client"
+	}
+	if r := []rune(name); len(r) > 64 {
+		name = string(r[:64])
+	}
+	return name
+}
+
+// approvedBy says, for the audit trail, who approved an action that runs.
+func approvedBy(ctx context.Context, c Confirmation) string {
+	if c == ConfirmedByToken {
+		return "approved with a confirmation token sent by the client (" + clientName(ctx) + "): it proves the plan was shown, not who agreed"
+	}
+	return "approved by the user of " + clientName(ctx) + ", asked through the client (MCP elicitation)"
 }

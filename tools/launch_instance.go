@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // LaunchArgs asks for a new instance.
@@ -149,9 +150,22 @@ func launchInstance(d *Deps) Tool {
 			plan.Effects = append(plan.Effects, ws...)
 			plan.Effects = append(plan.Effects, launchExtras(p, plan, in, autoStop, source)...)
 			timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
-			req := fleet.LaunchRequest{Key: in.IdempotencyKey, ArgsHash: argsKey, Offer: offer, Spec: spec, Wait: in.waits(), WaitTimeout: timeout,
-				Fallbacks: in.FallbackOffers, Vet: d.fallbackVet(plan, in), AutoStop: autoStop}
-			return &prepared[LaunchResult]{plan: plan, spend: &newSpend{periods: spec.Periods}, run: func(ctx context.Context) (LaunchResult, string, error) {
+			key := in.IdempotencyKey
+			if key == "" {
+				key = fleet.NewKey()
+			}
+			req := fleet.LaunchRequest{Key: key, ArgsHash: argsKey, Offer: offer, Spec: spec, Wait: in.waits(), WaitTimeout: timeout,
+				Fallbacks: in.FallbackOffers, Vet: d.fallbackVet(plan, in, autoStop, key), AutoStop: autoStop}
+			req.Rehold = func(ctx context.Context, o providers.Offer, _ providers.LaunchSpec) (string, error) {
+				fspec, fplan, err := fallbackPlan(o, plan, in)
+				if err != nil {
+					return "", err
+				}
+				return d.holdSpend(ctx, launchSpending(fplan, fspec, autoStop, key))
+			}
+			spend := launchSpending(plan, spec, autoStop, key)
+			return &prepared[LaunchResult]{plan: plan, spend: spend, run: func(ctx context.Context) (LaunchResult, string, error) {
+				req.Hold = spend.hold
 				req.Progress = func(total int, msg string) { reportProgress(ctx, total, msg) }
 				o, err := d.Fleet.Launch(ctx, req)
 				if err != nil {
@@ -199,15 +213,41 @@ func launchResult(o fleet.Outcome) LaunchResult {
 	return out
 }
 
+// launchSpending is what a launch of plan adds to the spending: its price while it bills (a
+// prepaid plan's hourly equivalent), and what it commits: a prepaid plan's charge, or its price
+// for the hours of its auto-stop (24 without one).
+func launchSpending(plan *Plan, spec providers.LaunchSpec, autoStop time.Duration, key string) *spending {
+	s := &spending{kind: state.CommitLaunch, what: "launch", provider: plan.Provider, launchKey: key, gpus: plan.GPUCount, bills: true}
+	if h, ok := effectiveHourly(plan, spec.Periods); ok {
+		s.price = &h
+	}
+	if spec.Billing != providers.BillingHourly {
+		s.prepaid, s.upfront, s.cost = true, true, plan.PeriodCost
+		return s
+	}
+	s.hours, s.hoursWhy = noEndHours, "24 h, as it has no auto-stop"
+	if autoStop > 0 {
+		s.hours, s.hoursWhy = autoStop.Hours(), "its "+shortDuration(autoStop)+" auto-stop"
+	}
+	return s
+}
+
+// fallbackPlan is the plan a fallback offer o would have under the approved plan's GPUs and
+// billing.
+func fallbackPlan(o providers.Offer, plan *Plan, in *LaunchArgs) (providers.LaunchSpec, *Plan, error) {
+	args := *in
+	args.GPUCount = plan.GPUCount
+	args.Billing = plan.Billing
+	return launchPlan(o, &args)
+}
+
 // fallbackVet says whether the user's approval covers a fallback offer: the plan it would
-// have, at no higher price than the approved one, within the spending limits.
-func (d *Deps) fallbackVet(plan *Plan, in *LaunchArgs) func(context.Context, providers.Offer) (providers.LaunchSpec, error) {
+// have, at no higher price than the approved one, within the spending limits as they stand
+// (the buy itself is held by the launch's Rehold, in one step with the limits' check).
+func (d *Deps) fallbackVet(plan *Plan, in *LaunchArgs, autoStop time.Duration, key string) func(context.Context, providers.Offer) (providers.LaunchSpec, error) {
 	approved, approvedKnown := effectiveHourly(plan, max(in.Periods, 1))
 	return func(ctx context.Context, o providers.Offer) (providers.LaunchSpec, error) {
-		args := *in
-		args.GPUCount = plan.GPUCount
-		args.Billing = plan.Billing
-		spec, cplan, err := launchPlan(o, &args)
+		spec, cplan, err := fallbackPlan(o, plan, in)
 		if err != nil {
 			return spec, err
 		}
@@ -215,7 +255,7 @@ func (d *Deps) fallbackVet(plan *Plan, in *LaunchArgs) func(context.Context, pro
 		if known != approvedKnown || (known && price > approved+1e-9) {
 			return spec, errors.New("its price is not within the approved one")
 		}
-		return spec, d.checkNewSpend(ctx, cplan, spec.Periods, "")
+		return spec, d.previewSpend(ctx, launchSpending(cplan, spec, autoStop, key), cplan)
 	}
 }
 

@@ -3,8 +3,10 @@ package tools
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // The four instance actions that take only an instance id share their shape; each has its own
@@ -29,10 +31,11 @@ type instanceAction struct {
 	noop               func(providers.Instance) string // non-empty: already done
 	// effects are what the tool says beside the vendor's rule (the billing that starts or
 	// stops); what the action interrupts or deletes is the vendor's to say (Precheck).
-	effects func(providers.Instance, providers.Capabilities) []string
-	verb    string
-	spends  bool // billing resumes: the spending limits apply
-	call    func(ctx context.Context, p providers.Provider, id string) error
+	effects     func(providers.Instance, providers.Capabilities) []string
+	verb        string
+	spends      bool // billing resumes: the spending limits apply
+	endsBilling bool // the instance no longer bills by the hour: its spending holds end
+	call        func(ctx context.Context, p providers.Provider, id string) error
 }
 
 var instanceActions = []instanceAction{
@@ -58,7 +61,7 @@ var instanceActions = []instanceAction{
 		call: func(ctx context.Context, p providers.Provider, id string) error { return p.Start(ctx, id) },
 	},
 	{
-		title: "Stop instance", action: providers.ActionStop, verb: "Stop",
+		title: "Stop instance", action: providers.ActionStop, verb: "Stop", endsBilling: true,
 		description: "Stop (power off) an instance; its disk is kept. Running processes are killed. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves.",
 		hints:       Hints{Destructive: true, Idempotent: true, OpenWorld: true},
 		noop: func(in providers.Instance) string {
@@ -81,7 +84,7 @@ var instanceActions = []instanceAction{
 		call:        func(ctx context.Context, p providers.Provider, id string) error { return p.Restart(ctx, id) },
 	},
 	{
-		title: "Destroy instance", action: providers.ActionDestroy, verb: "Destroy",
+		title: "Destroy instance", action: providers.ActionDestroy, verb: "Destroy", endsBilling: true,
 		description: "Delete an instance and ALL data on its disks, permanently. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves. Save an image first to keep the disk.",
 		hints:       Hints{Destructive: true, Idempotent: true, OpenWorld: true},
 		noop:        func(providers.Instance) string { return "" },
@@ -106,17 +109,42 @@ func (a instanceAction) build(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			var spend *newSpend
+			var spend *spending
 			if a.spends {
-				spend = &newSpend{exclude: inst.ID}
+				if spend, err = d.startSpending(ctx, p, inst); err != nil {
+					return nil, err
+				}
 			}
 			return &prepared[InstanceActionResult]{plan: plan, spend: spend, run: func(ctx context.Context) (InstanceActionResult, string, error) {
 				if err := a.call(ctx, p, inst.ID); err != nil {
 					return InstanceActionResult{}, "", err
 				}
+				if a.endsBilling {
+					d.Fleet.EndHoldsOf(inst.ID)
+				}
 				return d.afterAction(ctx, p, inst, fmt.Sprintf("%s: %s requested.", inst.ID, a.action))
 			}}, nil
 		})
+}
+
+// startSpending is what starting inst adds to the spending: its hourly price while it runs,
+// committed until its auto-stop (gpu-mcp's lease, else the vendor's timer; 24 h without one).
+// A prepaid instance was paid for when it was bought: starting it commits nothing more.
+func (d *Deps) startSpending(ctx context.Context, p providers.Provider, inst providers.Instance) (*spending, error) {
+	s := &spending{kind: state.CommitStart, what: "start", provider: p.Name(), instanceID: inst.ID, bills: true, price: inst.PricePerHour}
+	if inst.Billing != "" && inst.Billing != providers.BillingHourly {
+		return s, nil
+	}
+	stop := inst.StopsAt
+	lease, err := d.Fleet.Lease(ctx, inst.ID)
+	if err != nil {
+		return nil, err
+	}
+	if lease != nil {
+		stop = &lease.DueAt
+	}
+	s.hours, s.hoursWhy = hoursUntil(stop, time.Now())
+	return s, nil
 }
 
 // lookupInstance resolves an instance id and reads the instance's current state.

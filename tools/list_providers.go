@@ -23,6 +23,7 @@ type ProviderInfo struct {
 	Unsupported            map[string]string  `json:"unsupported,omitempty" jsonschema_description:"tools its API cannot serve, and why"`
 	SaveImageStopsInstance bool               `json:"save_image_stops_instance"`
 	PublishesPrices        bool               `json:"publishes_prices" jsonschema_description:"false: plans cannot show a cost"`
+	BillingStates          []string           `json:"billing_states" jsonschema_description:"states in which it may bill the hourly price; the spending limits count these"`
 	Notes                  []string           `json:"notes,omitempty" jsonschema_description:"with details=true"`
 	Balance                *providers.Balance `json:"balance,omitempty" jsonschema_description:"where the vendor reports it"`
 	BalanceError           string             `json:"balance_error,omitempty"`
@@ -56,6 +57,11 @@ func listProviders(d *Deps) Tool {
 				notes += len(c.Notes)
 				for _, b := range c.Billing {
 					info.Billing = append(info.Billing, string(b))
+				}
+				for _, st := range providers.States {
+					if c.Bills(st) {
+						info.BillingStates = append(info.BillingStates, string(st))
+					}
 				}
 				if len(c.Unsupported) > 0 {
 					info.Unsupported = map[string]string{}
@@ -100,6 +106,7 @@ func providersText(ps []ProviderInfo) string {
 		if p.Balance != nil {
 			fmt.Fprintf(&b, "; balance %.2f CNY", p.Balance.CNY)
 		}
+		fmt.Fprintf(&b, "\n  bills by the hour while: %s", strings.Join(p.BillingStates, ", "))
 		names := make([]string, 0, len(p.Unsupported))
 		for a := range p.Unsupported {
 			names = append(names, a)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // RenewArgs extends a prepaid lease.
@@ -33,7 +34,11 @@ func renewInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			return &prepared[InstanceActionResult]{plan: plan, run: func(ctx context.Context) (InstanceActionResult, string, error) {
+			cost, how := renewalCost(ctx, p, inst, in.Periods)
+			plan.PeriodCost = cost
+			plan.Effects = append(plan.Effects, how)
+			spend := &spending{kind: state.CommitRenew, what: "renewal", provider: p.Name(), instanceID: inst.ID, upfront: true, cost: cost}
+			return &prepared[InstanceActionResult]{plan: plan, spend: spend, run: func(ctx context.Context) (InstanceActionResult, string, error) {
 				if err := p.Renew(ctx, inst.ID, in.Periods); err != nil {
 					return InstanceActionResult{}, "", err
 				}
@@ -44,4 +49,43 @@ func renewInstance(d *Deps) Tool {
 				return r, text, err
 			}}, nil
 		})
+}
+
+// renewalCost is what renewing inst for periods of its billing period charges, and how that
+// was found. A renewal is charged at the vendor's price of the instance's period; which offer
+// an instance came from is not kept, so the price is the highest that the vendor lists for
+// that period among the offers of its GPU model (in its region, when known), times its GPUs
+// and the periods. nil when the vendor publishes no such price: an unknown charge, which
+// counts as over any limit on it.
+func renewalCost(ctx context.Context, p providers.Provider, inst providers.Instance, periods int) (*float64, string) {
+	unknown := func(why string) (*float64, string) {
+		return nil, why + ", so what the renewal charges is unknown here: check the vendor's price list"
+	}
+	if !p.Capabilities().PublishesPrices {
+		return unknown(p.Name() + " publishes no prices in its API")
+	}
+	if inst.Billing == "" || inst.Billing == providers.BillingHourly {
+		return unknown(p.Name() + " does not say the instance's billing period")
+	}
+	offers, err := p.ListOffers(ctx)
+	if err != nil {
+		return unknown("the offers, which carry the prices, could not be read (" + errorText(err) + ")")
+	}
+	var price float64
+	found := false
+	for _, o := range offers {
+		if o.GPUModel != inst.GPUModel || (inst.Region != "" && o.Region != inst.Region) {
+			continue
+		}
+		if c, ok := o.PeriodPrice(inst.Billing); ok && (!found || c > price) {
+			price, found = c, true
+		}
+	}
+	if !found {
+		return unknown(fmt.Sprintf("%s lists no %s price for %s", p.Name(), inst.Billing, orDash(inst.GPUModel)))
+	}
+	gpus := max(inst.GPUCount, 1)
+	cost := price * float64(gpus) * float64(periods)
+	return &cost, fmt.Sprintf("charged now: %.2f CNY (%d %s period(s) x %d GPU(s) x %.2f CNY, the highest %s price %s lists for %s)",
+		cost, periods, inst.Billing, gpus, price, inst.Billing, p.Name(), inst.GPUModel)
 }

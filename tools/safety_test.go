@@ -186,7 +186,18 @@ func TestSpendLimits(t *testing.T) {
 		{"gpus just over", Limits{MaxGPUs: 2}, map[string]any{"gpu_count": 4}, nil, false, "4 GPUs is over the limit of 2"},
 		{"spend just under", Limits{MaxHourlySpend: lim(10)}, map[string]any{"gpu_count": 2}, []float64{3, 2}, true, ""},
 		{"spend just over", Limits{MaxHourlySpend: lim(9.99)}, map[string]any{"gpu_count": 2}, []float64{3, 2}, false, "the total would be 10.00, over the limit of 9.99"},
-		{"prepaid spread over its hours", Limits{MaxPricePerHour: lim(1.39)}, map[string]any{"billing": "monthly"}, nil, true, ""},
+		{"prepaid spread over its hours, within the up-front limit", Limits{MaxPricePerHour: lim(1.39), MaxUpfront: lim(1000)}, map[string]any{"billing": "monthly"}, nil, true, ""},
+		{"prepaid under a price limit alone", Limits{MaxPricePerHour: lim(1.39)}, map[string]any{"billing": "monthly"}, nil, false,
+			"this prepaid launch charges 1000.00 CNY at once; GPU_MCP_MAX_PRICE_PER_HOUR bounds a price per hour, not a charge made up front"},
+		{"up-front just over", Limits{MaxUpfront: lim(999.99)}, map[string]any{"billing": "monthly"}, nil, false,
+			"this launch charges 1000.00 CNY at once, over the limit of 999.99 CNY per launch or renewal (GPU_MCP_MAX_UPFRONT)"},
+		// The case: 36 months prepaid pass a per-hour limit by their rate, not by their charge.
+		{"36 months prepaid", Limits{MaxPricePerHour: lim(3), MaxUpfront: lim(5000)}, map[string]any{"billing": "monthly", "periods": 36}, nil, false,
+			"this launch charges 36000.00 CNY at once, over the limit of 5000.00 CNY"},
+		{"24 h of spend just under", Limits{MaxSpend: lim(60)}, map[string]any{}, nil, true, ""},
+		{"24 h of spend just over", Limits{MaxSpend: lim(59.99)}, map[string]any{}, nil, false,
+			"0.00 CNY was committed through gpu-mcp in the last 24 h; this launch commits 60.00 more (2.50 CNY/hour for 24 h, as it has no auto-stop), 60.00 in all, over the limit of 59.99 CNY per 24 hours (GPU_MCP_MAX_SPEND)"},
+		{"the spend of a lease", Limits{MaxSpend: lim(5)}, map[string]any{"auto_stop_after": "2h"}, nil, true, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -62,7 +62,7 @@ func setAutoStop(d *Deps) Tool {
 			}
 			after, _ := parseAutoStop(in.AutoStopAfter)
 			action := state.LeaseAction(orDefault(in.Action, string(state.ActionStop)))
-			plan, noop, err := autoStopPlan(d, p, inst, current, after, action)
+			plan, spend, noop, err := autoStopPlan(d, p, inst, current, after, action)
 			if err != nil {
 				return nil, err
 			}
@@ -70,7 +70,7 @@ func setAutoStop(d *Deps) Tool {
 				out := SetAutoStopResult{Instance: ptr(withoutSecrets(d.annotated(ctx, inst)))}
 				return &prepared[SetAutoStopResult]{noop: noop, noopOut: out}, nil
 			}
-			return &prepared[SetAutoStopResult]{plan: plan, run: func(ctx context.Context) (SetAutoStopResult, string, error) {
+			return &prepared[SetAutoStopResult]{plan: plan, spend: spend, run: func(ctx context.Context) (SetAutoStopResult, string, error) {
 				var out SetAutoStopResult
 				var text string
 				if after == 0 {
@@ -102,8 +102,9 @@ func setAutoStop(d *Deps) Tool {
 
 // autoStopPlan describes a change of an instance's auto-stop: what it is now, what it
 // becomes, and how much longer or shorter the instance may bill at its price; or, when there
-// is nothing to do, why.
-func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, current *time.Time, after time.Duration, action state.LeaseAction) (*Plan, string, error) {
+// is nothing to do, why. The spending is what a later stop, or none, commits at its price: the
+// hours it moves later, or 24 for a cleared one; nil when it bills no longer.
+func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, current *time.Time, after time.Duration, action state.LeaseAction) (*Plan, *spending, string, error) {
 	ceiling := d.Fleet.MaxLease()
 	gpu := ""
 	if inst.GPUModel != "" {
@@ -118,12 +119,16 @@ func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, curren
 		}
 		return fmt.Sprintf("about %.2f CNY at %.2f CNY per hour", *inst.PricePerHour*d.Hours(), *inst.PricePerHour)
 	}
+	longer := func(hours float64, why string) *spending {
+		return &spending{kind: state.CommitLeaseExtend, what: "auto-stop change", provider: p.Name(), instanceID: inst.ID,
+			price: inst.PricePerHour, hours: hours, hoursWhy: why}
+	}
 	if after == 0 {
 		if current == nil {
-			return nil, inst.ID + " has no auto-stop; nothing was done.", nil
+			return nil, nil, inst.ID + " has no auto-stop; nothing was done.", nil
 		}
 		if ceiling > 0 {
-			return nil, "", limitError("this server keeps every instance on a lease of at most %s (GPU_MCP_MAX_LEASE), so an auto-stop can be moved but not cleared", shortDuration(ceiling))
+			return nil, nil, "", limitError("this server keeps every instance on a lease of at most %s (GPU_MCP_MAX_LEASE), so an auto-stop can be moved but not cleared", shortDuration(ceiling))
 		}
 		plan.Summary = "Clear the auto-stop of " + what + "."
 		plan.Effects = []string{fmt.Sprintf("the instance is no longer stopped automatically at %s: it bills until someone stops it, with no end (%s)",
@@ -131,19 +136,20 @@ func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, curren
 		if _, ok := p.(providers.StopScheduler); ok {
 			plan.Effects = append(plan.Effects, p.Name()+"'s shutdown timer is cancelled too")
 		}
-		return plan, "", nil
+		return plan, longer(noEndHours, "24 h, as nothing stops it any more"), "", nil
 	}
 	if ceiling > 0 && after > ceiling {
-		return nil, "", limitError("an auto-stop %s from now is beyond the longest lease allowed, %s (GPU_MCP_MAX_LEASE)", shortDuration(after), shortDuration(ceiling))
+		return nil, nil, "", limitError("an auto-stop %s from now is beyond the longest lease allowed, %s (GPU_MCP_MAX_LEASE)", shortDuration(after), shortDuration(ceiling))
 	}
 	verb := "Stop"
 	if action == state.ActionDestroy {
 		if ok, why := p.Capabilities().Supports(providers.ActionDestroy); !ok {
-			return nil, "", providers.Unsupported(p.Name(), providers.ActionDestroy, why)
+			return nil, nil, "", providers.Unsupported(p.Name(), providers.ActionDestroy, why)
 		}
 		verb = "Destroy"
 	}
 	plan.Summary = fmt.Sprintf("%s %s automatically %s after this is approved.", verb, what, shortDuration(after))
+	var spend *spending
 	if current == nil {
 		plan.Effects = append(plan.Effects, fmt.Sprintf("it has no auto-stop now; from then on it bills at most %s more: %s", shortDuration(after), price(after)))
 	} else {
@@ -152,6 +158,7 @@ func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, curren
 		switch {
 		case rounded < 0:
 			plan.Effects = append(plan.Effects, fmt.Sprintf("its auto-stop moves later than the current one (%s): it may bill about %s longer, %s more", timeCell(current), shortDuration(-rounded), price(-rounded)))
+			spend = longer((-rounded).Hours(), "the "+shortDuration(-rounded)+" its auto-stop moves later")
 		case rounded > 0:
 			plan.Effects = append(plan.Effects, fmt.Sprintf("its auto-stop moves earlier than the current one (%s): it bills about %s less, %s saved; running work is interrupted then", timeCell(current), shortDuration(rounded), price(rounded)))
 		default:
@@ -168,5 +175,5 @@ func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, curren
 	} else {
 		plan.Effects = append(plan.Effects, p.Name()+" has no shutdown timer: gpu-mcp carries it out whenever any gpu-mcp process runs, or `gpu-mcp reap` from cron; with neither, at the next start of gpu-mcp")
 	}
-	return plan, "", nil
+	return plan, spend, "", nil
 }

@@ -94,9 +94,10 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		VendorTimeout:      cfg.VendorTimeout,
 		ReadOnly:           cfg.ReadOnly,
 		RequireElicitation: cfg.RequireElicitation,
-		Limits:             tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs},
-		Clouds:             vendors.Titles(),
-		ConfigureHint:      vendors.ConfigureHint(),
+		Limits: tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs,
+			MaxUpfront: cfg.MaxUpfront, MaxSpend: cfg.MaxSpend},
+		Clouds:        vendors.Titles(),
+		ConfigureHint: vendors.ConfigureHint(),
 	}
 	w, ws, err := machineWork(cfg, reg, store, log)
 	if err != nil {

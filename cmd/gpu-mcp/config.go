@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"reflect"
 	"slices"
@@ -29,6 +30,8 @@ type Config struct {
 	ReadOnly           bool     `env:"GPU_MCP_READ_ONLY"`
 	MaxPricePerHour    *float64 `env:"GPU_MCP_MAX_PRICE_PER_HOUR"`
 	MaxHourlySpend     *float64 `env:"GPU_MCP_MAX_HOURLY_SPEND"`
+	MaxUpfront         *float64 `env:"GPU_MCP_MAX_UPFRONT"`
+	MaxSpend           *float64 `env:"GPU_MCP_MAX_SPEND"`
 	MaxGPUs            int      `env:"GPU_MCP_MAX_GPUS"`
 	RequireElicitation bool     `env:"GPU_MCP_REQUIRE_ELICITATION"`
 	AuditLog           string   `env:"GPU_MCP_AUDIT_LOG"`
@@ -286,9 +289,13 @@ func (c *Config) validate() error {
 	if n := len(c.ConfirmSecret); n > 0 && n < minConfirmSecret {
 		return fmt.Errorf("GPU_MCP_CONFIRM_SECRET is %d bytes long; use at least %d random bytes, e.g. openssl rand -hex 32 (unset: a random key kept in the state store)", n, minConfirmSecret)
 	}
-	for name, v := range map[string]*float64{"GPU_MCP_MAX_PRICE_PER_HOUR": c.MaxPricePerHour, "GPU_MCP_MAX_HOURLY_SPEND": c.MaxHourlySpend} {
-		if v != nil && *v < 0 {
-			return fmt.Errorf("%s %v is not accepted; use a number of CNY, 0 or more", name, *v)
+	for _, l := range []struct {
+		name string
+		v    *float64
+	}{{"GPU_MCP_MAX_PRICE_PER_HOUR", c.MaxPricePerHour}, {"GPU_MCP_MAX_HOURLY_SPEND", c.MaxHourlySpend},
+		{"GPU_MCP_MAX_UPFRONT", c.MaxUpfront}, {"GPU_MCP_MAX_SPEND", c.MaxSpend}} {
+		if l.v != nil && (*l.v < 0 || math.IsNaN(*l.v) || math.IsInf(*l.v, 0)) {
+			return fmt.Errorf("%s %v is not accepted; use a number of CNY, 0 or more", l.name, *l.v)
 		}
 	}
 	if c.MaxGPUs < 0 {

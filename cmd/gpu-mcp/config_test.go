@@ -41,14 +41,16 @@ func TestConfigDefaultsAndCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.MaxPricePerHour != nil || cfg.MaxHourlySpend != nil || cfg.MaxGPUs != 0 || cfg.ReadOnly {
+	if cfg.MaxPricePerHour != nil || cfg.MaxHourlySpend != nil || cfg.MaxUpfront != nil || cfg.MaxSpend != nil || cfg.MaxGPUs != 0 || cfg.ReadOnly {
 		t.Errorf("limits set by default: %+v", cfg)
 	}
-	lim, _, err := loadConfig([]string{"--read-only"}, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "0", "GPU_MCP_MAX_HOURLY_SPEND": "12.5", "GPU_MCP_MAX_GPUS": "2"})
+	lim, _, err := loadConfig([]string{"--read-only"}, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "0", "GPU_MCP_MAX_HOURLY_SPEND": "12.5", "GPU_MCP_MAX_GPUS": "2",
+		"GPU_MCP_MAX_UPFRONT": "300", "GPU_MCP_MAX_SPEND": "500.5"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lim.MaxPricePerHour == nil || *lim.MaxPricePerHour != 0 || *lim.MaxHourlySpend != 12.5 || lim.MaxGPUs != 2 || !lim.ReadOnly {
+	if lim.MaxPricePerHour == nil || *lim.MaxPricePerHour != 0 || *lim.MaxHourlySpend != 12.5 || lim.MaxGPUs != 2 || !lim.ReadOnly ||
+		lim.MaxUpfront == nil || *lim.MaxUpfront != 300 || lim.MaxSpend == nil || *lim.MaxSpend != 500.5 {
 		t.Errorf("limits: %+v", lim)
 	}
 	if cfg.Transport != "stdio" || cfg.Addr != "127.0.0.1:8080" || cfg.ConfirmTTL != 5*time.Minute || cfg.Demo {
@@ -101,6 +103,11 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "-1"}, "0 or more"},
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "cheap"}, "GPU_MCP_MAX_PRICE_PER_HOUR"},
 		{nil, map[string]string{"GPU_MCP_MAX_GPUS": "-4"}, "GPU_MCP_MAX_GPUS"},
+		{nil, map[string]string{"GPU_MCP_MAX_UPFRONT": "-0.01"}, "GPU_MCP_MAX_UPFRONT -0.01 is not accepted; use a number of CNY, 0 or more"},
+		{nil, map[string]string{"GPU_MCP_MAX_UPFRONT": "lots"}, "GPU_MCP_MAX_UPFRONT"},
+		{nil, map[string]string{"GPU_MCP_MAX_SPEND": "NaN"}, "GPU_MCP_MAX_SPEND NaN is not accepted"},
+		{nil, map[string]string{"GPU_MCP_MAX_SPEND": "+Inf"}, "GPU_MCP_MAX_SPEND +Inf is not accepted"},
+		{nil, map[string]string{"GPU_MCP_MAX_HOURLY_SPEND": "-3"}, "GPU_MCP_MAX_HOURLY_SPEND -3 is not accepted"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "slow"}, "GPU_MCP_DEMO_LATENCY"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "aws=100ms"}, latencyExample()},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=fast"}, "GPU_MCP_DEMO_LATENCY"},

@@ -129,6 +129,11 @@ var capabilities = providers.Capabilities{
 		providers.ActionDestroy: "perhaps the private images saved from it, which are kept (Chenyu does not document whether they are billed)",
 	},
 	ImageSaved: providers.SaveReportInstance,
+	// Every state but shut down (22, 4); Chenyu reports no deleting state. It documents no
+	// billing by state, so creating, starting, restarting, shutting down, an abnormal stop (23)
+	// and any unknown status count: they may bill.
+	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
+		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
 
 // Renew implements providers.Provider: Chenyu has no renew call.

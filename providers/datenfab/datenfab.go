@@ -173,6 +173,11 @@ var capabilities = providers.Capabilities{
 		providers.ActionDestroy:   savedImagesBill,
 	},
 	ImageSaved: providers.SaveReportNone,
+	// Pay-as-you-go is billed from power-on to power-off or deletion (NeoLink's rules): every
+	// state until the instance is off. Powered off, only storage is charged, by the GB and day;
+	// deleting starts from powered off.
+	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
+		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
 
 // savedImagesBill is what saved images cost on Datenfab.

@@ -62,6 +62,8 @@ var capabilities = providers.Capabilities{
 	Billing:         []providers.BillingMode{providers.BillingHourly},
 	PublishesPrices: true,
 	ImageSaved:      providers.SaveReportImages,
+	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
+		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
 
 // Name implements providers.Provider.

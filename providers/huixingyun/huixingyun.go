@@ -137,6 +137,11 @@ var capabilities = providers.Capabilities{
 		providers.ActionStop: "perhaps its disks (HuiXingYun does not document whether a stopped instance's disks are billed; destroy it to be sure nothing is)",
 	},
 	ImageSaved: providers.SaveReportImages,
+	// Every state but stopped and deleting: HuiXingYun documents no billing by state, and
+	// destroys only stopped instances. A stopped instance is taken to bill no compute (a
+	// card-less stop releases its GPU; what a normal stop bills is not documented).
+	BillingStates: []providers.State{providers.StatePending, providers.StateStarting, providers.StateRunning,
+		providers.StateRestarting, providers.StateStopping, providers.StateSaving, providers.StateError, providers.StateUnknown},
 }
 
 // call sends one request and decodes a 2xx answer into out (when non-nil).

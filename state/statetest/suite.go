@@ -1101,4 +1101,19 @@ func testReservations(t *testing.T, e env) {
 	if active, _ := e.a.ActiveReservations(ctx, start); len(active) != 0 {
 		t.Fatalf("a released reservation is active: %+v", active)
 	}
+
+	// A commitment whose money was not spent is cancelled, on any replica, once.
+	must(t, e.a.Reserve(ctx, state.Reservation{ID: "r-start", Provider: "p", ExpiresAt: start.Add(time.Hour)},
+		&state.Commitment{ID: "c-start", Provider: "p", InstanceID: "p:inst", Kind: state.CommitStart, CNY: 7}, func(state.Snapshot) error { return nil }))
+	must(t, e.a.Reserve(ctx, state.Reservation{ID: "r-keep", Provider: "p", ExpiresAt: start.Add(time.Hour)},
+		&state.Commitment{ID: "c-keep", Provider: "p", Kind: state.CommitLaunch, CNY: 2}, func(state.Snapshot) error { return nil }))
+	must(t, e.b.CancelCommitment(ctx, "c-start"))
+	must(t, e.a.CancelCommitment(ctx, "c-start"))
+	total, err := e.a.Committed(ctx, time.Time{})
+	must(t, err)
+	var seen state.Snapshot
+	must(t, e.b.Reserve(ctx, state.Reservation{ID: "r-look", Provider: "p", ExpiresAt: start.Add(time.Hour)}, nil, func(s state.Snapshot) error { seen = s; return nil }))
+	if total != 2 || len(seen.Commitments) != 1 || seen.Commitments[0].ID != "c-keep" {
+		t.Fatalf("after cancelling: %v committed, snapshot %+v", total, seen.Commitments)
+	}
 }
