@@ -24,8 +24,9 @@ func renewInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			// No vendor that can renew publishes a renewal price (HuiXingYun has no prices at all).
-			effect := fmt.Sprintf("the lease is extended by %d %s period(s), charged now at a price %s does not publish", in.Periods, orDash(string(inst.Billing)), p.Name())
+			// What it charges is said once, by renewalCost: the price found, or why it is unknown.
+			cost, how := renewalCost(ctx, p, inst, in.Periods)
+			effect := fmt.Sprintf("the lease is extended by %d %s period(s), %s", in.Periods, orDash(string(inst.Billing)), how)
 			if inst.ExpiresAt != nil {
 				effect += "; the lease currently ends " + timeCell(inst.ExpiresAt)
 			}
@@ -34,9 +35,7 @@ func renewInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			cost, how := renewalCost(ctx, p, inst, in.Periods)
 			plan.PeriodCost = cost
-			plan.Effects = append(plan.Effects, how)
 			spend := &spending{kind: state.CommitRenew, what: "renewal", provider: p.Name(), instanceID: inst.ID, upfront: true, cost: cost}
 			return &prepared[InstanceActionResult]{plan: plan, spend: spend, run: func(ctx context.Context) (InstanceActionResult, string, error) {
 				if err := p.Renew(ctx, inst.ID, in.Periods); err != nil {
@@ -59,7 +58,7 @@ func renewInstance(d *Deps) Tool {
 // counts as over any limit on it.
 func renewalCost(ctx context.Context, p providers.Provider, inst providers.Instance, periods int) (*float64, string) {
 	unknown := func(why string) (*float64, string) {
-		return nil, why + ", so what the renewal charges is unknown here: check the vendor's price list"
+		return nil, "charged now at a price unknown here (" + why + "): check the vendor's price list"
 	}
 	if !p.Capabilities().PublishesPrices {
 		return unknown(p.Name() + " publishes no prices in its API")
