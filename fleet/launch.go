@@ -237,7 +237,13 @@ func (f *Fleet) attempts(ctx context.Context, p providers.Provider, key string, 
 // result says so).
 func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string, offer providers.Offer, spec providers.LaunchSpec, req LaunchRequest, step *stepper) (Attempt, *providers.Instance, bool) {
 	att := Attempt{OfferID: offer.ID, Billing: BillingNo}
-	res, err := p.Launch(ctx, spec)
+	if cancelled(ctx) {
+		att.Result, att.Detail = AttemptCancelled, "cancelled at the user's request before anything was bought"
+		return att, nil, false
+	}
+	// The buy is sent once and never cut short: a buy whose answer is lost leaves an
+	// instance of unknown fate, and a cancellation is carried out once the answer is in.
+	res, err := p.Launch(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		att.err, att.Detail = err, errorText(err)
 		switch providers.KindOf(err) {
@@ -260,6 +266,9 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 	f.noteIDs(key, att.InstanceID, att.OrderID)
 	inst := res.Instance
 	step.to(1, strings.TrimSpace(strings.Join([]string{att.InstanceID, orderText(att.OrderID)}, " ")))
+	if cancelled(ctx) {
+		return att, f.cancelAttempt(p, &att, "while the vendor took the order"), false
+	}
 	if !req.Wait {
 		att.Result = AttemptOrdered
 		if inst == nil {
@@ -289,6 +298,12 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 		}
 	}
 	switch {
+	case cancelled(ctx):
+		// Also when it came up meanwhile: the user asked for it to be gone.
+		if after := f.cancelAttempt(p, &att, "while it came up"); after != nil {
+			inst = after
+		}
+		return att, inst, false
 	case got.Reached:
 		step.to(4, got.Detail)
 		att.Result, att.Detail = AttemptReady, got.Detail

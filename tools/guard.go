@@ -43,7 +43,7 @@ type Plan struct {
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; failed: it ran but did not achieve its aim (see the result's details); nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done"`
+	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled,enum=pending" jsonschema_description:"confirmation_required: nothing was done yet; done: the action ran; failed: it ran but did not achieve its aim (see the result's details); nothing_to_do: already in the wanted state; declined or cancelled: the user said no and nothing was done; pending: the approved action runs on past the call budget, follow operation_id with get_operation"`
 	Plan              *Plan      `json:"plan,omitempty"`
 	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"pass as confirm_token, with the same arguments, once the user approved the plan"`
 	ExpiresAt         *time.Time `json:"expires_at,omitempty" jsonschema_description:"when the confirmation token expires"`
@@ -267,6 +267,9 @@ func roundTripFrom(ctx context.Context) mcp.MultiRoundTripParams {
 // which mcp-go's SSE sessions cannot. Where it cannot, the guard answers with a plan and a
 // token instead of failing the call.
 func clientCanElicit(ctx context.Context) bool {
+	if caps := requestCaps(ctx); caps != nil {
+		return caps.Elicitation != nil
+	}
 	session := server.ClientSessionFromContext(ctx)
 	s, ok := session.(server.SessionWithClientInfo)
 	if !ok || s.GetClientCapabilities().Elicitation == nil {

@@ -36,6 +36,8 @@ type Tool struct {
 	InputType   reflect.Type
 	OutputType  reflect.Type
 	handle      func(ctx context.Context, raw json.RawMessage) *mcp.CallToolResult
+	// long, when set, makes the tool's calls operations under the call budget (operations.go).
+	long *longSpec
 }
 
 // newTool builds a Tool from a typed handler. The handler's error becomes an isError result.
@@ -46,7 +48,17 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 		InputType:  reflect.TypeFor[In](),
 		OutputType: reflect.TypeFor[Out](),
 	}
-	t.handle = func(ctx context.Context, raw json.RawMessage) (res *mcp.CallToolResult) {
+	t.handle = rawHandler(name, func(ctx context.Context, in *In) *mcp.CallToolResult {
+		out, text, err := h(ctx, in)
+		return toolResult(out, text, err)
+	})
+	return t
+}
+
+// rawHandler decodes and checks a tool's arguments and hands them to h, which answers with
+// the tool result itself; a panic in h becomes an isError result.
+func rawHandler[In any](name string, h func(ctx context.Context, in *In) *mcp.CallToolResult) func(ctx context.Context, raw json.RawMessage) *mcp.CallToolResult {
+	return func(ctx context.Context, raw json.RawMessage) (res *mcp.CallToolResult) {
 		defer func() {
 			if r := recover(); r != nil {
 				res = mcp.NewToolResultError(fmt.Sprintf("%s failed inside gpu-mcp (%v); nothing further was attempted. Check with list_instances before retrying a change.", name, r))
@@ -64,20 +76,23 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 		if err := checkLimits(reflect.ValueOf(in).Elem()); err != nil {
 			return mcp.NewToolResultError(fmt.Sprintf("%s: %v", name, err))
 		}
-		out, text, err := h(ctx, in)
-		var ir *inputRequired
-		if errors.As(err, &ir) {
-			return ir.res
-		}
-		if err != nil {
-			return mcp.NewToolResultError(errorText(err))
-		}
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{mcp.NewTextContent(text)},
-			StructuredContent: out,
-		}
+		return h(ctx, in)
 	}
-	return t
+}
+
+// toolResult is a handler's answer as a tool result: its error an isError result.
+func toolResult(out any, text string, err error) *mcp.CallToolResult {
+	var ir *inputRequired
+	if errors.As(err, &ir) {
+		return ir.res
+	}
+	if err != nil {
+		return mcp.NewToolResultError(errorText(err))
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{mcp.NewTextContent(text)},
+		StructuredContent: out,
+	}
 }
 
 // errorText renders a handler error for the agent. Provider errors carry their own remedy.

@@ -65,6 +65,8 @@ type Config struct {
 	ConfirmSecret string        `env:"GPU_MCP_CONFIRM_SECRET"`
 	ConfirmTTL    time.Duration `env:"GPU_MCP_CONFIRM_TTL" envDefault:"5m"`
 	VendorTimeout time.Duration `env:"GPU_MCP_VENDOR_TIMEOUT" envDefault:"30s"`
+	// CallBudget is the longest a call of a long tool blocks before it answers with a handle.
+	CallBudget time.Duration `env:"GPU_MCP_CALL_BUDGET" envDefault:"45s"`
 	// PollInterval is how often a launch or wait_instance asks the vendor again.
 	PollInterval time.Duration `env:"GPU_MCP_POLL_INTERVAL" envDefault:"3s"`
 	// DemoStepDelay is how long each transitional state of a demo instance lasts.
@@ -246,6 +248,9 @@ func (c *Config) validate() error {
 	}
 	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
 		return fmt.Errorf("GPU_MCP_POLL_INTERVAL %s is not accepted; use a duration between 10ms and 1m (default 3s)", c.PollInterval)
+	}
+	if c.CallBudget < tools.MinCallBudget || c.CallBudget > tools.MaxCallBudget {
+		return fmt.Errorf("GPU_MCP_CALL_BUDGET %s is not accepted; use a duration between %s and %s (default 45s): the longest a tool call blocks before it answers with a handle to follow", c.CallBudget, tools.MinCallBudget, tools.MaxCallBudget)
 	}
 	if err := c.validateLeases(); err != nil {
 		return err

@@ -234,8 +234,8 @@ func TestStdioToolsListHasSchemasAndAnnotations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Tools) != 22 {
-		t.Fatalf("%d tools, want 22", len(res.Tools))
+	if len(res.Tools) != 24 {
+		t.Fatalf("%d tools, want 24", len(res.Tools))
 	}
 	for _, tool := range res.Tools {
 		a := tool.Annotations
@@ -258,8 +258,8 @@ func TestStdioReadOnlyListsOnlyReadTools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Tools) != 10 {
-		t.Fatalf("%d tools in read-only mode, want 10", len(res.Tools))
+	if len(res.Tools) != 11 {
+		t.Fatalf("%d tools in read-only mode, want 11", len(res.Tools))
 	}
 	for _, tool := range res.Tools {
 		if !*tool.Annotations.ReadOnlyHint {
