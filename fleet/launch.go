@@ -72,6 +72,10 @@ func (f *Fleet) Launch(ctx context.Context, req LaunchRequest) (Outcome, error) 
 	if err != nil {
 		return Outcome{}, err
 	}
+	if cancelled(ctx) {
+		return Outcome{Failed: true, Billing: billingSummary(nil),
+			Attempts: []Attempt{{OfferID: req.Offer.ID, Result: AttemptCancelled, Detail: "cancelled at the user's request before anything was bought", Billing: BillingNo}}}, nil
+	}
 	key := req.Key
 	if key == "" {
 		key = NewKey()

@@ -49,7 +49,7 @@ func TestConfigDefaultsAndCredentials(t *testing.T) {
 	if lim.MaxPricePerHour == nil || *lim.MaxPricePerHour != 0 || *lim.MaxHourlySpend != 12.5 || lim.MaxGPUs != 2 || !lim.ReadOnly {
 		t.Errorf("limits: %+v", lim)
 	}
-	if cfg.Transport != "stdio" || cfg.Addr != "127.0.0.1:8080" || cfg.ConfirmTTL != 5*time.Minute || cfg.Demo {
+	if cfg.Transport != "stdio" || cfg.Addr != "127.0.0.1:8080" || cfg.ConfirmTTL != 5*time.Minute || cfg.Demo || cfg.CallBudget != 45*time.Second {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	if len(cfg.vendors) != len(vendors.All()) {
@@ -85,6 +85,9 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "-1"}, "0 or more"},
 		{nil, map[string]string{"GPU_MCP_MAX_PRICE_PER_HOUR": "cheap"}, "GPU_MCP_MAX_PRICE_PER_HOUR"},
 		{nil, map[string]string{"GPU_MCP_MAX_GPUS": "-4"}, "GPU_MCP_MAX_GPUS"},
+		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "200ms"}, "GPU_MCP_CALL_BUDGET 200ms is not accepted; use a duration between 1s and 10m0s"},
+		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "11m"}, "between 1s and 10m0s"},
+		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "a while"}, "GPU_MCP_CALL_BUDGET"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "slow"}, "GPU_MCP_DEMO_LATENCY"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "aws=100ms"}, latencyExample()},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=fast"}, "GPU_MCP_DEMO_LATENCY"},
