@@ -417,6 +417,10 @@ func (o *Operations) call(ctx context.Context, t Tool, raw json.RawMessage, task
 	select {
 	case <-lo.done:
 		lo.detach()
+		if lo.result == nil {
+			// Cut short by this process's stop and handed on: the next process answers.
+			return lo.pendingResult(), lo
+		}
 		return lo.result, nil
 	case <-timer.C:
 	case <-ctx.Done():
@@ -476,21 +480,38 @@ func (lo *liveOp) persist() (*mcp.CallToolResult, error) {
 	if lo.result != nil {
 		return lo.result, nil
 	}
+	return nil, lo.storeLocked(lo.o.o.Owner, time.Now())
+}
+
+// handBackLocked leaves the operation, cut short because this process stops, to the next
+// process: one its call was still waiting for is written to the store first.
+func (lo *liveOp) handBackLocked() {
 	if lo.stored {
-		return nil, nil
+		lo.o.handBack(lo.id)
+		return
+	}
+	if err := lo.storeLocked("", handedBack); err != nil {
+		lo.o.log().Error().Err(err).Str("operation", lo.id).Str("tool", lo.tool).Msg("an operation cut short by the stop could not be handed on in the state store; check list_instances")
+	}
+}
+
+// storeLocked writes the operation to the store, unless it is there already.
+func (lo *liveOp) storeLocked(owner string, heartbeat time.Time) error {
+	if lo.stored {
+		return nil
 	}
 	op := state.Operation{ID: lo.id, Kind: string(lo.kind), Tool: lo.tool, Status: state.OperationPending,
-		Progress: strings.Join(lo.steps, "\n"), Owner: lo.o.o.Owner, Heartbeat: time.Now()}
+		Progress: strings.Join(lo.steps, "\n"), Owner: owner, Heartbeat: heartbeat}
 	if err := lo.encodeInto(&op); err != nil {
-		return nil, err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := lo.o.o.Store.PutOperation(ctx, op); err != nil {
-		return nil, err
+		return err
 	}
 	lo.stored = true
-	return nil, nil
+	return nil
 }
 
 // finish records the operation's answer, unless this process is stopping (or lost the
@@ -508,13 +529,13 @@ func (lo *liveOp) finish(ctx context.Context, res *mcp.CallToolResult) {
 	if !handOn {
 		lo.result = res
 	}
-	if !lo.stored {
-		return
-	}
 	if handOn {
 		if errors.Is(cause, errShutdown) {
-			lo.o.handBack(lo.id)
+			lo.handBackLocked()
 		}
+		return
+	}
+	if !lo.stored {
 		return
 	}
 	answer, _ := json.Marshal(answerOf(res))

@@ -438,3 +438,45 @@ func TestLaunchPlanNamesTheHandle(t *testing.T) {
 		t.Fatal("no effects")
 	}
 }
+
+// A call still within its budget when its process stops is handed on too: the call answers
+// its handle, and the next process answers that.
+func TestACallCutShortByAStopIsHandedOn(t *testing.T) {
+	t.Parallel()
+	store, err := state.Open(context.Background(), state.MemoryURL, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateStarting)
+	a := newBudgetHarness(t, store, "replica-a", 10*time.Minute, f)
+	answered := make(chan map[string]any, 1)
+	go func() {
+		_, m := a.call("wait_instance", map[string]any{"instance_id": "alpha:i1", "until": "running", "timeout": "1m"})
+		answered <- m
+	}()
+	for {
+		a.deps.Ops.mu.Lock()
+		n := len(a.deps.Ops.live)
+		a.deps.Ops.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a.deps.Ops.Close()
+	m := <-answered
+	id, _ := m["operation_id"].(string)
+	if m["status"] != "pending" || id == "" {
+		t.Fatalf("the call cut short: %v", m)
+	}
+	if op, err := store.GetOperation(context.Background(), id); err != nil || op.Owner != "" || op.Status != state.OperationPending {
+		t.Fatalf("the handed-on operation: %+v %v", op, err)
+	}
+	b := newOpsHarness(t, store, "replica-b", f)
+	f.boot("i1")
+	if res, m, _ := b.follow(id); res.IsError || m["reached"] != true {
+		t.Fatalf("the next process's answer: %v\n%s", m, text(res))
+	}
+}
