@@ -78,6 +78,10 @@ func (f *Fleet) Launch(ctx context.Context, req LaunchRequest) (Outcome, error) 
 	if err != nil {
 		return Outcome{}, err
 	}
+	if cancelled(ctx) {
+		return Outcome{Failed: true, Billing: billingSummary(nil),
+			Attempts: []Attempt{{OfferID: req.Offer.ID, Result: AttemptCancelled, Detail: "cancelled at the user's request before anything was bought", Billing: BillingNo}}}, nil
+	}
 	key := req.Key
 	if key == "" {
 		key = NewKey()
@@ -253,7 +257,13 @@ func (f *Fleet) attempts(ctx context.Context, p providers.Provider, key string, 
 // when the attempt leaves nothing billing.
 func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string, offer providers.Offer, spec providers.LaunchSpec, req LaunchRequest, step *stepper, hold string) (Attempt, *providers.Instance, bool) {
 	att := Attempt{OfferID: offer.ID, Billing: BillingNo}
-	res, err := p.Launch(ctx, spec)
+	if cancelled(ctx) {
+		att.Result, att.Detail = AttemptCancelled, "cancelled at the user's request before anything was bought"
+		return att, nil, false
+	}
+	// The buy is sent once and never cut short: a buy whose answer is lost leaves an
+	// instance of unknown fate, and a cancellation is carried out once the answer is in.
+	res, err := p.Launch(context.WithoutCancel(ctx), spec)
 	if err != nil {
 		att.err, att.Detail = err, errorText(err)
 		switch providers.KindOf(err) {
@@ -280,6 +290,9 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 	f.noteIDs(key, att.InstanceID, att.OrderID)
 	inst := res.Instance
 	step.to(1, strings.TrimSpace(strings.Join([]string{att.InstanceID, orderText(att.OrderID)}, " ")))
+	if cancelled(ctx) {
+		return att, f.cancelAttempt(p, &att, "while the vendor took the order"), false
+	}
 	if !req.Wait {
 		att.Result = AttemptOrdered
 		if inst == nil {
@@ -311,6 +324,12 @@ func (f *Fleet) launchOnce(ctx context.Context, p providers.Provider, key string
 		}
 	}
 	switch {
+	case cancelled(ctx):
+		// Also when it came up meanwhile: the user asked for it to be gone.
+		if after := f.cancelAttempt(p, &att, "while it came up"); after != nil {
+			inst = after
+		}
+		return att, inst, false
 	case got.Reached:
 		step.to(4, got.Detail)
 		att.Result, att.Detail = AttemptReady, got.Detail

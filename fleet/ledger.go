@@ -35,6 +35,8 @@ type record struct {
 	Outcome *Outcome `json:"outcome,omitempty"`
 	// TakenOver: the process that began the launch is gone, and reconcilers see it through.
 	TakenOver bool `json:"taken_over,omitempty"`
+	// Cancel is when the user cancelled the launch: its instance is cleaned up, not adopted.
+	Cancel time.Time `json:"cancel,omitzero"`
 }
 
 // leaseTerms are the auto-stop the user approved with the launch.
@@ -130,6 +132,8 @@ type Prior struct {
 	Outcome *Outcome
 	// Error is what went wrong, when the outcome is unknown.
 	Error string
+	// InFlight: the launch is not seen through yet (Launched sets it).
+	InFlight bool
 }
 
 // Lookup finds the launch under key, for a repeat of it: nil when the key is new (or free

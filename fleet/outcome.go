@@ -20,6 +20,7 @@ const (
 	AttemptSkipped    AttemptResult = "skipped"     // not tried
 	AttemptError      AttemptResult = "error"
 	AttemptUnknown    AttemptResult = "unknown"
+	AttemptCancelled  AttemptResult = "cancelled" // the user cancelled it; see the cleanup
 )
 
 // Usable reports whether the attempt left an instance to use.
@@ -52,7 +53,7 @@ type Attempt struct {
 	OfferID    string        `json:"offer_id"`
 	InstanceID string        `json:"instance_id,omitempty"`
 	OrderID    string        `json:"order_id,omitempty"`
-	Result     AttemptResult `json:"result" jsonschema:"enum=ready,enum=running,enum=ordered,enum=refused,enum=not_running,enum=skipped,enum=error,enum=unknown" jsonschema_description:"ready: running and SSH answers; running: running but SSH did not answer in time; ordered: not waited for; refused: the vendor refused the order (e.g. sold out), nothing bought; not_running: bought but did not come up, see cleanup; skipped: not tried (limits); error or unknown: see detail"`
+	Result     AttemptResult `json:"result" jsonschema:"enum=ready,enum=running,enum=ordered,enum=refused,enum=not_running,enum=skipped,enum=error,enum=unknown,enum=cancelled" jsonschema_description:"ready: running and SSH answers; running: running but SSH did not answer in time; ordered: not waited for; refused: the vendor refused the order (e.g. sold out), nothing bought; not_running: bought but did not come up, see cleanup; skipped: not tried (limits); error or unknown: see detail; cancelled: the user cancelled the launch, see cleanup"`
 	Detail     string        `json:"detail,omitempty"`
 	Cleanup    string        `json:"cleanup,omitempty" jsonschema_description:"what was done with an instance that did not come up"`
 	Billing    BillingNow    `json:"billing" jsonschema:"enum=no,enum=yes,enum=storage_only,enum=unknown" jsonschema_description:"whether what this attempt bought still bills"`

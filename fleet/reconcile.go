@@ -258,6 +258,11 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 		f.noteIDs(l.Key, inst.ID, att.OrderID)
 		f.attachLaunchHold(l.Key, inst.ID)
 	}
+	if !r.Cancel.IsZero() {
+		after := f.cancelAttempt(p, &att, "at "+utc(r.Cancel))
+		f.finish(l.Key, state.LaunchCleanedUp, r, att, after)
+		return true, &Action{Verb: "cleaned up", InstanceID: inst.ID, Key: l.Key, Detail: "cancelled by the user; " + att.Cleanup, Failed: att.Billing == BillingUnknown}, nil
+	}
 	if r.Wait && inst.State != providers.StateRunning {
 		_, failed := reachedState(*inst, UntilRunning)
 		if failed == "" && now.Before(r.waitUntil()) {

@@ -12,6 +12,7 @@ const (
 	StatusNothingToDo          Status = "nothing_to_do"         // already in the wanted state
 	StatusDeclined             Status = "declined"              // the user said no
 	StatusCancelled            Status = "cancelled"             // the user closed the question
+	StatusPending              Status = "pending"               // it runs on past the call budget: see operation_id
 	// Only in the audit log: the call was refused (bad input, a limit, a vendor's refusal),
 	// or the client was asked to put the question to its user.
 	StatusRefused              Status = "refused"

@@ -44,6 +44,9 @@ type Deps struct {
 	// Fleet owns the launches, their waiting and cleanup, and the leases (auto-stops), in the
 	// state store: launch_instance, wait_instance, set_auto_stop and the instance lists need it.
 	Fleet *fleet.Fleet
+	// Ops runs the calls of the long tools as operations under the call budget, in the
+	// state store; nil runs them to their end, however long they take.
+	Ops *Operations
 
 	// Work runs the tools that work on instances' machines over SSH (nil: they say that this
 	// server is not set up for it).

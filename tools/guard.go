@@ -62,7 +62,7 @@ type Plan struct {
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled" jsonschema_description:"confirmation_required: nothing done yet, show the plan; done; failed: ran but missed its aim (see message); nothing_to_do: already so; declined, cancelled: the user said no, nothing done"`
+	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled,enum=pending" jsonschema_description:"confirmation_required: nothing done yet, show the plan; done; failed: ran but missed its aim (see message); nothing_to_do: already so; declined, cancelled: the user said no, nothing done; pending: runs on past the call budget, follow operation_id with get_operation"`
 	Plan              *Plan      `json:"plan,omitempty" jsonschema_description:"what it will do, for the user to approve (as in launch_instance's output schema)"`
 	ConfirmToken      string     `json:"confirm_token,omitempty" jsonschema_description:"pass back as confirm_token, same arguments, once the user approved"`
 	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"deprecated: confirm_token's old name, removed in 0.3"`
@@ -321,6 +321,9 @@ func roundTripFrom(ctx context.Context) mcp.MultiRoundTripParams {
 // which mcp-go's SSE sessions cannot. Where it cannot, the guard answers with a plan and a
 // token instead of failing the call.
 func clientCanElicit(ctx context.Context) bool {
+	if caps := requestCaps(ctx); caps != nil {
+		return caps.Elicitation != nil
+	}
 	session := server.ClientSessionFromContext(ctx)
 	s, ok := session.(server.SessionWithClientInfo)
 	if !ok || s.GetClientCapabilities().Elicitation == nil {

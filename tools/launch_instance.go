@@ -82,6 +82,7 @@ func (a *LaunchArgs) waits() bool { return a.Wait == nil || *a.Wait }
 // LaunchResult is launch_instance's answer.
 type LaunchResult struct {
 	Outcome
+	Pending
 	InstanceID string              `json:"instance_id,omitempty" jsonschema_description:"when the vendor already shows it"`
 	OrderID    string              `json:"order_id,omitempty"`
 	Ready      bool                `json:"ready" jsonschema_description:"running and SSH answers"`
@@ -94,8 +95,8 @@ type LaunchResult struct {
 }
 
 func launchInstance(d *Deps) Tool {
-	return guardedTool(d, actionTool[providers.ActionLaunch], "Launch instance",
-		"Rent a new GPU instance from an offer and an image. SPENDS MONEY: billing starts when the vendor creates it. Called without confirm_token it only returns the plan (price, GPUs, billing) and a token; show the plan to the user and call again with the token only after they approve. Then it waits (wait, wait_timeout) until the instance runs and SSH answers, with progress notifications, and returns the ssh command; an instance that does not come up is stopped and destroyed where the vendor allows, and the result says what still exists and bills. Optional: fallback_offers, auto_stop_after.",
+	t := guardedTool(d, actionTool[providers.ActionLaunch], "Launch instance",
+		"Rent a new GPU instance from an offer and an image. SPENDS MONEY: billing starts when the vendor creates it. Called without confirm_token it only returns the plan (price, GPUs, billing) and a token; show the plan to the user and call again with the token only after they approve. Then it waits (wait, wait_timeout) until the instance runs and SSH answers, with progress notifications, and returns the ssh command; an instance that does not come up is stopped and destroyed where the vendor allows, and the result says what still exists and bills. A launch that outlives the call budget answers status pending with an operation_id: it goes on, and get_operation follows it. Optional: fallback_offers, auto_stop_after.",
 		Hints{Destructive: true, OpenWorld: true},
 		func(ctx context.Context, in *LaunchArgs) (*prepared[LaunchResult], error) {
 			b, _ := json.Marshal(in)
@@ -148,9 +149,14 @@ func launchInstance(d *Deps) Tool {
 				return nil, err
 			}
 			plan.Effects = append(plan.Effects, ws...)
-			plan.Effects = append(plan.Effects, launchExtras(p, plan, in, autoStop, source)...)
+			plan.Effects = append(plan.Effects, launchExtras(p, plan, in, autoStop, source, d.CallBudget())...)
 			timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
+			// An operation's launch is keyed by the operation, so that the process that adopts
+			// the operation after a restart finds the launch in the ledger.
 			key := in.IdempotencyKey
+			if key == "" {
+				key = opID(ctx)
+			}
 			if key == "" {
 				key = fleet.NewKey()
 			}
@@ -166,6 +172,9 @@ func launchInstance(d *Deps) Tool {
 			spend := launchSpending(plan, spec, autoStop, key)
 			return &prepared[LaunchResult]{plan: plan, spend: spend, run: func(ctx context.Context) (LaunchResult, string, error) {
 				req.Hold = spend.hold
+				if err := noteOp(ctx, func(r *opRecord) { r.Plan = plan }); err != nil {
+					return LaunchResult{}, "", storeFailed("record the launch's operation", err)
+				}
 				req.Progress = func(total int, msg string) { reportProgress(ctx, total, msg) }
 				o, err := d.Fleet.Launch(ctx, req)
 				if err != nil {
@@ -178,6 +187,7 @@ func launchInstance(d *Deps) Tool {
 				return out, launchText(&out), nil
 			}}, nil
 		})
+	return d.long(t, opLaunch, func(json.RawMessage) any { return LaunchResult{Outcome: Outcome{Demo: d.Demo}} }, nil)
 }
 
 // idleStopAtLaunch puts the idle lease the launch asked for on the instance it made, if one
@@ -392,11 +402,14 @@ func intsText(ns []int) string {
 
 // launchExtras are the plan's lines for waiting, fallbacks and the auto-stop. source names the
 // setting that chose the auto-stop, when the arguments did not.
-func launchExtras(p providers.Provider, plan *Plan, in *LaunchArgs, autoStop time.Duration, source string) []string {
+func launchExtras(p providers.Provider, plan *Plan, in *LaunchArgs, autoStop time.Duration, source string, budget time.Duration) []string {
 	var e []string
 	if in.waits() {
 		timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
 		e = append(e, fmt.Sprintf("waits up to %s for the instance to run and answer on SSH; if it is not running by then it is stopped and destroyed where %s allows (what remains is reported)", shortDuration(timeout), p.Name()))
+		if timeout > budget {
+			e = append(e, fmt.Sprintf("the launch may take up to %s, longer than one call may block (%s, GPU_MCP_CALL_BUDGET): if it is not done by then, the agent is handed a handle (operation_id) and the launch goes on in the background, also if the agent's client gives up, until it is ready or cleaned up; the agent follows it with get_operation", shortDuration(timeout), shortDuration(budget)))
+		}
 	}
 	if in.FallbackOffers > 0 {
 		price := "at an unknown price, as this one"

@@ -328,7 +328,7 @@ func TestRunCommandCapsTimesOutAndStreams(t *testing.T) {
 	if r["stdout"] != "gone\n" {
 		t.Fatalf("the timed-out command on the machine: %v", r["stdout"])
 	}
-	e.fails("run_command", map[string]any{"instance_id": l.id, "command": "true", "timeout": "2m"}, "start_job")
+	e.fails("run_command", map[string]any{"instance_id": l.id, "command": "true", "timeout": "2m"}, "from 1s to 45s (the call budget, GPU_MCP_CALL_BUDGET)")
 
 	// Output lines come as progress notifications while the command runs.
 	var mu sync.Mutex

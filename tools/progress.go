@@ -27,9 +27,19 @@ func withProgress(ctx context.Context, meta *mcp.Meta) context.Context {
 }
 
 // reportProgress tells the client how far a long call got: step counts up by one each time;
-// total is 0 when unknown. A notification that cannot be sent is dropped: progress is advice.
+// total is 0 when unknown. In an operation the step is recorded there, and reaches the client
+// only while its call waits. A notification that cannot be sent is dropped: progress is
+// advice.
 func reportProgress(ctx context.Context, total int, message string) {
+	if lo := opFrom(ctx); lo != nil {
+		lo.step(total, message)
+		return
+	}
 	p, _ := ctx.Value(progressKey{}).(*progress)
+	p.send(total, message)
+}
+
+func (p *progress) send(total int, message string) {
 	if p == nil {
 		return
 	}

@@ -305,7 +305,7 @@ func TestReadOnlyModeRegistersOnlyReadOnlyTools(t *testing.T) {
 	slices.Sort(names)
 	// copy_from_instance stays: it changes nothing at a vendor or on a machine, and writes only
 	// new files in the workspace (overwrite aside).
-	want := []string{"copy_from_instance", "get_instance", "gpu_status", "job_logs", "job_status", "list_gpu_offers", "list_images",
+	want := []string{"copy_from_instance", "get_instance", "get_operation", "gpu_status", "job_logs", "job_status", "list_gpu_offers", "list_images",
 		"list_instances", "list_providers", "wait_instance"}
 	if !slices.Equal(names, want) {
 		t.Errorf("read-only tools = %v, want %v", names, want)

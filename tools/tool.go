@@ -39,6 +39,8 @@ type Tool struct {
 	InputType   reflect.Type
 	OutputType  reflect.Type
 	handle      func(ctx context.Context, raw json.RawMessage) *mcp.CallToolResult
+	// long, when set, makes the tool's calls operations under the call budget (operations.go).
+	long *longSpec
 }
 
 // newTool builds a Tool from a typed handler. The handler's error becomes an isError result.
@@ -49,44 +51,58 @@ func newTool[In, Out any](name, title, description string, hints Hints, guarded 
 		InputType:  reflect.TypeFor[In](),
 		OutputType: reflect.TypeFor[Out](),
 	}
-	t.handle = func(ctx context.Context, raw json.RawMessage) (res *mcp.CallToolResult) {
+	t.handle = rawHandler(name, !hints.ReadOnly, func(ctx context.Context, in *In) *mcp.CallToolResult {
+		out, text, err := h(ctx, in)
+		return toolResult(out, text, err, !hints.ReadOnly)
+	})
+	return t
+}
+
+// rawHandler decodes and checks a tool's arguments and hands them to h, which answers with
+// the tool result itself; a panic in h becomes an isError result.
+func rawHandler[In any](name string, changes bool, h func(ctx context.Context, in *In) *mcp.CallToolResult) func(ctx context.Context, raw json.RawMessage) *mcp.CallToolResult {
+	return func(ctx context.Context, raw json.RawMessage) (res *mcp.CallToolResult) {
 		defer func() {
 			if r := recover(); r != nil {
 				res = errorResult(&providers.Error{Kind: providers.KindUnknown, Provider: providers.Own,
 					Message: fmt.Sprintf("%s failed inside gpu-mcp (%v); nothing further was attempted", name, r),
-					Remedy:  "check with list_instances before retrying a change"}, !hints.ReadOnly)
+					Remedy:  "check with list_instances before retrying a change"}, changes)
 			}
 		}()
 		in := new(In)
 		if err := decodeArgs(raw, in); err != nil {
-			return errorResult(err, !hints.ReadOnly)
+			return errorResult(err, changes)
 		}
 		// The schema's bounds first: they name the argument, its value and what is accepted.
 		if err := checkLimits(reflect.ValueOf(in).Elem()); err != nil {
-			return errorResult(err, !hints.ReadOnly)
+			return errorResult(err, changes)
 		}
 		if err := checkEnums(reflect.ValueOf(in).Elem()); err != nil {
-			return errorResult(err, !hints.ReadOnly)
+			return errorResult(err, changes)
 		}
 		if v, ok := any(in).(interface{ validate() error }); ok {
 			if err := v.validate(); err != nil {
-				return errorResult(err, !hints.ReadOnly)
+				return errorResult(err, changes)
 			}
 		}
-		out, text, err := h(ctx, in)
-		var ir *inputRequired
-		if errors.As(err, &ir) {
-			return ir.res
-		}
-		if err != nil {
-			return errorResult(err, !hints.ReadOnly)
-		}
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{mcp.NewTextContent(text)},
-			StructuredContent: out,
-		}
+		return h(ctx, in)
 	}
-	return t
+}
+
+// toolResult is a handler's answer as a tool result: its error an isError result (changes is
+// set for the tools that change something).
+func toolResult(out any, text string, err error, changes bool) *mcp.CallToolResult {
+	var ir *inputRequired
+	if errors.As(err, &ir) {
+		return ir.res
+	}
+	if err != nil {
+		return errorResult(err, changes)
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{mcp.NewTextContent(text)},
+		StructuredContent: out,
+	}
 }
 
 // decodeArgs decodes tool arguments strictly: unknown fields and wrong types are errors that

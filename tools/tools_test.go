@@ -98,7 +98,8 @@ func TestToolsListHasSchemasAndAllHints(t *testing.T) {
 	}
 	want := []string{"list_providers", "list_gpu_offers", "list_images", "list_instances", "get_instance", "launch_instance",
 		"start_instance", "stop_instance", "restart_instance", "save_image", "renew_instance", "destroy_instance", "wait_instance", "set_auto_stop",
-		"gpu_status", "run_command", "copy_to_instance", "copy_from_instance", "start_job", "job_status", "job_logs", "stop_job"}
+		"gpu_status", "run_command", "copy_to_instance", "copy_from_instance", "start_job", "job_status", "job_logs", "stop_job",
+		"get_operation", "cancel_operation"}
 	var got []string
 	for _, tool := range res.Tools {
 		got = append(got, tool.Name)
@@ -160,6 +161,8 @@ func TestAnnotationsMatchArchitectureTable(t *testing.T) {
 		"job_status":         {ReadOnly: true, Idempotent: true, OpenWorld: true},
 		"job_logs":           {ReadOnly: true, Idempotent: true, OpenWorld: true},
 		"stop_job":           {Destructive: true, Idempotent: true, OpenWorld: true},
+		"get_operation":      {ReadOnly: true, Idempotent: true, OpenWorld: true},
+		"cancel_operation":   {Destructive: true, Idempotent: true, OpenWorld: true},
 	}
 	for _, mode := range []ExecMode{"", ExecOn, ExecConfirm} {
 		for _, tool := range All(&Deps{Exec: mode}) {

@@ -26,7 +26,9 @@ type App struct {
 	// Emulators are the demo's vendor emulators by vendor name (none without --demo): their
 	// instances' SSH endpoints and launch outcomes.
 	Emulators map[string]emulated.Server
-	closers   []func()
+	// Tasks answers the task requests of the long tools in front of mcp-go (nil over SSE).
+	Tasks   *tools.Tasks
+	closers []func()
 }
 
 // newApp builds the providers the configuration enables (or the demo emulators) and the server.
@@ -126,8 +128,31 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 	app.Deps.Fleet = fl
 	// Closed first (last opened): the work it hands back to the store is still audited.
 	app.closers = append(app.closers, fl.Close)
-	app.Server = tools.NewServer(app.Deps, version)
+	ops, err := tools.NewOperations(app.Deps, tools.OperationsOptions{Store: store, Owner: app.Replica, Budget: cfg.CallBudget,
+		Poll: pollInterval(cfg), Log: log})
+	if err != nil {
+		app.Close()
+		return nil, err
+	}
+	app.Deps.Ops = ops
+	// Before the fleet: a launch handed back by an operation is handed back by the fleet too.
+	app.closers = append(app.closers, ops.Close)
+	var opts []tools.ServerOption
+	if cfg.Transport != "sse" {
+		// mcp-go's SSE transport answers on its own stream, where gpu-mcp cannot answer the
+		// task requests itself (tools.Tasks): SSE clients follow handles instead.
+		opts = append(opts, tools.WithTasks())
+		app.Tasks = tools.NewTasks(app.Deps, version)
+	}
+	app.Server = tools.NewServer(app.Deps, version, opts...)
 	return app, nil
+}
+
+// Start begins the work of the process of its own: the fleet's reconciler, and the adoption
+// of operations whose process ended.
+func (a *App) Start() {
+	a.Deps.Fleet.Start()
+	a.Deps.Ops.Start()
 }
 
 // Close stops the offer cache's refreshes and the demo emulators, if any, and closes the store.

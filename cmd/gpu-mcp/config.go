@@ -68,6 +68,8 @@ type Config struct {
 	ConfirmSecret string        `env:"GPU_MCP_CONFIRM_SECRET"`
 	ConfirmTTL    time.Duration `env:"GPU_MCP_CONFIRM_TTL" envDefault:"5m"`
 	VendorTimeout time.Duration `env:"GPU_MCP_VENDOR_TIMEOUT" envDefault:"30s"`
+	// CallBudget is the longest a call of a long tool blocks before it answers with a handle.
+	CallBudget time.Duration `env:"GPU_MCP_CALL_BUDGET" envDefault:"45s"`
 	// PollInterval is how often a launch or wait_instance asks the vendor again.
 	PollInterval time.Duration `env:"GPU_MCP_POLL_INTERVAL" envDefault:"3s"`
 	// DemoStepDelay is how long each transitional state of a demo instance lasts.
@@ -300,6 +302,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxGPUs < 0 {
 		return fmt.Errorf("GPU_MCP_MAX_GPUS %d is not accepted; use a whole number of GPUs, 1 or more (0: no limit)", c.MaxGPUs)
+	}
+	if c.CallBudget < tools.MinCallBudget || c.CallBudget > tools.MaxCallBudget {
+		return fmt.Errorf("%s %s is not accepted; use a duration from %s to %s (default 45s): the longest a tool call blocks before it answers with a handle to follow", c.name("", "GPU_MCP_CALL_BUDGET"), c.CallBudget, shortDur(tools.MinCallBudget), shortDur(tools.MaxCallBudget))
 	}
 	if err := c.validateLeases(); err != nil {
 		return err

@@ -53,7 +53,7 @@ func TestConfigDefaultsAndCredentials(t *testing.T) {
 		lim.MaxUpfront == nil || *lim.MaxUpfront != 300 || lim.MaxSpend == nil || *lim.MaxSpend != 500.5 {
 		t.Errorf("limits: %+v", lim)
 	}
-	if cfg.Transport != "stdio" || cfg.Addr != "127.0.0.1:8080" || cfg.ConfirmTTL != 5*time.Minute || cfg.Demo {
+	if cfg.Transport != "stdio" || cfg.Addr != "127.0.0.1:8080" || cfg.ConfirmTTL != 5*time.Minute || cfg.Demo || cfg.CallBudget != 45*time.Second {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	if len(cfg.vendors) != len(vendors.All()) {
@@ -108,6 +108,9 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{nil, map[string]string{"GPU_MCP_MAX_SPEND": "NaN"}, "GPU_MCP_MAX_SPEND NaN is not accepted"},
 		{nil, map[string]string{"GPU_MCP_MAX_SPEND": "+Inf"}, "GPU_MCP_MAX_SPEND +Inf is not accepted"},
 		{nil, map[string]string{"GPU_MCP_MAX_HOURLY_SPEND": "-3"}, "GPU_MCP_MAX_HOURLY_SPEND -3 is not accepted"},
+		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "200ms"}, "GPU_MCP_CALL_BUDGET 200ms is not accepted; use a duration from 1s to 10m"},
+		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "11m"}, "from 1s to 10m"},
+		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "a while"}, "GPU_MCP_CALL_BUDGET"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "slow"}, "GPU_MCP_DEMO_LATENCY"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "aws=100ms"}, latencyExample()},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=fast"}, "GPU_MCP_DEMO_LATENCY"},

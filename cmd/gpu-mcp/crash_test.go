@@ -36,6 +36,12 @@ type killable struct {
 
 func startKillable(t *testing.T, env []string) *killable {
 	t.Helper()
+	return startKillableAt(t, env, mcp.LATEST_PROTOCOL_VERSION)
+}
+
+// startKillableAt is startKillable with a client of the given protocol version.
+func startKillableAt(t *testing.T, env []string, protocol string) *killable {
+	t.Helper()
 	k := &killable{}
 	stderr := &lockedBuffer{}
 	env = slices.Concat(clearedCredentials, []string{"GPU_MCP_LOG_LEVEL=debug"}, env)
@@ -57,7 +63,7 @@ func startKillable(t *testing.T, env []string) *killable {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ProtocolVersion = protocol
 	init.Params.ClientInfo = mcp.Implementation{Name: "gpu-mcp-crash-e2e", Version: "1"}
 	if _, err := c.Initialize(ctx, init); err != nil {
 		t.Fatalf("initialize: %v\n%s", err, stderr.String())

@@ -43,9 +43,15 @@ type emulator struct {
 
 func startEmulate(t *testing.T, args ...string) *emulator {
 	t.Helper()
+	return startEmulateEnv(t, nil, args...)
+}
+
+// startEmulateEnv is startEmulate with env on top of its environment (a step delay, say).
+func startEmulateEnv(t *testing.T, env []string, args ...string) *emulator {
+	t.Helper()
 	e := &emulator{t: t, stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	e.cmd = exec.Command(binPath, append([]string{"emulate"}, args...)...)
-	e.cmd.Env = slices.Concat(os.Environ(), clearedCredentials, []string{"GPU_MCP_DEMO_STEP_DELAY=100ms", "GPU_MCP_DEMO_LATENCY=", "GPU_MCP_LOG_LEVEL=debug"})
+	e.cmd.Env = slices.Concat(os.Environ(), clearedCredentials, []string{"GPU_MCP_DEMO_STEP_DELAY=100ms", "GPU_MCP_DEMO_LATENCY=", "GPU_MCP_LOG_LEVEL=debug"}, env)
 	e.cmd.Stderr = e.stderr
 	out, err := e.cmd.StdoutPipe()
 	if err != nil {

@@ -26,13 +26,9 @@ const testHookPaused = "testhook: paused after buy"
 // newFleet builds the owner of the launches and leases on the store, for the app's providers;
 // its timings scale with the poll interval (GPU_MCP_POLL_INTERVAL).
 func newFleet(cfg Config, log zerolog.Logger, store state.Store, owner string, d *tools.Deps) (*fleet.Fleet, error) {
-	o := fleet.Options{Providers: d.Providers, Store: store, Log: log, Owner: owner, Poll: cfg.PollInterval,
+	o := fleet.Options{Providers: d.Providers, Store: store, Log: log, Owner: owner, Poll: pollInterval(cfg),
 		MaxLease: cfg.MaxLease, DefaultAutoStop: cfg.DefaultAutoStop, Audit: d.RecordEvent, Work: d.Work,
 		Bought: func(provider string) { d.Offers.Invalidate(provider) }}
-	if cfg.Demo && cfg.DemoStepDelay < 2*cfg.PollInterval {
-		// The emulators change state every DemoStepDelay: ask as often, so the demo is brisk.
-		o.Poll = max(cfg.DemoStepDelay/2, 50*time.Millisecond)
-	}
 	switch cfg.testHook {
 	case "":
 	case "pause_after_buy":
@@ -44,6 +40,15 @@ func newFleet(cfg Config, log zerolog.Logger, store state.Store, owner string, d
 		return nil, fmt.Errorf("%s %q is not accepted; it is for crash tests only, and takes pause_after_buy", testHookEnv, cfg.testHook)
 	}
 	return fleet.New(o)
+}
+
+// pollInterval is how often the fleet and the operations look again: GPU_MCP_POLL_INTERVAL,
+// or in the demo as often as the emulators change state, so that the demo is brisk.
+func pollInterval(cfg Config) time.Duration {
+	if cfg.Demo && cfg.DemoStepDelay < 2*cfg.PollInterval {
+		return max(cfg.DemoStepDelay/2, 50*time.Millisecond)
+	}
+	return cfg.PollInterval
 }
 
 // reap runs one reconciliation pass and exits: a line per action on stdout, and status 1 when

@@ -27,6 +27,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
+
+	"github.com/gpu-mcp/gpu-mcp/tools"
 )
 
 // netConfig is the configuration only the network transports read.
@@ -207,6 +209,7 @@ type front struct {
 	log       zerolog.Logger
 
 	streamable *server.StreamableHTTPServer
+	tasks      *tools.Tasks // answers the task requests before mcp-go sees them
 	mux        *http.ServeMux
 	sessions   *sessionTable
 
@@ -219,7 +222,7 @@ type front struct {
 }
 
 func newFront(app *App, cfg Config, nc netConfig, stderr io.Writer) *front {
-	f := &front{transport: cfg.Transport, nc: nc, log: app.Log, calls: newInflight(), mux: http.NewServeMux()}
+	f := &front{transport: cfg.Transport, nc: nc, log: app.Log, calls: newInflight(), mux: http.NewServeMux(), tasks: app.Tasks}
 	if cfg.AuthToken != "" {
 		h := sha256.Sum256([]byte(cfg.AuthToken))
 		f.tokenHash = &h
@@ -439,6 +442,9 @@ func (f *front) trackStreamable(next http.Handler) bodyHandler {
 				key := fmt.Sprintf("post-%d", f.nextKey.Add(1))
 				f.calls.add(key)
 				defer f.calls.done(key)
+			}
+			if answerTask(f.tasks, w, r, body) {
+				return
 			}
 			next.ServeHTTP(w, r)
 			// An initialize whose session was evicted before mcp-go registered it (a flood

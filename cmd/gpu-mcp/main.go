@@ -105,14 +105,14 @@ func run(args []string, environ map[string]string, stdin io.Reader, stdout, stde
 	case "tools":
 		return listTools(app, stdout)
 	case "call":
-		app.Deps.Fleet.Start()
+		app.Start()
 		return callTool(app, cfg, call, stdin, stdout, redacted)
 	case "reap":
 		return reap(app, stdout, stderr)
 	case "leases":
 		return leases(app, stdout, stderr)
 	}
-	app.Deps.Fleet.Start()
+	app.Start()
 	return serve(app, cfg, nc, stdin, stdout, stderr)
 }
 
@@ -135,7 +135,9 @@ func serve(app *App, cfg Config, nc netConfig, stdin io.Reader, stdout, stderr i
 	s := server.NewStdioServer(app.Server)
 	s.SetErrorLogger(log.New(stderr, "gpu-mcp stdio: ", 0))
 	app.Log.Info().Strs("providers", app.Deps.Providers.Names()).Bool("demo", cfg.Demo).Msg("serving MCP over stdio")
-	if err := s.Listen(ctx, stdin, stdout); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
+	in, out, done := frontStdio(ctx, app.Tasks, stdin, stdout, app.Log)
+	defer done()
+	if err := s.Listen(ctx, in, out); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
 		app.Log.Error().Err(err).Msg("stdio server stopped")
 		return 1
 	}

@@ -40,7 +40,7 @@ describe('MCP Inspector CLI over stdio', () => {
 
   test('tools/list: every tool, no portability error (--strict)', async () => {
     const { tools } = okJSON(await inspect(target, '--method', 'tools/list'), 'tools/list');
-    assert.equal(tools.length, 22);
+    assert.equal(tools.length, 24);
     assert.ok(tools.some((t) => t.name === 'launch_instance' && t.annotations.destructiveHint === true));
     okJSON(await inspect(target, '--method', 'tools/list', '--strict'), 'tools/list --strict');
   });
@@ -85,7 +85,7 @@ describe('MCP Inspector CLI over streamable HTTP', () => {
 
   test('tools/list', async () => {
     const { tools } = okJSON(await inspect(target, '--method', 'tools/list'), 'tools/list');
-    assert.equal(tools.length, 22);
+    assert.equal(tools.length, 24);
   });
 
   test('tools/call: launch through plan and token, then list_instances shows it', async () => {

@@ -13,7 +13,8 @@ import { BIN, TOKEN, serverEnv, startServer, text } from '../lib/gpu-mcp.mjs';
 
 const TOOLS = ['list_providers', 'list_gpu_offers', 'list_images', 'list_instances', 'get_instance', 'launch_instance',
   'start_instance', 'stop_instance', 'restart_instance', 'save_image', 'renew_instance', 'destroy_instance', 'wait_instance', 'set_auto_stop',
-  'gpu_status', 'run_command', 'copy_to_instance', 'copy_from_instance', 'start_job', 'job_status', 'job_logs', 'stop_job'];
+  'gpu_status', 'run_command', 'copy_to_instance', 'copy_from_instance', 'start_job', 'job_status', 'job_logs', 'stop_job',
+  'get_operation', 'cancel_operation'];
 
 for (const transport of ['stdio', 'http', 'sse']) {
   describe(`TypeScript SDK client over ${transport}`, () => {
