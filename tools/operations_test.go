@@ -320,7 +320,7 @@ func TestWaitPastTheBudgetFollowedByWaitInstance(t *testing.T) {
 	if res.IsError || m["reached"] != true || m["until"] != "running" {
 		t.Fatalf("followed wait: %v\n%s", m, text(res))
 	}
-	if _, m := h.call("wait_instance", map[string]any{"operation_id": id, "until": "running"}); m != nil {
+	if res, m := h.call("wait_instance", map[string]any{"operation_id": id, "until": "running"}); !res.IsError || m["field"] != "operation_id" {
 		t.Fatalf("operation_id with other arguments: %v", m)
 	}
 }

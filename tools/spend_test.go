@@ -456,7 +456,7 @@ func TestForgedElicitationIsRefused(t *testing.T) {
 		t.Fatalf("a confirmation token as an eliciting client's request state: %s", text(res))
 	}
 	state, _ := h.deps.Confirmer.IssueState("stop_instance", []byte(`{"instance_id":"alpha:i1"}`), "x")
-	if res, _ := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": state}); !res.IsError || !strings.Contains(text(res), "not a confirmation token") {
+	if res, _ := h.call("stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": state}); !res.IsError || !strings.Contains(text(res), "not a confirm_token") {
 		t.Fatalf("a question's state as a confirmation token: %s", text(res))
 	}
 	if len(f.mutations()) != 0 {

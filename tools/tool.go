@@ -323,7 +323,11 @@ func OutputSchema(tool string, t reflect.Type) json.RawMessage {
 		errorShape.Type, errorShape.AdditionalProperties = "", nil
 		errorShape.Description = "an error result (isError), the same for every tool"
 	}
-	s.AnyOf = []*jsonschema.Schema{{Required: s.Required}, errorShape}
+	result := &jsonschema.Schema{Required: s.Required}
+	if len(s.Required) == 0 {
+		result.Type = "object" // an empty schema would be written as true
+	}
+	s.AnyOf = []*jsonschema.Schema{result, errorShape}
 	s.Required, s.AdditionalProperties = nil, nil
 	return marshalSchema(t, s)
 }

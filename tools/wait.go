@@ -56,6 +56,10 @@ func (a *WaitArgs) validate() error {
 	}
 	switch a.Until {
 	case UntilRunning, UntilSSHReady, UntilStopped, UntilImageSaved:
+	case "":
+		e := argInvalid("until", "", "until is required", "use running, ssh_ready, stopped or image_saved")
+		e.Accepted = "running, ssh_ready, stopped or image_saved"
+		return e
 	default:
 		return badArg("until", string(a.Until), "running, ssh_ready, stopped or image_saved")
 	}
