@@ -360,7 +360,7 @@ func TestStdioExecModes(t *testing.T) {
 	for _, c := range []struct {
 		env  string
 		want int
-	}{{"GPU_MCP_EXEC=off", 18}, {"GPU_MCP_EXEC=confirm", 22}} {
+	}{{"GPU_MCP_EXEC=off", 20}, {"GPU_MCP_EXEC=confirm", 24}} {
 		s := startSession(t, []string{c.env}, "--demo")
 		res, err := s.c.ListTools(context.Background(), mcp.ListToolsRequest{})
 		if err != nil {
@@ -370,6 +370,9 @@ func TestStdioExecModes(t *testing.T) {
 			t.Errorf("%s: %d tools, want %d", c.env, len(res.Tools), c.want)
 		}
 		for _, tool := range res.Tools {
+			if c.env == "GPU_MCP_EXEC=off" && (tool.Name == "run_command" || tool.Name == "start_job" || tool.Name == "copy_to_instance" || tool.Name == "stop_job") {
+				t.Errorf("GPU_MCP_EXEC=off serves %s", tool.Name)
+			}
 			if tool.Name == "run_command" && c.env == "GPU_MCP_EXEC=confirm" && !strings.Contains(tool.Description, "confirm_token") {
 				t.Errorf("run_command under GPU_MCP_EXEC=confirm does not say it is guarded: %s", tool.Description)
 			}
