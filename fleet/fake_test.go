@@ -63,6 +63,10 @@ type fakeProvider struct {
 	launchErr  error
 	launchLost bool
 	soldOut    map[string]bool // offers whose buys are refused
+	// stopGate, when set, holds every Stop until it is closed, or until the caller's context
+	// ends: then the stop is lost on the way, as an HTTP request cut short is.
+	stopGate chan struct{}
+	stopping chan struct{} // closed by the first Stop that waits at stopGate
 }
 
 func newFake(name string) *fakeProvider {
@@ -235,6 +239,19 @@ func (f *fakeProvider) Start(ctx context.Context, id string) error {
 	return f.setState("start", id, providers.StateRunning)
 }
 func (f *fakeProvider) Stop(ctx context.Context, id string) error {
+	if f.stopGate != nil {
+		f.mu.Lock()
+		if f.stopping != nil {
+			close(f.stopping)
+			f.stopping = nil
+		}
+		f.mu.Unlock()
+		select {
+		case <-f.stopGate:
+		case <-ctx.Done():
+			return &providers.Error{Kind: providers.KindUnknown, Provider: f.name, Err: ctx.Err(), Message: "request cancelled"}
+		}
+	}
 	return f.setState("stop", id, providers.StateStopped)
 }
 func (f *fakeProvider) Restart(ctx context.Context, id string) error {

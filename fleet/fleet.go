@@ -237,7 +237,7 @@ func (f *Fleet) Close() {
 	ids := make([]string, 0, len(pending))
 	for _, l := range pending {
 		if l.Enforcer == state.EnforcerGPUMCP {
-			ids = append(ids, fmt.Sprintf("%s %s at %s", l.InstanceID, l.Action, utc(l.DueAt)))
+			ids = append(ids, l.InstanceID+": "+dueText(&l))
 		}
 	}
 	if len(ids) > 0 {

@@ -228,7 +228,10 @@ func (f *Fleet) fire(ctx context.Context, l state.Lease) *Action {
 			return f.retry(ctx, &l, act, providers.Unsupported(p.Name(), providers.ActionDestroy, why))
 		}
 		if _, err := p.Precheck(providers.ActionRequest{Action: providers.ActionDestroy, Instance: inst}); err == nil {
-			if err := p.Destroy(ctx, inst.ID); err != nil {
+			mctx, cancel := mutationContext(ctx)
+			err := p.Destroy(mctx, inst.ID)
+			cancel()
+			if err != nil {
 				return f.retry(ctx, &l, act, err)
 			}
 			return f.done(ctx, &l, act, "destroyed", "destroyed")
@@ -246,7 +249,10 @@ func (f *Fleet) fire(ctx context.Context, l state.Lease) *Action {
 	if _, err := p.Precheck(providers.ActionRequest{Action: providers.ActionStop, Instance: inst}); err != nil {
 		return f.retry(ctx, &l, act, err)
 	}
-	if err := p.Stop(ctx, inst.ID); err != nil {
+	mctx, cancel := mutationContext(ctx)
+	err = p.Stop(mctx, inst.ID)
+	cancel()
+	if err != nil {
 		if providers.KindOf(err) == providers.KindUnknown {
 			fs.StopSentAt = now
 			act.Verb, act.Failed, act.Detail = "FAILED", true, "stop sent, its answer lost: "+errorText(err)+"; the instance is read again at the next poll"
@@ -266,6 +272,17 @@ func (f *Fleet) fire(ctx context.Context, l state.Lease) *Action {
 		return act
 	}
 	return f.done(ctx, &l, act, "stopped", "stopped")
+}
+
+// mutationTimeout bounds a stop or destroy that a lease sends.
+const mutationTimeout = time.Minute
+
+// mutationContext is the context of a stop or destroy a lease sends: not cut short when the
+// process ends (Close waits for it), so that a stop begun reaches the vendor and its answer is
+// read, instead of becoming a stop whose answer was lost, looked at again only after the
+// vendor's grace while the instance bills.
+func mutationContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), mutationTimeout)
 }
 
 // release records the outcome of a claimed lease; a claim lost meanwhile (the lease was set

@@ -83,6 +83,40 @@ func TestLeaseFiresOnceWhenDueAndOutlivesTheProcess(t *testing.T) {
 	}
 }
 
+// A stop a lease sent is seen through when the process ends meanwhile (a gpu-mcp call that
+// exits, a client that quits): it reaches the vendor and the lease is done, instead of
+// becoming a stop whose answer was lost, looked at again only after the vendor's grace while
+// the instance bills.
+func TestLeaseStopInFlightOutlivesTheProcessEnding(t *testing.T) {
+	fake := newFake("alpha")
+	fake.addInstance("i1", "one", providers.StateRunning)
+	fake.stopGate, fake.stopping = make(chan struct{}), make(chan struct{})
+	stopping := fake.stopping
+	e := newEnv(t, fake, fake)
+	e.setLease("alpha:i1", time.Minute, state.ActionStop)
+	e.clock.Advance(time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Report, 1)
+	go func() {
+		rep, _ := e.fleet.ReconcileOnce(ctx)
+		done <- rep
+	}()
+	<-stopping
+	cancel() // the process ends while the stop is on its way
+	time.Sleep(20 * time.Millisecond)
+	close(fake.stopGate)
+	rep := <-done
+	if len(rep.Actions) != 1 || rep.Actions[0].Failed {
+		t.Fatalf("the pass cut short: %+v", rep)
+	}
+	if m := fake.mutations(); !slices.Equal(m, []string{"stop i1"}) {
+		t.Fatalf("mutations %v: the stop did not reach the vendor", m)
+	}
+	if l := e.lease("alpha:i1"); l.FiredAt.IsZero() || l.Outcome != "stopped" {
+		t.Fatalf("lease %+v", l)
+	}
+}
+
 // A vendor refusal is retried with a growing backoff and shown overdue (an orphan) until the
 // stop succeeds.
 func TestLeaseRefusedIsRetriedWithBackoffAndShownOverdue(t *testing.T) {
