@@ -10,6 +10,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet/remote"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 )
 
@@ -40,6 +41,10 @@ func asError(err error, changes bool) *providers.Error {
 	var pe *providers.Error
 	if errors.As(err, &pe) {
 		return pe
+	}
+	if errors.Is(err, remote.ErrJobNotFound) {
+		return &providers.Error{Kind: providers.KindNotFound, Provider: providers.Own, Field: "job_id", Message: err.Error(), Err: err,
+			Remedy: "use a job_id that start_job returned for this instance"}
 	}
 	kind := providers.KindUnavailable
 	if changes && !errors.Is(err, context.Canceled) {

@@ -239,6 +239,10 @@ func TestMachineWorkflowOnEveryVendor(t *testing.T) {
 		if st["state"] != "exited" || st["exit_code"] != float64(7) {
 			t.Fatalf("%s: job_status after the end: %v", vendor, st)
 		}
+		res, m := e.call("job_logs", map[string]any{"instance_id": l.id, "job_id": "job-nosuch", "lines": 1})
+		if !res.IsError || m["kind"] != "not_found" || m["field"] != "job_id" || strings.Contains(text(res), "try again") {
+			t.Fatalf("%s: job_logs of a job the machine does not know: %v %q", vendor, m, text(res))
+		}
 		tail := e.ok("job_logs", map[string]any{"instance_id": l.id, "job_id": jobID, "lines": 1})
 		if ls := tail["lines"].([]any); len(ls) != 1 || ls[0] != "step 3" || tail["exit_code"] != float64(7) {
 			t.Fatalf("%s: the last line: %v", vendor, tail)
