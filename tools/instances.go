@@ -70,7 +70,7 @@ func withoutSecrets(inst providers.Instance) providers.Instance {
 
 func instancesText(r ListInstancesResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d instances, %d running", len(r.Instances), r.Running)
+	fmt.Fprintf(&b, "%s, %d running", count(len(r.Instances), "instance"), r.Running)
 	rows := make([][]string, 0, len(r.Instances))
 	for _, in := range r.Instances {
 		gpu := in.GPUModel

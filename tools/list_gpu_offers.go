@@ -369,7 +369,11 @@ func hasBilling(modes []providers.BillingMode, m providers.BillingMode) bool {
 }
 
 func writeOffersText(b *strings.Builder, r ListOffersResult, in *ListOffersArgs, billing providers.BillingMode) {
-	fmt.Fprintf(b, "%d offers match", r.Matched)
+	if r.Matched == 1 {
+		b.WriteString("1 offer matches")
+	} else {
+		fmt.Fprintf(b, "%d offers match", r.Matched)
+	}
 	if len(r.Offers) < r.Matched {
 		fmt.Fprintf(b, " (showing %d-%d)", in.Offset+1, in.Offset+len(r.Offers))
 	}

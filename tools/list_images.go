@@ -215,7 +215,7 @@ func kindRank(k providers.ImageKind) int {
 
 func imagesText(r ListImagesResult, offset int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d images", r.Matched)
+	b.WriteString(count(r.Matched, "image"))
 	if len(r.Images) < r.Matched {
 		fmt.Fprintf(&b, " (showing %d-%d)", offset+1, offset+len(r.Images))
 	}

@@ -151,7 +151,7 @@ func copyText(verb string, s CopySummary) string {
 	if !s.Verified {
 		check = "NOT verified (no sha256sum on the machine)"
 	}
-	fmt.Fprintf(&b, "%s %d files (%d bytes) in %s, %s", verb, s.FileCount, s.Bytes, (time.Duration(s.DurationMS) * time.Millisecond).Round(time.Millisecond), check)
+	fmt.Fprintf(&b, "%s %s (%d bytes) in %s, %s", verb, count(s.FileCount, "file"), s.Bytes, (time.Duration(s.DurationMS) * time.Millisecond).Round(time.Millisecond), check)
 	rows := make([][]string, 0, len(s.Files))
 	for _, f := range s.Files[:min(len(s.Files), 20)] {
 		rows = append(rows, []string{f.Path, fmt.Sprint(f.Bytes), f.SHA256})
@@ -200,8 +200,8 @@ func copyToInstance(d *Deps) Tool {
 			if err != nil {
 				return nil, err
 			}
-			plan := machinePlan(m, "copy_to_instance", fmt.Sprintf("Copy %s (%d files, %d bytes) from this host to %s on %s instance %s.",
-				d.workspaceRel(local), files, bytes, in.RemotePath, m.Instance.Provider, m.Instance.ID), in.HostKeyChoice,
+			plan := machinePlan(m, "copy_to_instance", fmt.Sprintf("Copy %s (%s, %d bytes) from this host to %s on %s instance %s.",
+				d.workspaceRel(local), count(files, "file"), bytes, in.RemotePath, m.Instance.Provider, m.Instance.ID), in.HostKeyChoice,
 				"files of the same names at the destination are replaced")
 			return &prepared[CopyToResult]{plan: plan, run: func(ctx context.Context) (CopyToResult, string, error) {
 				if in.AcceptNewHostKey {

@@ -422,7 +422,7 @@ func TestExecConfirmPlansFirst(t *testing.T) {
 		args map[string]any
 		want string
 	}{
-		{"copy_to_instance", map[string]any{"instance_id": l.id, "local_path": "f.txt", "remote_path": "f.txt"}, "Copy f.txt (1 files, 1 bytes)"},
+		{"copy_to_instance", map[string]any{"instance_id": l.id, "local_path": "f.txt", "remote_path": "f.txt"}, "Copy f.txt (1 file, 1 bytes)"},
 		{"start_job", map[string]any{"instance_id": l.id, "command": "sleep 1", "stop_instance_when_done": true}, "Start a job"},
 		{"stop_job", map[string]any{"instance_id": l.id, "job_id": "job-x"}, "Stop job job-x"},
 	} {
