@@ -17,7 +17,7 @@ import (
 
 // Confirm is embedded in the arguments of every guarded tool.
 type Confirm struct {
-	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024" jsonschema_description:"the confirm_token of this tool's confirmation_required answer; send it only after the user approved the plan, with the same arguments"`
+	ConfirmToken string `json:"confirm_token,omitempty" jsonschema:"maxLength=1024" jsonschema_description:"from this tool's confirmation_required answer; send it with the same arguments only after the user approved the plan"`
 	// OldToken is confirm_token under the name results gave it in 0.1: accepted until 0.3, so
 	// that an agent that sends back the field it read is not refused. The schema leaves it out.
 	OldToken string `json:"confirmation_token,omitempty" jsonschema:"-"`
@@ -62,10 +62,12 @@ type Plan struct {
 
 // Outcome is embedded in the result of every guarded tool.
 type Outcome struct {
-	Status            Status     `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled,enum=pending" jsonschema_description:"confirmation_required: nothing done yet, show the plan; done; failed: ran but missed its aim (see message); nothing_to_do: already so; declined, cancelled: the user said no, nothing done; pending: runs on past the call budget, follow operation_id with get_operation"`
-	Plan              *Plan      `json:"plan,omitempty" jsonschema_description:"what it will do, for the user to approve (as in launch_instance's output schema)"`
-	ConfirmToken      string     `json:"confirm_token,omitempty" jsonschema_description:"pass back as confirm_token, same arguments, once the user approved"`
-	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema_description:"deprecated: confirm_token's old name, removed in 0.3"`
+	Status       Status `json:"status" jsonschema:"enum=confirmation_required,enum=done,enum=failed,enum=nothing_to_do,enum=declined,enum=cancelled,enum=pending" jsonschema_description:"confirmation_required: nothing done yet, show the plan; done; failed: ran but missed its aim (see message); nothing_to_do: already so; declined, cancelled: the user said no, nothing done; pending: runs on past the call budget, follow operation_id with get_operation"`
+	Plan         *Plan  `json:"plan,omitempty" jsonschema_description:"what it will do, for the user to approve"`
+	ConfirmToken string `json:"confirm_token,omitempty" jsonschema_description:"pass back as confirm_token, same arguments, once the user approved"`
+	// ConfirmationToken is confirm_token under its old name, sent until 0.3 and kept out of
+	// the schemas, which speak of confirm_token alone (output schemas admit it as an extra).
+	ConfirmationToken string     `json:"confirmation_token,omitempty" jsonschema:"-"`
 	ExpiresAt         *time.Time `json:"expires_at,omitempty"`
 	Message           string     `json:"message,omitempty"`
 	Demo              bool       `json:"demo,omitempty"`

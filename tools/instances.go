@@ -20,7 +20,7 @@ type ListInstancesArgs struct {
 // ListInstancesResult is list_instances' answer. Passwords are left out: get_instance has them.
 type ListInstancesResult struct {
 	Instances []providers.Instance `json:"instances"`
-	Running   int                  `json:"running" jsonschema_description:"instances running"`
+	Running   int                  `json:"running"`
 	Errors    []ProviderError      `json:"errors,omitempty" jsonschema_description:"providers not asked (their instances, missing here, may bill) or cut short"`
 	Demo      bool                 `json:"demo,omitempty"`
 }

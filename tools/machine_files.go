@@ -119,13 +119,13 @@ func copyProgress(ctx context.Context) func(remote.CopyProgress) {
 type CopiedFile struct {
 	Path   string `json:"path" jsonschema_description:"where the file landed: on the machine for copy_to_instance, on this host for copy_from_instance"`
 	Bytes  int64  `json:"bytes"`
-	SHA256 string `json:"sha256" jsonschema_description:"hex SHA-256 of the bytes copied"`
+	SHA256 string `json:"sha256" jsonschema_description:"hex"`
 }
 
 // CopySummary is what a copy did.
 type CopySummary struct {
 	InstanceID string       `json:"instance_id"`
-	LocalPath  string       `json:"local_path" jsonschema_description:"the local path, resolved in the workspace"`
+	LocalPath  string       `json:"local_path" jsonschema_description:"resolved in the workspace"`
 	RemotePath string       `json:"remote_path"`
 	Files      []CopiedFile `json:"files" jsonschema_description:"the files copied (the first 200), with their checksums"`
 	FileCount  int          `json:"file_count"`

@@ -142,7 +142,7 @@ type CancelOperationResult struct {
 
 func cancelOperation(d *Deps) Tool {
 	return guardedTool(d, "cancel_operation", "Cancel an operation",
-		"Cancel a launch that is still under way (the operation_id of a pending launch_instance answer): the launch stops, and an instance the vendor already created for it is stopped and destroyed as far as the vendor allows, as with a launch that did not come up; the answer says what remains and bills. Guarded like destroy_instance: the first call returns the plan and a confirm_token; call again with it after the user approves. A wait changes nothing and needs no cancelling. A client that merely stops waiting (a timeout) cancels nothing: the operation goes on.",
+		"Cancel a launch still under way (the operation_id of a pending launch_instance answer): the launch stops, and an instance the vendor already created for it is stopped and destroyed as far as the vendor allows; the answer says what remains and bills. Guarded: the first call returns the plan and a confirm_token; call again with it after the user approves. A wait changes nothing and needs no cancelling. A client that merely stops waiting cancels nothing: the operation goes on.",
 		Hints{Destructive: true, Idempotent: true, OpenWorld: true},
 		func(ctx context.Context, in *CancelOperationArgs) (*prepared[CancelOperationResult], error) {
 			if d.Ops == nil {

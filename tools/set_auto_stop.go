@@ -33,7 +33,7 @@ func (a *SetAutoStopArgs) validate() error {
 // SetAutoStopResult is set_auto_stop's answer.
 type SetAutoStopResult struct {
 	Outcome
-	AutoStop *fleet.AutoStop     `json:"auto_stop,omitempty" jsonschema_description:"the auto-stop now set (at, by, action: as in launch_instance's output schema); absent when it was cleared"`
+	AutoStop *fleet.AutoStop     `json:"auto_stop,omitempty" jsonschema_description:"now set (as in launch_instance); absent: cleared"`
 	Instance *providers.Instance `json:"instance,omitempty" jsonschema_description:"as in get_instance"`
 }
 
@@ -43,7 +43,7 @@ const billingDeltaStep = 15 * time.Minute
 
 func setAutoStop(d *Deps) Tool {
 	return guardedTool(d, "set_auto_stop", "Set auto-stop",
-		"Set, move or clear when an instance is stopped (or destroyed) automatically, on any instance, also one gpu-mcp did not launch. The auto-stop is kept in gpu-mcp's state store and carried out whether or not a client is connected: by the vendor's shutdown timer where it has one (set too), else by gpu-mcp whenever any gpu-mcp process or gpu-mcp reap runs. Moving it later or clearing it lets the instance bill longer, so it is guarded: the first call returns the plan (how much longer or shorter it may bill, at what price) and a confirm_token; call again with it after the user approves.",
+		"Set, move or clear when an instance is stopped (or destroyed) automatically, on any instance, also one gpu-mcp did not launch. Kept in gpu-mcp's state store, it is carried out with or without a client connected: by the vendor's shutdown timer where it has one (set too), else by any gpu-mcp process or gpu-mcp reap that runs. Moving it later or clearing it lets the instance bill longer, so it is guarded: the first call returns the plan (how much longer or shorter it may bill, at what price) and a confirm_token; call again with it after the user approves.",
 		Hints{Destructive: true, Idempotent: true, OpenWorld: true},
 		func(ctx context.Context, in *SetAutoStopArgs) (*prepared[SetAutoStopResult], error) {
 			p, inst, err := d.lookupInstance(ctx, in.InstanceID)

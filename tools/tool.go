@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -302,6 +303,56 @@ var sharedShapes = map[reflect.Type]string{
 	reflect.TypeFor[fleet.AutoStop]():     "launch_instance",
 }
 
+// describedOnce are the shapes that several tools' results embed, each with its home tool: their
+// properties are described in the home's output schema only. The other tools give them bare
+// (type, enum, format, required), and their schema's description names the homes.
+var describedOnce = map[reflect.Type]string{
+	reflect.TypeFor[Outcome]():     "launch_instance",
+	reflect.TypeFor[Pending]():     "launch_instance",
+	reflect.TypeFor[JobInfo]():     "job_status",
+	reflect.TypeFor[CopySummary](): "copy_to_instance",
+}
+
+// describeOnce strips from s, tool's output schema of type t, the descriptions of the
+// properties t embeds from a shape in describedOnce whose home is another tool.
+func describeOnce(tool string, t reflect.Type, s *jsonschema.Schema) {
+	if t.Kind() != reflect.Struct {
+		return
+	}
+	var homes []string
+	for _, f := range reflect.VisibleFields(t) {
+		if len(f.Index) < 2 || f.Anonymous {
+			continue
+		}
+		home, shared := describedOnce[t.FieldByIndex(f.Index[:len(f.Index)-1]).Type]
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		p, ok := s.Properties.Get(name)
+		if !shared || home == tool || !ok {
+			continue
+		}
+		stripDescriptions(p)
+		if !slices.Contains(homes, home) {
+			homes = append(homes, home)
+		}
+	}
+	if len(homes) > 0 {
+		s.Description = "shared fields: described in " + strings.Join(homes, ", ")
+	}
+}
+
+func stripDescriptions(s *jsonschema.Schema) {
+	if s == nil {
+		return
+	}
+	s.Description = ""
+	stripDescriptions(s.Items)
+	if s.Properties != nil {
+		for p := s.Properties.Oldest(); p != nil; p = p.Next() {
+			stripDescriptions(p.Value)
+		}
+	}
+}
+
 // OutputSchema generates the JSON Schema of tool's result of type t: as Schema, but open to
 // properties it does not name (results may grow), with the shared shapes (sharedShapes)
 // written out only in their home tool, and admitting the error result every tool may answer
@@ -317,6 +368,7 @@ func OutputSchema(tool string, t reflect.Type) json.RawMessage {
 			return nil
 		}}
 	s := reflectSchema(r, t)
+	describeOnce(tool, t, s)
 	errorShape := &jsonschema.Schema{Required: errorRequired, Description: "isError result, as in " + errorHome}
 	if tool == errorHome {
 		errorShape = reflectSchema(r, reflect.TypeFor[ErrorResult]())

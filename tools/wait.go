@@ -39,7 +39,7 @@ type WaitArgs struct {
 	ImageName  string `json:"image_name,omitempty" jsonschema:"maxLength=64" jsonschema_description:"for until=image_saved when save_image returned no image_id: the image_name given to save_image"`
 	Timeout    string `json:"timeout,omitempty" jsonschema:"maxLength=16" jsonschema_description:"how long to wait at most, e.g. \"5m\" (default 5m, 5s to 30m); the call then returns with reached=false"`
 	// OperationID follows a wait that outlived the call budget.
-	OperationID string `json:"operation_id,omitempty" jsonschema:"maxLength=64" jsonschema_description:"the operation_id of a pending wait_instance answer: waits for that wait (up to the call budget again) instead of starting one; the other arguments are then not given"`
+	OperationID string `json:"operation_id,omitempty" jsonschema:"maxLength=64" jsonschema_description:"the operation_id of a pending wait_instance answer, given alone: waits on for it (up to the call budget again)"`
 }
 
 func (a *WaitArgs) validate() error {
@@ -76,7 +76,7 @@ func (a *WaitArgs) validate() error {
 
 // WaitResult is wait_instance's answer.
 type WaitResult struct {
-	Reached bool `json:"reached" jsonschema_description:"whether the instance reached the state asked for"`
+	Reached bool `json:"reached"`
 	// Status tells the ways of not reaching it apart.
 	Status fleet.WaitOutcome `json:"status" jsonschema:"enum=reached,enum=timed_out,enum=unreachable,enum=cannot_be_confirmed,enum=pending" jsonschema_description:"reached; timed_out: not yet, wait again; unreachable: it will not get there (failed, gone, or nothing moves it there: see detail); cannot_be_confirmed: the vendor does not report this state; pending: the wait goes on past the call budget, follow operation_id"`
 	Pending
@@ -89,7 +89,7 @@ type WaitResult struct {
 
 func waitInstance(d *Deps) Tool {
 	t := newTool("wait_instance", "Wait for an instance",
-		"Wait until an instance is running, its SSH server answers, it is stopped, or its image is saved; for use after launch_instance (wait=false), start_instance, stop_instance or save_image. Sends progress notifications as the state changes; changes nothing. Returns when the state is reached, when it cannot be reached any more (e.g. the instance failed or is gone), or at the timeout; a wait that outlives the call budget answers status pending with an operation_id, which wait_instance operation_id=... (or get_operation) follows.",
+		"Wait until an instance is running, its SSH server answers, it is stopped, or its image is saved (after launch_instance wait=false, start_instance, stop_instance or save_image), with progress notifications; changes nothing. Returns when the state is reached, when it cannot be any more (e.g. the instance failed or is gone), or at the timeout; past the call budget it answers status pending with an operation_id, which wait_instance operation_id=... (or get_operation) follows.",
 		Hints{ReadOnly: true, Idempotent: true, OpenWorld: true}, false,
 		func(ctx context.Context, in *WaitArgs) (WaitResult, string, error) {
 			if in.OperationID != "" {
