@@ -75,6 +75,18 @@ type Outcome struct {
 
 func (o *Outcome) outcome() *Outcome { return o }
 
+// answersAlone reports whether the Outcome is the whole answer: a plan waiting for approval,
+// or one the user declined or cancelled, did nothing, so none of the result's own fields
+// (a job's state, the files copied) has a value to show; their zero values would not even
+// match the output schema's enums and types.
+func (o Outcome) answersAlone() (Outcome, bool) {
+	switch o.Status {
+	case StatusConfirmationRequired, StatusDeclined, StatusCancelled:
+		return o, true
+	}
+	return o, false
+}
+
 // guardedArgs are the arguments of a guarded tool: they embed Confirm.
 type guardedArgs[In any] interface {
 	*In

@@ -100,6 +100,11 @@ func toolResult(out any, text string, err error, changes bool) *mcp.CallToolResu
 	if err != nil {
 		return errorResult(err, changes)
 	}
+	if g, ok := out.(interface{ answersAlone() (Outcome, bool) }); ok {
+		if o, alone := g.answersAlone(); alone {
+			out = o
+		}
+	}
 	return &mcp.CallToolResult{
 		Content:           []mcp.Content{mcp.NewTextContent(text)},
 		StructuredContent: out,
@@ -376,6 +381,11 @@ func OutputSchema(tool string, t reflect.Type) json.RawMessage {
 		errorShape.Description = "an error result (isError), the same for every tool"
 	}
 	result := &jsonschema.Schema{Required: s.Required}
+	if _, guarded := outcomeField(t); guarded {
+		// A plan, or a plan declined, is the Outcome alone (see answersAlone): only its status
+		// is sure to be there.
+		result.Required = []string{"status"}
+	}
 	if len(s.Required) == 0 {
 		result.Type = "object" // an empty schema would be written as true
 	}
@@ -428,4 +438,12 @@ func (t Tool) ServerTool() server.ServerTool {
 // Call runs t on raw JSON arguments, outside any MCP session.
 func (t Tool) Call(ctx context.Context, raw json.RawMessage) *mcp.CallToolResult {
 	return t.handle(ctx, raw)
+}
+
+// outcomeField is the Outcome a result type embeds, the mark of a guarded tool's result.
+func outcomeField(t reflect.Type) (reflect.StructField, bool) {
+	if t.Kind() != reflect.Struct {
+		return reflect.StructField{}, false
+	}
+	return t.FieldByName("Outcome")
 }

@@ -199,3 +199,48 @@ for (const transport of ['stdio', 'http', 'sse']) {
     }
   });
 }
+
+// Under GPU_MCP_EXEC=confirm the machine tools that change the machine answer with a plan
+// first; the SDK validates those plans against the output schemas too (a plan is the outcome
+// alone: none of the result's own fields, whose zero values would not match them).
+describe('TypeScript SDK client: the machine tools\' plans under GPU_MCP_EXEC=confirm', () => {
+  let client;
+  let workspace;
+  before(async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    workspace = mkdtempSync(join(tmpdir(), 'gpu-mcp-e2e-ws-'));
+    writeFileSync(join(workspace, 'train.sh'), 'echo step 1\n');
+    client = new Client({ name: 'gpu-mcp-e2e', version: '1.0.0' }, { capabilities: {} });
+    await client.connect(new StdioClientTransport({ command: BIN, args: ['--demo'], stderr: 'ignore',
+      env: serverEnv({ GPU_MCP_EXEC: 'confirm', GPU_MCP_WORKSPACE: workspace }) }));
+    await client.listTools();
+  });
+  after(async () => {
+    await client?.close().catch(() => {});
+    const { rmSync } = await import('node:fs');
+    if (workspace) rmSync(workspace, { recursive: true, force: true });
+  });
+
+  test('start_job, copy_to_instance, run_command and stop_job plan, and nothing runs', async () => {
+    const { instances } = (await client.callTool({ name: 'list_instances', arguments: {} })).structuredContent;
+    const running = instances.find((i) => i.state === 'running');
+    assert.ok(running, 'no running instance in the demo');
+    const calls = [
+      ['start_job', { instance_id: running.id, command: 'bash train.sh' }],
+      ['copy_to_instance', { instance_id: running.id, local_path: 'train.sh', remote_path: 'train.sh' }],
+      ['run_command', { instance_id: running.id, command: 'nvidia-smi' }],
+      ['stop_job', { instance_id: running.id, job_id: 'job-none' }],
+    ];
+    for (const [name, args] of calls) {
+      const res = await client.callTool({ name, arguments: args }); // rejects if the schema does not match
+      assert.ok(!res.isError, `${name}: ${text(res)}`);
+      assert.equal(res.structuredContent.status, 'confirmation_required', name);
+      assert.ok(res.structuredContent.plan && res.structuredContent.confirm_token, name);
+      for (const field of ['job_id', 'state', 'files', 'exit_code', 'stdout']) {
+        assert.equal(res.structuredContent[field], undefined, `${name}'s plan carries ${field}`);
+      }
+    }
+  });
+});
