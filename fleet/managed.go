@@ -21,6 +21,18 @@ func (f *Fleet) Annotate(ctx context.Context, insts []providers.Instance) error 
 	for _, l := range leases {
 		byInstance[l.InstanceID] = l
 	}
+	pending, err := f.o.Store.ListLeases(ctx, state.LeaseFilter{Pending: true})
+	if err != nil {
+		return storeError("read the leases", err)
+	}
+	work := map[string][]providers.ManagedWork{}
+	for _, l := range pending {
+		if l.Kind == state.LeaseTime {
+			continue
+		}
+		work[l.InstanceID] = append(work[l.InstanceID], providers.ManagedWork{Kind: string(l.Kind), Action: string(l.Action),
+			WaitsFor: workWaitsFor(&l), LastError: l.LastError})
+	}
 	now := f.now()
 	for i := range insts {
 		in := &insts[i]
@@ -49,7 +61,8 @@ func (f *Fleet) Annotate(ctx context.Context, insts []providers.Instance) error 
 				in.StopsAt = &at
 			}
 		}
-		if m.LaunchedByGPUMCP || m.Lease != nil {
+		m.Work = work[in.ID]
+		if m.LaunchedByGPUMCP || m.Lease != nil || len(m.Work) > 0 {
 			in.Managed = m
 		}
 	}
@@ -191,4 +204,15 @@ func (f *Fleet) Orphans(ctx context.Context) ([]Orphan, []ProviderFailure, error
 		}
 	}
 	return out, failed, nil
+}
+
+// workWaitsFor says what a lease on work waits for, as gpu-mcp leases says it.
+func workWaitsFor(l *state.Lease) string {
+	switch l.Kind {
+	case state.LeaseJobEnd:
+		return "the end of its jobs"
+	case state.LeaseGPUIdle:
+		return "its GPUs to stay idle"
+	}
+	return string(l.Kind)
 }

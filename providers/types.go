@@ -199,6 +199,16 @@ type Managed struct {
 	Key              string        `json:"key,omitempty" jsonschema_description:"the launch's idempotency key in gpu-mcp's ledger"`
 	Lease            *ManagedLease `json:"lease,omitempty" jsonschema_description:"when and how gpu-mcp stops or destroys it by itself"`
 	Orphan           string        `json:"orphan,omitempty" jsonschema_description:"set when gpu-mcp launched it but keeps no working promise about it: why (its auto-stop is overdue, or its record is gone)"`
+	Work             []ManagedWork `json:"work,omitempty" jsonschema_description:"pending stops on its work (a job's end, idle GPUs), watched by gpu-mcp's reconciler"`
+}
+
+// ManagedWork is a pending stop of an instance on its work: when a job ends, or when its GPUs
+// stay idle.
+type ManagedWork struct {
+	Kind      string `json:"kind" jsonschema:"enum=job_end,enum=gpu_idle"`
+	Action    string `json:"action" jsonschema:"enum=stop,enum=destroy"`
+	WaitsFor  string `json:"waits_for" jsonschema_description:"what it waits for"`
+	LastError string `json:"last_error,omitempty" jsonschema_description:"why the last look at the machine failed"`
 }
 
 // ManagedLease is an instance's auto-stop as gpu-mcp keeps it.

@@ -116,6 +116,9 @@ func managedCell(m *providers.Managed) string {
 			parts = append(parts, l.Action+" by "+l.By)
 		}
 	}
+	for _, w := range m.Work {
+		parts = append(parts, w.Action+" on "+w.Kind)
+	}
 	if m.Orphan != "" {
 		parts = append(parts, "ORPHAN")
 	}
@@ -132,6 +135,12 @@ func managedText(m *providers.Managed) string {
 		b.WriteString("\nlaunched by gpu-mcp")
 		if m.Key != "" {
 			b.WriteString(" (launch " + m.Key + ")")
+		}
+	}
+	for _, w := range m.Work {
+		fmt.Fprintf(&b, "\nauto-%s on its work: waits for %s", w.Action, w.WaitsFor)
+		if w.LastError != "" {
+			b.WriteString("; the last look failed: " + w.LastError)
 		}
 	}
 	if l := m.Lease; l != nil {

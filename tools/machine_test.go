@@ -15,6 +15,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 	"github.com/gpu-mcp/gpu-mcp/state"
@@ -52,6 +53,8 @@ func newMachineEnv(t *testing.T, mode ExecMode) *machineEnv {
 		}
 		t.Cleanup(func() { audit.Close() })
 		d.Work, d.Exec, d.Workspace, d.Audit, d.Store = w, mode, me.ws, audit, st
+		// One store, as in gpu-mcp: the fleet sees the leases the machine tools put.
+		d.Fleet = newTestFleet(t, d.Providers, func(o *fleet.Options) { o.Store = st })
 	}})
 	return me
 }
@@ -186,6 +189,12 @@ func TestMachineWorkflowOnEveryVendor(t *testing.T) {
 		jobID, _ := job["job_id"].(string)
 		if job["state"] != "running" || jobID == "" || job["stop_instance_when_done"] != true || len(job["leases"].([]any)) != 1 {
 			t.Fatalf("%s: start_job %v", vendor, job)
+		}
+		// get_instance shows the stop on the job's end among what gpu-mcp keeps of it.
+		gi := e.ok("get_instance", map[string]any{"instance_id": l.id})
+		managed, _ := gi["instance"].(map[string]any)["managed"].(map[string]any)
+		if work, _ := managed["work"].([]any); len(work) != 1 || work[0].(map[string]any)["kind"] != "job_end" || work[0].(map[string]any)["action"] != "stop" {
+			t.Fatalf("%s: managed after start_job: %v", vendor, managed)
 		}
 		// Follow the log by offset until the job has written its result.
 		var lines []string
