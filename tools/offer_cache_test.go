@@ -83,22 +83,30 @@ func newTestCache(t *testing.T) (*OfferCache, *testClock) {
 	return c, clk
 }
 
+// eventually polls cond until it holds. It fails only after a minute: a background refresh
+// may wait long for a core on a loaded machine, and that is no failure.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not so after a minute", what)
+		}
+	}
+}
+
 // settle waits until no refresh is under way.
 func (c *OfferCache) settle(t *testing.T) {
 	t.Helper()
-	for range 500 {
+	eventually(t, "every refresh finished", func() bool {
 		c.mu.Lock()
-		busy := false
+		defer c.mu.Unlock()
 		for _, e := range c.entries {
-			busy = busy || e.flight != nil
+			if e.flight != nil {
+				return false
+			}
 		}
-		c.mu.Unlock()
-		if !busy {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	t.Fatal("a refresh never finished")
+		return true
+	})
 }
 
 func model(t *testing.T, offers []providers.Offer, err error) string {
@@ -137,9 +145,8 @@ func TestOfferCacheServesStaleWhileOneRefreshRuns(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for i := 0; i < 500 && p.count() < 2; i++ {
-		time.Sleep(2 * time.Millisecond)
-	}
+	// The refresh asks the vendor from a goroutine of its own, which may not have run yet.
+	eventually(t, "the refresh asked the vendor", func() bool { return p.count() >= 2 })
 	if p.count() != 2 {
 		t.Fatalf("%d calls: want exactly one refresh while it runs", p.count())
 	}
@@ -147,6 +154,12 @@ func TestOfferCacheServesStaleWhileOneRefreshRuns(t *testing.T) {
 	c.settle(t)
 	if offers, _, err := c.Offers(ctx, p); model(t, offers, err) != "v2" || p.count() != 2 {
 		t.Fatalf("after the refresh: %v, %d calls", offers, p.count())
+	}
+	// Close waits for every refresh started, so that one a caller started beside the first,
+	// whose goroutine had not run by the counts above, has asked the vendor by now.
+	c.Close()
+	if p.count() != 2 {
+		t.Fatalf("%d calls: the 20 callers started more than one refresh", p.count())
 	}
 }
 
@@ -252,14 +265,12 @@ func TestOfferCacheInvalidateAndClose(t *testing.T) {
 	p.set(func(g *gatedProvider) { g.gate = make(chan struct{}) })
 	c.Invalidate("alpha")
 	go c.Offers(ctx, p)
-	for p.count() < 3 {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(t, "the refresh asked the vendor", func() bool { return p.count() == 3 })
 	done := make(chan struct{})
 	go func() { c.Close(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("Close did not stop the refresh under way")
 	}
 	p.set(func(g *gatedProvider) { g.gate = nil })

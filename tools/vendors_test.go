@@ -222,7 +222,9 @@ func TestReadFaultsNameTheVendorBesideTheOthersResults(t *testing.T) {
 
 func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
 	noLeaks(t)
-	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: time.Minute}, deps: func(d *Deps) { d.VendorTimeout = 300 * time.Millisecond }})
+	// The healthy vendors must answer within the vendor timeout, on a loaded machine too: 300ms
+	// was a thin margin for a read of several requests under the race detector.
+	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: time.Minute}, deps: func(d *Deps) { d.VendorTimeout = 2 * time.Second }})
 	// The last vendor answers in ten minutes; the others at once.
 	slow := e.names[len(e.names)-1]
 	e.emus[slow].SetFaults(emulated.Faults{Latency: 10 * time.Minute})
@@ -237,7 +239,7 @@ func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
 			t.Fatalf("%s: %s", tool, text(res))
 		}
 		msg := errs[0].(map[string]any)["error"].(string)
-		if !strings.Contains(msg, "no answer within 300ms (GPU_MCP_VENDOR_TIMEOUT)") || !strings.Contains(text(res), slow+" failed") {
+		if !strings.Contains(msg, "no answer within 2s (GPU_MCP_VENDOR_TIMEOUT)") || !strings.Contains(text(res), slow+" failed") {
 			t.Errorf("%s: %q", tool, msg)
 		}
 		seen := map[string]bool{}
@@ -253,38 +255,84 @@ func TestOneSlowVendorNeverHidesTheOthers(t *testing.T) {
 	}
 }
 
-// timeline records when each vendor's requests arrive and are answered.
-type timeline struct {
-	mu     sync.Mutex
-	start  map[string][]time.Time
-	finish map[string][]time.Time
+// meeting holds each vendor's first request of a fan-out until every vendor's first request
+// has arrived, and notes each vendor that waited for the others in vain: vendors asked
+// together all meet, vendors asked one after another never do. It waits a long time
+// (patience), so that a loaded machine, slow to start the fan-out's goroutines, is no failure.
+type meeting struct {
+	patience time.Duration
+
+	mu      sync.Mutex
+	want    int // vendors expected; 0: requests pass at once
+	arrived map[string]bool
+	all     chan struct{} // closed once every vendor's first request has arrived
+	missed  []string      // vendors whose first request stopped waiting for the others
 }
 
-func (tl *timeline) wrap(vendor string, h http.Handler) http.Handler {
+// expect holds the first requests of the next n vendors asked.
+func (m *meeting) expect(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.want, m.arrived, m.all, m.missed = n, map[string]bool{}, make(chan struct{}), nil
+}
+
+// result ends the meeting: whether every vendor came, and who waited in vain.
+func (m *meeting) result() (met bool, missed []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	met, missed, m.want = len(m.arrived) == m.want, m.missed, 0
+	return met, missed
+}
+
+func (m *meeting) wrap(vendor string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tl.mu.Lock()
-		tl.start[vendor] = append(tl.start[vendor], time.Now())
-		tl.mu.Unlock()
+		m.mu.Lock()
+		first := m.want > 0 && !m.arrived[vendor]
+		all := m.all
+		if first {
+			m.arrived[vendor] = true
+			if len(m.arrived) == m.want {
+				close(all)
+			}
+		}
+		m.mu.Unlock()
+		if first {
+			timer := time.NewTimer(m.patience)
+			defer timer.Stop()
+			select {
+			case <-all:
+			case <-timer.C:
+				m.note(vendor)
+			case <-r.Context().Done():
+				m.note(vendor)
+			}
+		}
 		h.ServeHTTP(w, r)
-		tl.mu.Lock()
-		tl.finish[vendor] = append(tl.finish[vendor], time.Now())
-		tl.mu.Unlock()
 	})
 }
 
-func (tl *timeline) reset() {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	tl.start, tl.finish = map[string][]time.Time{}, map[string][]time.Time{}
+func (m *meeting) note(vendor string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.missed = append(m.missed, vendor)
 }
 
+// TestFanOutTakesTheSlowestVendorNotTheSum proves that a read of all vendors asks them
+// together in two ways. Every vendor's first request is in flight at the same moment (the
+// meeting), which needs no clock. And, where time is the point, with 300ms of latency on
+// every request: the vendors one by one take at least 900ms, all together about 300ms per
+// round trip, and the bound (0.85 of the sum) leaves the read of all of them hundreds of
+// milliseconds for a loaded machine; a fan-out one vendor after another takes the whole sum.
 func TestFanOutTakesTheSlowestVendorNotTheSum(t *testing.T) {
 	noLeaks(t)
-	tl := &timeline{}
-	tl.reset()
-	e := newVendorEnv(t, envOptions{http: fast, wrap: tl.wrap})
+	m := &meeting{patience: 10 * time.Second}
+	// The HTTP timeout outlasts the meeting's patience: a vendor that waits in vain is
+	// noted, not retried.
+	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: time.Minute, Retries: 1, RetryBackoff: time.Millisecond},
+		wrap: m.wrap, deps: func(d *Deps) { d.VendorTimeout = 2 * time.Minute }})
+	const latency = 300 * time.Millisecond
 	for _, emu := range e.emus {
-		emu.SetFaults(emulated.Faults{Latency: 40 * time.Millisecond})
+		emu.SetFaults(emulated.Faults{Latency: latency})
 	}
 	for _, tool := range []string{"list_gpu_offers", "list_instances"} {
 		timed := func(args map[string]any) time.Duration {
@@ -298,38 +346,16 @@ func TestFanOutTakesTheSlowestVendorNotTheSum(t *testing.T) {
 		for _, v := range e.names {
 			sum += timed(map[string]any{"provider": v})
 		}
-		tl.reset()
+		m.expect(len(e.names))
 		all := timed(map[string]any{})
-
-		// Ordering: every vendor was asked before any vendor had finished answering.
-		tl.mu.Lock()
-		var lastStart, firstEnd time.Time
-		for _, v := range e.names {
-			if len(tl.start[v]) == 0 || len(tl.finish[v]) == 0 {
-				t.Fatalf("%s: %s was not asked", tool, v)
-			}
-			lastStart = later(lastStart, tl.start[v][0])
-			end := tl.finish[v][len(tl.finish[v])-1]
-			if firstEnd.IsZero() || end.Before(firstEnd) {
-				firstEnd = end
-			}
+		if met, missed := m.result(); !met || len(missed) > 0 {
+			t.Errorf("%s: the vendors were not asked together: every one asked %v, waited for the others in vain: %v", tool, met, missed)
 		}
-		tl.mu.Unlock()
-		if !lastStart.Before(firstEnd) {
-			t.Errorf("%s: the vendors were asked one after another, not together", tool)
-		}
-		// Ratio: together they take about the slowest one's time, well under the sum.
+		t.Logf("%s: all vendors together %s, each alone %s in all", tool, all, sum)
 		if ratio := float64(all) / float64(sum); ratio > 0.85 {
 			t.Errorf("%s: all vendors together took %.2f of the sum of each alone (%s of %s)", tool, ratio, all, sum)
 		}
 	}
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 func TestBreakerThroughTheTools(t *testing.T) {
@@ -367,9 +393,11 @@ func TestBreakerThroughTheTools(t *testing.T) {
 func TestManyConcurrentCallsOnTheDemo(t *testing.T) {
 	noLeaks(t)
 	var cache *OfferCache
-	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: 20 * time.Second, Retries: 2}, deps: func(d *Deps) {
+	// 300 calls at once on a loaded machine queue for a long time: the timeouts are far beyond
+	// what that takes, since what is tested is that every answer is right, not how fast.
+	e := newVendorEnv(t, envOptions{http: providers.HTTPOptions{Timeout: time.Minute, Retries: 2}, deps: func(d *Deps) {
 		cache = NewOfferCache(OfferCacheOptions{TTL: 50 * time.Millisecond})
-		d.Offers = cache
+		d.Offers, d.VendorTimeout = cache, 2*time.Minute
 	}})
 	t.Cleanup(cache.Close)
 	_, m := e.call("list_instances", map[string]any{})
@@ -431,7 +459,7 @@ func TestManyConcurrentCallsOnTheDemo(t *testing.T) {
 				_ = json.Unmarshal(b, &m)
 			}
 			if !c.want(res, m) {
-				t.Errorf("%s %v: %s", c.tool, c.args, text(res))
+				t.Errorf("%s %v: %s (errors: %v)", c.tool, c.args, text(res), m["errors"])
 			}
 		})
 	}

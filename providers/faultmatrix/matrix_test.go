@@ -41,11 +41,18 @@ func start(t *testing.T, v providers.Vendor, o providers.HTTPOptions) (providers
 	return e.Config.Provider(o, nil), e
 }
 
-// options keep the matrix fast: a short timeout, one retry, almost no backoff, no breaker.
-var options = providers.HTTPOptions{Timeout: 100 * time.Millisecond, Retries: 1, RetryBackoff: time.Millisecond, BreakerThreshold: -1}
+// options keep the matrix quick: one retry, almost no backoff, no breaker. The timeout is
+// the margin of every answer that must come in time, on a loaded machine too: with 100ms,
+// an emulator's answer after 20ms of latency came too late once in a few hundred under load.
+// The rows that wait it out run in parallel.
+var options = providers.HTTPOptions{Timeout: time.Second, Retries: 1, RetryBackoff: time.Millisecond, BreakerThreshold: -1}
 
-// slow is longer than options.Timeout.
-const slow = time.Second
+// slow is far longer than options.Timeout. It costs nothing: an injected wait ends when the
+// client hangs up.
+const slow = 30 * time.Second
+
+// timedOut is what an error says of a request that had no answer within options.Timeout.
+var timedOut = "no answer within " + options.Timeout.String()
 
 // fault is one row of the matrix: the fault, and what a read and a purchase must then do.
 type fault struct {
@@ -68,8 +75,8 @@ var matrix = []fault{
 	{name: "latency below the timeout", f: faults.Faults{Latency: 20 * time.Millisecond},
 		bought: 1},
 	{name: "latency above the timeout", f: faults.Faults{Latency: slow},
-		readKind: providers.KindUnavailable, readFrags: []string{"no answer within 100ms", "try again"}, readHits: 2,
-		buyKind: providers.KindUnknown, buyFrags: append([]string{"no answer within 100ms"}, unknown...), bought: 1},
+		readKind: providers.KindUnavailable, readFrags: []string{timedOut, "try again"}, readHits: 2,
+		buyKind: providers.KindUnknown, buyFrags: append([]string{timedOut}, unknown...), bought: 1},
 	{name: "429 with a long Retry-After", f: faults.Faults{Status429: true, RetryAfter: "120"},
 		readKind: providers.KindRateLimited, readFrags: []string{"retry after 2m0s", "wait"}, readHits: 1,
 		buyKind: providers.KindRateLimited, buyFrags: []string{"retry after 2m0s", "wait"}, bought: 0},
@@ -90,8 +97,8 @@ var matrix = []fault{
 		readKind: providers.KindUnavailable, readFrags: []string{"no answer from the vendor", "try again"}, readHits: 2,
 		buyKind: providers.KindUnknown, buyFrags: append([]string{"no answer from the vendor"}, unknown...), bought: 1},
 	{name: "stalled body", f: faults.Faults{SlowBody: slow},
-		readKind: providers.KindUnavailable, readFrags: []string{"no answer within 100ms"}, readHits: 2,
-		buyKind: providers.KindUnknown, buyFrags: append([]string{"no answer within 100ms"}, unknown...), bought: 1},
+		readKind: providers.KindUnavailable, readFrags: []string{timedOut}, readHits: 2,
+		buyKind: providers.KindUnknown, buyFrags: append([]string{timedOut}, unknown...), bought: 1},
 }
 
 // checkErr checks an error's kind, that it names the vendor first, and its fragments.
@@ -158,6 +165,7 @@ func TestFaultMatrix(t *testing.T) {
 	for _, v := range vendors.All() {
 		for _, row := range matrix {
 			t.Run(v.Name+"/"+row.name, func(t *testing.T) {
+				t.Parallel()
 				p, emu := start(t, v, options)
 				defer emu.Close()
 
@@ -203,8 +211,10 @@ func TestFaultMatrix(t *testing.T) {
 func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
 	for _, v := range vendors.All() {
 		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
 			o := options
-			o.BreakerThreshold, o.BreakerCooldown, o.Retries = 3, 100*time.Millisecond, 0
+			// The cooldown must outlast the checks below that the open breaker sends nothing.
+			o.BreakerThreshold, o.BreakerCooldown, o.Retries = 3, 3*time.Second, 0
 			p, emu := start(t, v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
@@ -225,7 +235,7 @@ func TestBreakerSkipsAVendorThatKeepsFailing(t *testing.T) {
 			}
 			// The vendor is back: after the cooldown, the trial request closes the breaker.
 			emu.SetFaults()
-			deadline := time.Now().Add(5 * time.Second)
+			deadline := time.Now().Add(time.Minute)
 			for {
 				_, err := p.ListOffers(t.Context())
 				if err == nil {
@@ -271,15 +281,18 @@ func TestAuthFailuresDoNotTripTheBreaker(t *testing.T) {
 func TestCallerDeadlineEndsRetriesAndWaits(t *testing.T) {
 	for _, v := range vendors.All() {
 		t.Run(v.Name, func(t *testing.T) {
+			t.Parallel()
 			o := options
 			o.Retries, o.RetryBackoff, o.Timeout = 5, 10*time.Second, time.Minute
 			p, emu := start(t, v, o)
 			defer emu.Close()
 			emu.SetFaults(faults.Faults{Status500: true})
-			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+			// Long enough for the first answer on a loaded machine, shorter than the backoff.
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 			defer cancel()
 			_, err := p.ListOffers(ctx)
-			// The backoff (5s or more) does not fit in the deadline: no wait, no second request.
+			// The backoff (at least 2.5s: half of its 5s cap, jittered) does not fit in the
+			// deadline: no wait, no second request.
 			if providers.KindOf(err) != providers.KindUnavailable || emu.FaultsApplied() != 1 || ctx.Err() != nil {
 				t.Fatalf("%v after %d requests (deadline passed: %v)", err, emu.FaultsApplied(), ctx.Err())
 			}
