@@ -243,8 +243,13 @@ func (f *Fleet) fire(ctx context.Context, l state.Lease) *Action {
 		}
 	}
 	if !fs.StopSentAt.IsZero() && now.Before(fs.StopSentAt.Add(f.o.VendorGrace)) {
-		// A stop whose answer was lost may still take effect: look again before sending another.
-		return f.later(ctx, &l, nil)
+		// A stop whose answer was lost may still take effect: look again before sending another,
+		// and say so (gpu-mcp reap exits 1: the instance may still bill).
+		f.later(ctx, &l, nil)
+		act.Verb, act.Failed = "UNCONFIRMED", true
+		act.Detail = "a stop was sent at " + utc(fs.StopSentAt) + " and its answer lost; the instance still shows " + string(inst.State) +
+			"; it is stopped again after " + utc(fs.StopSentAt.Add(f.o.VendorGrace)) + " unless the vendor shows it stopping by then"
+		return act
 	}
 	if _, err := p.Precheck(providers.ActionRequest{Action: providers.ActionStop, Instance: inst}); err != nil {
 		return f.retry(ctx, &l, act, err)

@@ -180,8 +180,8 @@ func TestLeaseStopWhoseAnswerIsLostIsReadAgain(t *testing.T) {
 				if !slices.Equal(got, []string{"nothing to do alpha:i1 (auto-stop due 2026-12-03T10:01:00Z): already stopped"}) {
 					t.Fatalf("read again: %q", got)
 				}
-			} else if len(got) != 0 {
-				t.Fatalf("within the grace, nothing is sent: %q", got)
+			} else if len(got) != 1 || !strings.HasPrefix(got[0], "UNCONFIRMED alpha:i1") || !strings.Contains(got[0], "stopped again after") {
+				t.Fatalf("within the grace, nothing is sent, and the pass says why: %q", got)
 			}
 			if n := fake.count("stop"); n != 1 {
 				t.Fatalf("%d stops sent", n)
