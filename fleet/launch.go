@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
@@ -40,6 +41,10 @@ type LaunchRequest struct {
 	// this long after it came up, by a lease in the state store.
 	AutoStop       time.Duration
 	AutoStopAction state.LeaseAction
+	// IdleStop, when set, also stops the instance once its GPUs stay idle (a lease on its work,
+	// fleet/work), put on the instance once it is usable, by this process or by the one that
+	// sees the launch through.
+	IdleStop *work.IdlePolicy
 	// Progress, when set, is told each step of the launch; total is 0 when unknown.
 	Progress func(total int, message string)
 }
@@ -89,6 +94,9 @@ func (f *Fleet) Launch(ctx context.Context, req LaunchRequest) (Outcome, error) 
 	r := &record{Spec: req.Spec, GPUModel: req.Offer.GPUModel, Wait: req.Wait, WaitFor: req.WaitTimeout, Attempt: 1, Started: f.now()}
 	if req.AutoStop > 0 {
 		r.AutoStop = &leaseTerms{After: req.AutoStop, Action: orStop(req.AutoStopAction)}
+	}
+	if req.IdleStop != nil {
+		r.IdleStop = &idleTerms{Policy: *req.IdleStop}
 	}
 	entry := state.Launch{Key: key, ArgsHash: req.ArgsHash, Provider: p.Name(), OfferID: req.Spec.OfferID, ImageID: req.Spec.ImageID,
 		VendorName: VendorName(key, req.Spec.Name, 1), Status: state.LaunchIntent, Owner: f.o.Owner, Result: r.encode()}
@@ -142,6 +150,9 @@ func (f *Fleet) Launch(ctx context.Context, req LaunchRequest) (Outcome, error) 
 		rec.Outcome, rec.Attempts = withoutPasswords(out), out.Attempts[:len(out.Attempts)-1]
 		if rec.AutoStop != nil && out.AutoStop != nil {
 			rec.AutoStop.Applied = true
+		}
+		if rec.IdleStop != nil && out.IdleLease != nil {
+			rec.IdleStop.Applied = true
 		}
 		l.Status = finalStatus(&out)
 		if l.Status == state.LaunchOrdered || l.Status == state.LaunchUnknown {
@@ -219,11 +230,12 @@ func (f *Fleet) attempts(ctx context.Context, p providers.Provider, key string, 
 				out.SSHCommand = inst.Connection.SSHCommand
 			}
 			if handed {
-				if r.AutoStop != nil {
+				if r.AutoStop != nil || r.IdleStop != nil {
 					out.note("the auto-stop is arranged once the instance runs")
 				}
 			} else {
 				f.arrangeAutoStop(ctx, p, key, r.AutoStop, &out)
+				f.arrangeIdleStop(ctx, key, r.IdleStop, &out)
 			}
 			break
 		}
@@ -529,6 +541,29 @@ func imageFits(ctx context.Context, p providers.Provider, o providers.Offer, ima
 		return false
 	}
 	return slices.ContainsFunc(images, func(im providers.Image) bool { return im.ID == imageID })
+}
+
+// arrangeIdleStop puts on a launched instance the stop when its GPUs stay idle, as a lease
+// on its work.
+func (f *Fleet) arrangeIdleStop(ctx context.Context, key string, terms *idleTerms, out *Outcome) {
+	if terms == nil || terms.Applied {
+		return
+	}
+	const failed = "the stop when the GPUs stay idle could not be recorded"
+	switch {
+	case f.o.Work == nil:
+		out.note(failed + ": this server does not work on machines; stop the instance yourself when its work is done")
+	case out.InstanceID == "" || out.Instance == nil:
+		out.note("the stop when the GPUs stay idle is arranged once the instance is listed: gpu-mcp's reconciler keeps looking for it by its order")
+	default:
+		l, err := f.o.Work.StopWhenIdle(context.WithoutCancel(ctx), *out.Instance, terms.Policy, key)
+		if err != nil {
+			f.log.Error().Err(err).Str("instance", out.InstanceID).Msg("the stop when the GPUs stay idle could not be recorded")
+			out.note(failed + " (" + errorText(err) + "); stop the instance yourself when its work is done")
+			return
+		}
+		out.IdleLease = &l
+	}
 }
 
 // arrangeAutoStop gives a launched instance its lease.

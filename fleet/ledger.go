@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
@@ -27,6 +28,7 @@ type record struct {
 	Wait     bool                 `json:"wait"`
 	WaitFor  time.Duration        `json:"wait_for,omitempty"`
 	AutoStop *leaseTerms          `json:"auto_stop,omitempty"`
+	IdleStop *idleTerms           `json:"idle_stop,omitempty"`
 	// Attempt numbers the current attempt, from 1; Started is when its intent was recorded.
 	Attempt  int       `json:"attempt"`
 	Started  time.Time `json:"started"`
@@ -44,6 +46,12 @@ type leaseTerms struct {
 	After   time.Duration     `json:"after"`
 	Action  state.LeaseAction `json:"action"`
 	Applied bool              `json:"applied,omitempty"`
+}
+
+// idleTerms are a launch's stop when the GPUs stay idle, until put on its instance.
+type idleTerms struct {
+	Policy  work.IdlePolicy `json:"policy"`
+	Applied bool            `json:"applied,omitempty"`
 }
 
 func (r *record) waitUntil() time.Time { return r.Started.Add(r.WaitFor) }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // AttemptResult is what became of one offer a launch tried.
@@ -79,6 +80,8 @@ type Outcome struct {
 	SSHCommand string              `json:"ssh_command,omitempty"`
 	Instance   *providers.Instance `json:"instance,omitempty"`
 	AutoStop   *AutoStop           `json:"auto_stop,omitempty"`
+	// IdleLease is the stop when the GPUs stay idle (LaunchRequest.IdleStop), once put.
+	IdleLease *state.Lease `json:"idle_lease,omitempty"`
 	Attempts   []Attempt           `json:"attempts,omitempty"`
 	// Billing says what the launch left billing.
 	Billing string `json:"billing,omitempty"`

@@ -318,10 +318,16 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 	} else if r.Outcome != nil {
 		out.AutoStop = r.Outcome.AutoStop
 	}
+	if r.IdleStop != nil && !r.IdleStop.Applied {
+		f.arrangeIdleStop(ctx, l.Key, r.IdleStop, &out)
+		r.IdleStop.Applied = out.IdleLease != nil
+	} else if r.Outcome != nil {
+		out.IdleLease = r.Outcome.IdleLease
+	}
 	out.settle()
 	f.note(l.Key, func(x *state.Launch, rec *record) {
 		x.Status, x.Error = state.LaunchReady, ""
-		rec.Outcome, rec.AutoStop = withoutPasswords(out), r.AutoStop
+		rec.Outcome, rec.AutoStop, rec.IdleStop = withoutPasswords(out), r.AutoStop, r.IdleStop
 	})
 	if adopted != "" {
 		f.audit(Event{Kind: EventLaunchAdopted, InstanceID: inst.ID, Detail: inst.ID + ": " + detail, ApprovedAtLaunch: true})

@@ -162,6 +162,10 @@ func launchInstance(d *Deps) Tool {
 			}
 			req := fleet.LaunchRequest{Key: key, ArgsHash: argsKey, Offer: offer, Spec: spec, Wait: in.waits(), WaitTimeout: timeout,
 				Fallbacks: in.FallbackOffers, Vet: d.fallbackVet(plan, in, autoStop, key), AutoStop: autoStop}
+			if in.StopWhenGPUIdle != nil {
+				policy, _ := in.StopWhenGPUIdle.policy() // validated with the arguments
+				req.IdleStop = &policy
+			}
 			req.Rehold = func(ctx context.Context, o providers.Offer, _ providers.LaunchSpec) (string, error) {
 				fspec, fplan, err := fallbackPlan(o, plan, in)
 				if err != nil {
@@ -181,41 +185,19 @@ func launchInstance(d *Deps) Tool {
 					return LaunchResult{}, "", err
 				}
 				out := launchResult(o)
-				if in.StopWhenGPUIdle != nil {
-					d.idleStopAtLaunch(ctx, &out, p.Name(), in)
-				}
 				return out, launchText(&out), nil
 			}}, nil
 		})
 	return d.long(t, opLaunch, func(json.RawMessage) any { return LaunchResult{Outcome: Outcome{Demo: d.Demo}} }, nil)
 }
 
-// idleStopAtLaunch puts the idle lease the launch asked for on the instance it made, if one
-// is usable; the result says what became of it.
-func (d *Deps) idleStopAtLaunch(ctx context.Context, out *LaunchResult, provider string, in *LaunchArgs) {
-	if out.InstanceID == "" || out.Status == StatusFailed {
-		return
-	}
-	policy, _ := in.StopWhenGPUIdle.policy()
-	note := "the stop when the GPUs stay idle could not be recorded"
-	switch {
-	case d.Work == nil:
-		note += ": this server does not work on machines"
-	default:
-		l, err := d.Work.StopWhenIdle(context.WithoutCancel(ctx), providers.Instance{ID: out.InstanceID, Provider: provider}, policy, in.IdempotencyKey)
-		if err == nil {
-			out.IdleStop = &WorkLease{Kind: string(l.Kind), Action: string(l.Action), When: leaseWhen(l, in.StopWhenGPUIdle)}
-			return
-		}
-		note += " (" + errorText(err) + ")"
-	}
-	out.Message = strings.TrimSpace(out.Message + " " + note + "; stop the instance yourself when its work is done.")
-}
-
 // launchResult is the fleet's outcome of a launch as the tool answers it.
 func launchResult(o fleet.Outcome) LaunchResult {
 	out := LaunchResult{InstanceID: o.InstanceID, OrderID: o.OrderID, Ready: o.Ready, SSHCommand: o.SSHCommand, Instance: o.Instance,
 		AutoStop: o.AutoStop, Attempts: o.Attempts, Billing: o.Billing}
+	if l := o.IdleLease; l != nil {
+		out.IdleStop = &WorkLease{Kind: string(l.Kind), Action: string(l.Action), When: idleWhen(*l)}
+	}
 	if o.Failed {
 		out.Status = StatusFailed
 	}

@@ -2,6 +2,7 @@ package tools
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -145,6 +146,20 @@ type StartJobResult struct {
 	Outcome
 	JobInfo
 	Leases []WorkLease `json:"leases,omitempty" jsonschema_description:"what gpu-mcp will do to the instance by itself, kept in its state store"`
+}
+
+// idleWhen says when a LeaseGPUIdle lease is due, from its terms.
+func idleWhen(l state.Lease) string {
+	var p struct {
+		BelowPct int    `json:"below_pct"`
+		For      string `json:"for"`
+	}
+	_ = json.Unmarshal(l.Params, &p)
+	window := p.For
+	if d, err := time.ParseDuration(p.For); err == nil {
+		window = shortDuration(d)
+	}
+	return fmt.Sprintf("once every GPU stayed under %d%% utilization for %s", p.BelowPct, window)
 }
 
 func leaseWhen(l state.Lease, idle *IdleStopArgs) string {

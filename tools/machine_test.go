@@ -54,7 +54,7 @@ func newMachineEnv(t *testing.T, mode ExecMode) *machineEnv {
 		t.Cleanup(func() { audit.Close() })
 		d.Work, d.Exec, d.Workspace, d.Audit, d.Store = w, mode, me.ws, audit, st
 		// One store, as in gpu-mcp: the fleet sees the leases the machine tools put.
-		d.Fleet = newTestFleet(t, d.Providers, func(o *fleet.Options) { o.Store = st })
+		d.Fleet = newTestFleet(t, d.Providers, func(o *fleet.Options) { o.Store, o.Work = st, w })
 	}})
 	return me
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -253,7 +254,8 @@ func TestLaunchKilledAfterTheBuyIsAdopted(t *testing.T) {
 	var launches []launch
 	for i, v := range vendors.Names() {
 		offer, image := hourlyOffer(t, first.session, v)
-		args := map[string]any{"offer_id": offer, "image_id": image, "auto_stop_after": "1h", "idempotency_key": "crash-" + v}
+		args := map[string]any{"offer_id": offer, "image_id": image, "auto_stop_after": "1h", "idempotency_key": "crash-" + v,
+			"stop_when_gpu_idle": map[string]any{"below_pct": 5, "for": "30m"}}
 		plan := first.ok("launch_instance", args)
 		l := launch{vendor: v, args: args, buys: e.buys(v)}
 		go func() {
@@ -272,7 +274,9 @@ func TestLaunchKilledAfterTheBuyIsAdopted(t *testing.T) {
 		eventually(t, "the next gpu-mcp adopts the launch on "+l.vendor, func() bool {
 			for _, x := range next.ok("list_instances", map[string]any{"provider": l.vendor})["instances"].([]any) {
 				x := x.(map[string]any)
-				if m, _ := x["managed"].(map[string]any); m != nil && m["key"] == l.args["idempotency_key"] && m["lease"] != nil {
+				// Adopted with its auto-stop and the stop when its GPUs stay idle that it asked for.
+				if m, _ := x["managed"].(map[string]any); m != nil && m["key"] == l.args["idempotency_key"] && m["lease"] != nil &&
+					strings.Contains(fmt.Sprint(m["work"]), "kind:gpu_idle") {
 					adopted = x
 					return true
 				}
