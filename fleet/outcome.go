@@ -82,7 +82,7 @@ type Outcome struct {
 	AutoStop   *AutoStop           `json:"auto_stop,omitempty"`
 	// IdleLease is the stop when the GPUs stay idle (LaunchRequest.IdleStop), once put.
 	IdleLease *state.Lease `json:"idle_lease,omitempty"`
-	Attempts   []Attempt           `json:"attempts,omitempty"`
+	Attempts  []Attempt    `json:"attempts,omitempty"`
 	// Billing says what the launch left billing.
 	Billing string `json:"billing,omitempty"`
 	// Notes are remarks for the user (an auto-stop that could not be arranged, ...).
