@@ -51,6 +51,11 @@ func (s *sqlStore) Reserve(ctx context.Context, r Reservation, commit *Commitmen
 		if _, err := tx.ExecContext(ctx, "DELETE FROM reservations WHERE expires_at <= $1", s.d.ts(now)); err != nil {
 			return err
 		}
+		// Commitments are kept CommitmentRetention, long past the spending window, for a
+		// person looking back; older ones go, so the table does not grow without end.
+		if _, err := tx.ExecContext(ctx, "DELETE FROM commitments WHERE committed_at < $1", s.d.ts(now.Add(-CommitmentRetention))); err != nil {
+			return err
+		}
 		var err error
 		if snap.Reservations, err = txList(ctx, tx, "SELECT "+reservationCols+" FROM reservations ORDER BY created_at, id", nil, scanReservation); err != nil {
 			return err

@@ -431,6 +431,9 @@ type Commitment struct {
 // SpendWindow is how far back a Snapshot looks for commitments.
 const SpendWindow = 24 * time.Hour
 
+// CommitmentRetention is how long a commitment is kept: Reserve deletes older ones.
+const CommitmentRetention = 30 * 24 * time.Hour
+
 // Snapshot is what Reserve's check decides on.
 type Snapshot struct {
 	Now          time.Time

@@ -980,9 +980,16 @@ func testJobs(t *testing.T, e env) {
 }
 
 func testReserve(t *testing.T, e env) {
+	// A commitment older than CommitmentRetention goes at the next Reserve.
+	ancient := state.Commitment{ID: "c-ancient", At: start.Add(-state.CommitmentRetention - time.Hour), Provider: "chenyu", Kind: state.CommitRenew, CNY: 1000}
+	must(t, e.a.Reserve(ctx, state.Reservation{ID: "r-ancient", Provider: "chenyu", ExpiresAt: start.Add(-time.Second)},
+		&ancient, func(state.Snapshot) error { return nil }))
 	old := state.Commitment{ID: "c-old", At: start.Add(-25 * time.Hour), Provider: "chenyu", Kind: state.CommitRenew, CNY: 100}
 	must(t, e.a.Reserve(ctx, state.Reservation{ID: "r-old", Provider: "chenyu", PricePerHour: 9, ExpiresAt: start.Add(-time.Second)},
 		&old, func(state.Snapshot) error { return nil }))
+	if total, err := e.b.Committed(ctx, time.Time{}); err != nil || total != 100 {
+		t.Fatalf("all commitments kept = %v (%v), want 100: the one past its retention must be gone", total, err)
+	}
 	r1 := state.Reservation{ID: "r1", Provider: "chenyu", LaunchKey: "k1", PricePerHour: 2.5, UpfrontCNY: 10, ExpiresAt: start.Add(10 * time.Minute)}
 	c1 := state.Commitment{Provider: "chenyu", Kind: state.CommitLaunch, CNY: 10}
 	var seen state.Snapshot
