@@ -314,6 +314,8 @@ func askPerson(tool string, plan *Plan, state string) error {
 }
 
 // inputRequired carries a result that asks the client for input instead of answering.
+// inputRequired is an answer that is a whole tool result of its own, given as it is: a
+// question put to the person (elicitation), or a stored result an operation ended with.
 type inputRequired struct{ res *mcp.CallToolResult }
 
 func (e *inputRequired) Error() string { return "input required" }
@@ -425,8 +427,15 @@ func clientName(ctx context.Context) string {
 
 // approvedBy says, for the audit trail, who approved an action that runs.
 func approvedBy(ctx context.Context, c Confirmation) string {
-	if c == ConfirmedByToken {
+	switch {
+	case c == ConfirmedByToken:
 		return "approved with a confirmation token sent by the client (" + clientName(ctx) + "): it proves the plan was shown, not who agreed"
+	case c == ConfirmedAtTerminal:
+		return "approved by a person who answered yes at gpu-mcp call's terminal, after the plan was shown there"
+	case c == ConfirmedByCLIYes:
+		return "approved by gpu-mcp call --yes: a script's yes, given without asking anyone"
+	case strings.HasPrefix(string(c), "elicitation_"):
+		return "approved by the user of " + clientName(ctx) + ", asked through the client (MCP elicitation)"
 	}
-	return "approved by the user of " + clientName(ctx) + ", asked through the client (MCP elicitation)"
+	return "approved (" + string(c) + ") through " + clientName(ctx)
 }

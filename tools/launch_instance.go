@@ -48,6 +48,9 @@ func validName(s string) bool {
 }
 
 func (a *LaunchArgs) validate() error {
+	if a.IdempotencyKey != "" && (strings.TrimSpace(a.IdempotencyKey) != a.IdempotencyKey || strings.ContainsFunc(a.IdempotencyKey, unicode.IsControl)) {
+		return badArg("idempotency_key", a.IdempotencyKey, "a key without leading or trailing spaces or control characters (or none)")
+	}
 	if a.Name != "" && !validName(a.Name) {
 		return badArg("name", a.Name, "1 to 64 letters, digits, spaces, dots, dashes or underscores, starting with a letter or digit")
 	}

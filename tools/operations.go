@@ -350,6 +350,7 @@ func withoutToken(raw json.RawMessage) json.RawMessage {
 		return json.RawMessage("{}")
 	}
 	delete(m, "confirm_token")
+	delete(m, "confirmation_token") // its old name, accepted until 0.3
 	b, _ := json.Marshal(m)
 	return b
 }
@@ -739,7 +740,7 @@ func launchKey(id string, args json.RawMessage) string {
 	var a struct {
 		Key string `json:"idempotency_key"`
 	}
-	if json.Unmarshal(args, &a) == nil && strings.TrimSpace(a.Key) != "" {
+	if json.Unmarshal(args, &a) == nil && a.Key != "" { // as launch_instance keys it (validate refuses blank keys)
 		return a.Key
 	}
 	return id

@@ -74,7 +74,9 @@ func saveImage(d *Deps) Tool {
 				if err := noteOp(ctx, func(r *opRecord) { r.Plan, r.Deadline = plan, time.Now().Add(timeout) }); err != nil {
 					return SaveImageResult{}, "", storeFailed("record the save's operation", err)
 				}
-				ref, err := p.SaveImage(ctx, inst.ID, in.ImageName)
+				// Not cut short by a cancellation or the process's end once sent: whether the
+				// vendor took the save would be unknown (the buy of a launch is the same).
+				ref, err := p.SaveImage(context.WithoutCancel(ctx), inst.ID, in.ImageName)
 				if err != nil {
 					return SaveImageResult{}, "", err
 				}

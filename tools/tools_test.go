@@ -361,6 +361,10 @@ func TestLaunchRefusesBadRequestsBeforeAnyPlan(t *testing.T) {
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "gpu_count": "two"}, `gpu_count "two" is not accepted.` + "\nuse an integer."},
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "colour": "red"}, `there is no argument "colour"`},
 		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "name": strings.Repeat("x", 100)}, "name"},
+		// A blank or padded key would be one key to the ledger and another to the operation
+		// that a restarted gpu-mcp adopts.
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "idempotency_key": " "}, `idempotency_key " " is not accepted`},
+		{map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1", "idempotency_key": "k-1 "}, "without leading or trailing spaces"},
 	}
 	for _, c := range cases {
 		res, m := h.call("launch_instance", c.args)

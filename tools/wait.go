@@ -170,7 +170,8 @@ func (d *Deps) followWait(ctx context.Context, id string) (WaitResult, string, e
 	var out WaitResult
 	a := answerOf(res)
 	if a.IsError {
-		return WaitResult{}, "", errors.New(a.Text)
+		// The stored error result as it is (its kind, remedy, retryable), as get_operation gives it.
+		return WaitResult{}, "", &inputRequired{res: res}
 	}
 	if err := json.Unmarshal(a.Structured, &out); err != nil {
 		return WaitResult{}, "", fmt.Errorf("operation %s: its answer cannot be read: %v", id, err)

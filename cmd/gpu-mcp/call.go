@@ -112,7 +112,7 @@ func jsonKind(v any) string {
 type confirmation struct {
 	Status            tools.Status `json:"status"`
 	Plan              *tools.Plan  `json:"plan"`
-	ConfirmationToken string       `json:"confirmation_token"`
+	ConfirmationToken string       `json:"confirm_token"`
 	Message           string       `json:"message"`
 	Demo              bool         `json:"demo"`
 }
@@ -184,7 +184,12 @@ func callTool(app *App, cfg Config, req *callRequest, stdin io.Reader, stdout io
 		}
 		plan := planOf(res)
 		if plan == nil {
-			return printResult(res, req.json, stdout, stderr)
+			res = followPending(ctx, c, res, req, progress, stderr)
+			code := printResult(res, req.json, stdout, stderr)
+			if code == 0 && pendingOf(res) != "" {
+				return 1 // not followed to its end: say so by the status too
+			}
+			return code
 		}
 		switch {
 		case round > maxConfirmRounds:
@@ -207,6 +212,54 @@ func callTool(app *App, cfg Config, req *callRequest, stdin io.Reader, stdout io
 			return 0
 		}
 		args = withConfirmToken(args, plan.ConfirmationToken)
+	}
+}
+
+// pendingOf is the operation a result says goes on past the call budget, or "".
+func pendingOf(res *mcp.CallToolResult) string {
+	if res == nil || res.IsError {
+		return ""
+	}
+	m, ok := res.StructuredContent.(map[string]any)
+	if !ok {
+		b, err := json.Marshal(res.StructuredContent)
+		if err != nil || json.Unmarshal(b, &m) != nil {
+			return ""
+		}
+	}
+	id, _ := m["operation_id"].(string)
+	if m["status"] != "pending" || id == "" {
+		return ""
+	}
+	return id
+}
+
+// followPending follows an answer that went on past the call budget (a launch, a wait, a save)
+// with get_operation until the operation ends, and returns its end: gpu-mcp call is the
+// process that carries the operation out, so it must not exit while it runs (an operation left
+// behind waits for the next gpu-mcp process, and a launch's auto-stop with it).
+func followPending(ctx context.Context, c *client.Client, res *mcp.CallToolResult, req *callRequest, progress *progressLines, stderr *redact.Writer) *mcp.CallToolResult {
+	for round := 1; ; round++ {
+		id := pendingOf(res)
+		if id == "" {
+			return res
+		}
+		if round == 1 {
+			fmt.Fprintf(stderr, "gpu-mcp call: %s goes on past the call budget (operation %s); following it until it ends\n", req.tool, id)
+		}
+		greq := mcp.CallToolRequest{}
+		greq.Params.Name, greq.Params.Arguments = "get_operation", map[string]any{"operation_id": id}
+		if req.interactive {
+			greq.Params.Meta = &mcp.Meta{ProgressToken: mcp.ProgressToken(fmt.Sprintf("op-%d", round))}
+		}
+		progress.wait(true)
+		next, err := c.CallTool(ctx, greq)
+		progress.wait(false)
+		if err != nil {
+			fmt.Fprintf(stderr, "gpu-mcp call: following operation %s: %v; it is kept in the state store, and get_operation operation_id=%s follows it from any gpu-mcp\n", id, err, id)
+			return res
+		}
+		res = next
 	}
 }
 

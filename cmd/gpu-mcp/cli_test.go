@@ -454,3 +454,23 @@ func TestCallYes(t *testing.T) {
 		t.Errorf("no terminal under GPU_MCP_REQUIRE_ELICITATION: exit %d, %d buys: %s", code, strict.e.buys(strict.v), stdout)
 	}
 }
+
+// A launch that goes on past the call budget is followed by gpu-mcp call to its end: the
+// process that carries the operation out does not exit while it runs, leaving the instance
+// billing with its auto-stop unarranged until another gpu-mcp runs.
+func TestCallFollowsALaunchPastTheCallBudget(t *testing.T) {
+	e := startEmulateEnv(t, []string{"GPU_MCP_DEMO_STEP_DELAY=1500ms"})
+	v := vendors.All()[0].Name
+	offer, image := hourlyOffer(t, startSession(t, e.env()), v)
+	store := statetest.SQLiteURL(t)
+	b, _ := json.Marshal(map[string]any{"offer_id": offer, "image_id": image, "auto_stop_after": "2h"})
+	env := slices.Concat(e.env(), []string{"GPU_MCP_STATE_URL=" + store, "GPU_MCP_CALL_BUDGET=1s"})
+	stdout, stderr, code := gpuMCPProcess(t, env, "", "call", "launch_instance", string(b), "--yes", "--json")
+	m := decodeOne(t, stdout)
+	if code != 0 || m["status"] != "done" || m["ready"] != true || m["auto_stop"] == nil || e.buys(v) != 1 {
+		t.Fatalf("exit %d, %d buys, stderr %q:\n%s", code, e.buys(v), stderr, stdout)
+	}
+	if !strings.Contains(stderr, "goes on past the call budget") {
+		t.Errorf("stderr does not say the launch was followed past the budget:\n%s", stderr)
+	}
+}
