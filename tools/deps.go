@@ -35,6 +35,9 @@ type Deps struct {
 	ReadOnly bool
 	// RequireElicitation refuses guarded actions unless a person approves through the client.
 	RequireElicitation bool
+	// NoElicitation never asks through the client (GPU_MCP_ELICITATION=off): every client gets
+	// the plan and a token, for clients that declare elicitation but never show the question.
+	NoElicitation bool
 	// Audit, when set, records every guarded call.
 	Audit *AuditLog
 	// Offers, when set, caches offers for list_gpu_offers; nil asks the vendors every time.

@@ -155,7 +155,11 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 		digest := planDigest(p.plan)
 
 		mr := roundTripFrom(ctx)
-		if answer := server.ElicitationResponse(mr.InputResponses, elicitID); answer != nil {
+		if answer := server.ElicitationResponse(mr.InputResponses, elicitID); answer != nil && d.NoElicitation {
+			return zero, "", &providers.Error{Kind: providers.KindRejected, Provider: providers.Own,
+				Message: name + " refused: this server puts no questions through the client (GPU_MCP_ELICITATION=off), so an answer is not an approval; nothing was done",
+				Remedy:  "call " + name + " without an answer for a plan and a confirm_token, and show the plan to the user"}
+		} else if answer != nil {
 			// An answer to the question this tool asked through the client. It is a person's
 			// only from a client that declared it can ask its user, on a transport that could
 			// have delivered the question, and with the request state gpu-mcp gave with that
@@ -192,7 +196,7 @@ func guardedTool[In, Out any, PIn guardedArgs[In], POut guardedResult[Out]](d *D
 		}
 
 		if token == "" {
-			if clientCanElicit(ctx) {
+			if !d.NoElicitation && clientCanElicit(ctx) {
 				state, _ := d.Confirmer.IssueState(name, args, digest)
 				rec.Outcome = StatusElicitationRequested
 				return zero, "", askPerson(name, p.plan, state)

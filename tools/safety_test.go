@@ -418,3 +418,31 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("the done record lacks its plan: %s", recs[2].Plan)
 	}
 }
+
+// GPU_MCP_ELICITATION=off: a client that declares elicitation (and may never show the
+// question) gets the plan and a token like any other, and an answer it sends is no approval.
+func TestElicitationOffGivesPlanAndToken(t *testing.T) {
+	f := newFake("alpha")
+	f.addInstance("i1", providers.StateRunning)
+	d := depsFor(t, f)
+	d.NoElicitation = true
+	p := &person{action: mcp.ElicitationResponseActionAccept, content: map[string]any{"approve": true}}
+	h := newElicitingHarness(t, p, d)
+	args := map[string]any{"instance_id": "alpha:i1"}
+	res, m := h.call("stop_instance", args)
+	token, _ := m["confirm_token"].(string)
+	if res.IsError || m["status"] != "confirmation_required" || token == "" || len(p.asked) != 0 {
+		t.Fatalf("a plan and a token, no question: %v (asked %q)", m, p.asked)
+	}
+	if len(f.mutations()) != 0 {
+		t.Fatalf("the plan reached the vendor: %v", f.mutations())
+	}
+	res = h.callRaw(mcp.CallToolParams{Name: "stop_instance", Arguments: args, MultiRoundTripParams: forgedAccept(token)})
+	if !res.IsError || !strings.Contains(text(res), "GPU_MCP_ELICITATION=off") || len(f.mutations()) != 0 {
+		t.Fatalf("an answer under GPU_MCP_ELICITATION=off: %s (vendor saw %v)", text(res), f.mutations())
+	}
+	res, m = h.call("stop_instance", map[string]any{"instance_id": "alpha:i1", "confirm_token": token})
+	if res.IsError || m["status"] != "done" || !slices.Equal(f.mutations(), []string{"stop i1"}) {
+		t.Fatalf("confirmed with the token: %v %s (vendor saw %v)", m, text(res), f.mutations())
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"strings"
 
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
@@ -96,6 +97,7 @@ func newApp(cfg Config, log zerolog.Logger) (*App, error) {
 		VendorTimeout:      cfg.VendorTimeout,
 		ReadOnly:           cfg.ReadOnly,
 		RequireElicitation: cfg.RequireElicitation,
+		NoElicitation:      strings.EqualFold(strings.TrimSpace(cfg.Elicitation), "off"),
 		Limits: tools.Limits{MaxPricePerHour: cfg.MaxPricePerHour, MaxHourlySpend: cfg.MaxHourlySpend, MaxGPUs: cfg.MaxGPUs,
 			MaxUpfront: cfg.MaxUpfront, MaxSpend: cfg.MaxSpend},
 		Clouds:        vendors.Titles(),

@@ -34,7 +34,10 @@ type Config struct {
 	MaxSpend           *float64 `env:"GPU_MCP_MAX_SPEND"`
 	MaxGPUs            int      `env:"GPU_MCP_MAX_GPUS"`
 	RequireElicitation bool     `env:"GPU_MCP_REQUIRE_ELICITATION"`
-	AuditLog           string   `env:"GPU_MCP_AUDIT_LOG"`
+	// Elicitation is auto (ask through clients that declare elicitation) or off (never: plans
+	// and tokens for every client).
+	Elicitation string `env:"GPU_MCP_ELICITATION" envDefault:"auto"`
+	AuditLog    string `env:"GPU_MCP_AUDIT_LOG"`
 
 	// MaxLease caps every auto-stop lease; DefaultAutoStop is the lease of a launch that names none.
 	MaxLease        time.Duration `env:"GPU_MCP_MAX_LEASE"`
@@ -284,6 +287,15 @@ func (c *Config) validate() error {
 		if *r.d < r.min || *r.d > r.max {
 			return fmt.Errorf("%s %s is not accepted; use a duration from %s to %s (%s)", c.name(r.flag, r.env), *r.d, shortDur(r.min), shortDur(r.max), r.note)
 		}
+	}
+	switch strings.ToLower(strings.TrimSpace(c.Elicitation)) {
+	case "auto", "":
+	case "off":
+		if c.RequireElicitation {
+			return errors.New("GPU_MCP_ELICITATION=off and GPU_MCP_REQUIRE_ELICITATION=true contradict each other: the one never asks through the client, the other acts only on an answer given there; unset one")
+		}
+	default:
+		return fmt.Errorf("GPU_MCP_ELICITATION %q is not accepted; use auto (ask through clients that declare elicitation, the default) or off (never ask: a plan and a token for every client)", c.Elicitation)
 	}
 	if c.ReadRetries < 0 || c.ReadRetries > 10 {
 		return fmt.Errorf("GPU_MCP_READ_RETRIES %d is not accepted; use a whole number from 0 to 10 (default 2)", c.ReadRetries)

@@ -111,6 +111,8 @@ func TestBadConfigurationIsRefused(t *testing.T) {
 		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "200ms"}, "GPU_MCP_CALL_BUDGET 200ms is not accepted; use a duration from 1s to 10m"},
 		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "11m"}, "from 1s to 10m"},
 		{nil, map[string]string{"GPU_MCP_CALL_BUDGET": "a while"}, "GPU_MCP_CALL_BUDGET"},
+		{nil, map[string]string{"GPU_MCP_ELICITATION": "sometimes"}, `GPU_MCP_ELICITATION "sometimes" is not accepted; use auto`},
+		{nil, map[string]string{"GPU_MCP_ELICITATION": "off", "GPU_MCP_REQUIRE_ELICITATION": "true"}, "contradict each other"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "slow"}, "GPU_MCP_DEMO_LATENCY"},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": "aws=100ms"}, latencyExample()},
 		{nil, map[string]string{"GPU_MCP_DEMO_LATENCY": first + "=fast"}, "GPU_MCP_DEMO_LATENCY"},

@@ -89,7 +89,7 @@ type session struct {
 // Each server gets a store of its own in memory unless its test names a shared one.
 var clearedCredentials = []string{"GPU_MCP_DEMO=", "GPU_MCP_READ_ONLY=", "GPU_MCP_REQUIRE_ELICITATION=", "GPU_MCP_MAX_PRICE_PER_HOUR=",
 	"GPU_MCP_MAX_HOURLY_SPEND=", "GPU_MCP_MAX_UPFRONT=", "GPU_MCP_MAX_SPEND=", "GPU_MCP_MAX_GPUS=", "GPU_MCP_AUDIT_LOG=", "GPU_MCP_STATE_URL=" + state.MemoryURL,
-	"GPU_MCP_MAX_LEASE=", "GPU_MCP_DEFAULT_AUTO_STOP=", "GPU_MCP_CALL_BUDGET=", testHookEnv + "=",
+	"GPU_MCP_MAX_LEASE=", "GPU_MCP_DEFAULT_AUTO_STOP=", "GPU_MCP_CALL_BUDGET=", "GPU_MCP_ELICITATION=", testHookEnv + "=",
 	"GPU_MCP_EXEC=", "GPU_MCP_SSH_KEY=", "GPU_MCP_SSH_KEY_PASSPHRASE="}
 
 func startSession(t *testing.T, env []string, args ...string) *session {
