@@ -79,7 +79,11 @@ func jobText(j JobInfo) string {
 		b.WriteString(" (stopped with stop_job)")
 	}
 	fmt.Fprintf(&b, ", runtime %s", time.Duration(j.RuntimeSeconds)*time.Second)
-	if j.LogPath != "" {
+	switch {
+	case j.LogPath != "" && j.Source == "record":
+		// The record keeps no size: the log is on the machine, readable once it runs again.
+		fmt.Fprintf(&b, "\nlog: %s, on the machine; job_logs reads it while the instance runs", j.LogPath)
+	case j.LogPath != "":
 		fmt.Fprintf(&b, "\nlog: %s (%d bytes); read it with job_logs", j.LogPath, j.LogBytes)
 	}
 	if j.StopInstanceWhenDone {
