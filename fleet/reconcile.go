@@ -234,7 +234,7 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 		if now.Before(r.Started.Add(f.o.LostGrace)) {
 			return false, nil, nil
 		}
-		where := fmt.Sprintf("%s lists no instance of this launch %s after it began", p.Name(), shortDur(now.Sub(r.Started)))
+		where := fmt.Sprintf("%s lists no instance of this launch %s after it began", p.Name(), ShortDuration(now.Sub(r.Started).Round(time.Second)))
 		if how != "" {
 			where += " (" + how + ")"
 		}
@@ -270,7 +270,7 @@ func (f *Fleet) resume(ctx context.Context, p providers.Provider, l state.Launch
 		}
 		why := failed
 		if why == "" {
-			why = fmt.Sprintf("still %s at the launch's wait deadline (%s)", inst.State, shortDur(r.WaitFor))
+			why = fmt.Sprintf("still %s at the launch's wait deadline (%s)", inst.State, ShortDuration(r.WaitFor.Round(time.Second)))
 		}
 		att.Result, att.Detail = AttemptNotRunning, why
 		att.Cleanup, att.Billing = f.cleanupLaunch(p, inst.ID, att.OrderID)
@@ -456,9 +456,8 @@ func (f *Fleet) prune(ctx context.Context) {
 	}
 }
 
-// shortDur writes 2h rather than 2h0m0s.
-func shortDur(d time.Duration) string {
-	d = d.Round(time.Second)
+// ShortDuration writes a duration as people do: 2h rather than 2h0m0s, 5m rather than 5m0s.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

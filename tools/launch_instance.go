@@ -222,7 +222,7 @@ func launchSpending(plan *Plan, spec providers.LaunchSpec, autoStop time.Duratio
 	}
 	s.hours, s.hoursWhy = noEndHours, "24 h, as it has no auto-stop"
 	if autoStop > 0 {
-		s.hours, s.hoursWhy = autoStop.Hours(), "its "+shortDuration(autoStop)+" auto-stop"
+		s.hours, s.hoursWhy = autoStop.Hours(), "its "+fleet.ShortDuration(autoStop)+" auto-stop"
 	}
 	return s
 }
@@ -300,7 +300,7 @@ func (d *Deps) autoStopFor(in *LaunchArgs) (time.Duration, string, error) {
 	ceiling := d.Fleet.MaxLease()
 	switch {
 	case after > 0 && ceiling > 0 && after > ceiling:
-		return 0, "", limitError("auto_stop_after %s is longer than the longest lease allowed, %s (GPU_MCP_MAX_LEASE)", shortDuration(after), shortDuration(ceiling))
+		return 0, "", limitError("auto_stop_after %s is longer than the longest lease allowed, %s (GPU_MCP_MAX_LEASE)", fleet.ShortDuration(after), fleet.ShortDuration(ceiling))
 	case after > 0:
 		return after, "", nil
 	case d.Fleet.DefaultAutoStop() > 0:
@@ -391,9 +391,9 @@ func launchExtras(p providers.Provider, plan *Plan, in *LaunchArgs, autoStop tim
 	var e []string
 	if in.waits() {
 		timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
-		e = append(e, fmt.Sprintf("waits up to %s for the instance to run and answer on SSH; if it is not running by then it is stopped and destroyed where %s allows (what remains is reported)", shortDuration(timeout), p.Name()))
+		e = append(e, fmt.Sprintf("waits up to %s for the instance to run and answer on SSH; if it is not running by then it is stopped and destroyed where %s allows (what remains is reported)", fleet.ShortDuration(timeout), p.Name()))
 		if timeout > budget {
-			e = append(e, fmt.Sprintf("the launch may take up to %s, longer than one call may block (%s, GPU_MCP_CALL_BUDGET): if it is not done by then, the agent is handed a handle (operation_id) and the launch goes on in the background, also if the agent's client gives up, until it is ready or cleaned up; the agent follows it with get_operation", shortDuration(timeout), shortDuration(budget)))
+			e = append(e, fmt.Sprintf("the launch may take up to %s, longer than one call may block (%s, GPU_MCP_CALL_BUDGET): if it is not done by then, the agent is handed a handle (operation_id) and the launch goes on in the background, also if the agent's client gives up, until it is ready or cleaned up; the agent follows it with get_operation", fleet.ShortDuration(timeout), fleet.ShortDuration(budget)))
 		}
 	}
 	if in.FallbackOffers > 0 {
@@ -422,10 +422,10 @@ func autoStopEffect(p providers.Provider, after time.Duration, source string) st
 	}
 	if _, ok := p.(providers.StopScheduler); ok {
 		return fmt.Sprintf("stops automatically %s after it came up%s, by %s's shutdown timer, whether or not gpu-mcp runs; gpu-mcp checks afterwards that it did, and stops it itself where the timer refuses so short a time (then as below for vendors without a timer: whenever any gpu-mcp process runs, or gpu-mcp reap from cron)",
-			shortDuration(after), set, p.Name())
+			fleet.ShortDuration(after), set, p.Name())
 	}
 	return fmt.Sprintf("is stopped %s after it came up%s by gpu-mcp: %s has no shutdown timer, so gpu-mcp's reconciler does it whenever any gpu-mcp process runs, or `gpu-mcp reap` from cron; with no gpu-mcp process running and no reap scheduled, the stop happens at the next start of gpu-mcp, and the instance bills until then",
-		shortDuration(after), set, p.Name())
+		fleet.ShortDuration(after), set, p.Name())
 }
 
 func launchText(out *LaunchResult) string {
@@ -490,18 +490,6 @@ func orderText(id string) string {
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
-	}
-	return s
-}
-
-// shortDuration writes 2h rather than 2h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
 }

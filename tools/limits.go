@@ -123,7 +123,7 @@ func hoursUntil(at *time.Time, now time.Time) (float64, string) {
 		return noEndHours, "24 h, as nothing stops it sooner"
 	}
 	h := max(at.Sub(now).Hours(), 0)
-	return h, "until its auto-stop in " + shortDuration(time.Duration(h*float64(time.Hour)).Round(time.Minute))
+	return h, "until its auto-stop in " + fleet.ShortDuration(time.Duration(h*float64(time.Hour)).Round(time.Minute))
 }
 
 // epsilon absorbs the rounding of sums of CNY amounts, so that a total exactly at a limit

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/fleet/remote"
 	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/providers"
@@ -189,7 +190,7 @@ func parseRunTimeout(s string, budget time.Duration) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < time.Second || v > budget {
-		e := badArg("timeout", s, fmt.Sprintf(`a duration from 1s to %s (the call budget, GPU_MCP_CALL_BUDGET), e.g. "30s"`, shortDuration(budget)))
+		e := badArg("timeout", s, fmt.Sprintf(`a duration from 1s to %s (the call budget, GPU_MCP_CALL_BUDGET), e.g. "30s"`, fleet.ShortDuration(budget)))
 		e.Remedy += "; for longer work use start_job, then follow it with job_logs and job_status"
 		return 0, e
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/fleet/remote"
 	"github.com/gpu-mcp/gpu-mcp/fleet/work"
 	"github.com/gpu-mcp/gpu-mcp/state"
@@ -104,7 +105,7 @@ type IdleStopArgs struct {
 func (a *IdleStopArgs) policy() (work.IdlePolicy, error) {
 	d, err := time.ParseDuration(a.For)
 	if err != nil || d < work.MinIdleWindow || d > work.MaxIdleWindow {
-		return work.IdlePolicy{}, badArg("stop_when_gpu_idle.for", a.For, fmt.Sprintf(`a duration from %s to %s, e.g. "30m"`, shortDuration(work.MinIdleWindow), shortDuration(work.MaxIdleWindow)))
+		return work.IdlePolicy{}, badArg("stop_when_gpu_idle.for", a.For, fmt.Sprintf(`a duration from %s to %s, e.g. "30m"`, fleet.ShortDuration(work.MinIdleWindow), fleet.ShortDuration(work.MaxIdleWindow)))
 	}
 	if a.BelowPct < 1 || a.BelowPct > 100 {
 		return work.IdlePolicy{}, badArg("stop_when_gpu_idle.below_pct", a.BelowPct, "1 to 100")
@@ -161,7 +162,7 @@ func idleWhen(l state.Lease) string {
 	_ = json.Unmarshal(l.Params, &p)
 	window := p.For
 	if d, err := time.ParseDuration(p.For); err == nil {
-		window = shortDuration(d)
+		window = fleet.ShortDuration(d)
 	}
 	return fmt.Sprintf("once every GPU stayed under %d%% utilization for %s", p.BelowPct, window)
 }

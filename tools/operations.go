@@ -778,6 +778,6 @@ func (d *Deps) pendingAnswer(id, tool string, kind opKind, rec opRecord, steps [
 		cancelled = " (cancelled: its cleanup goes on)"
 	}
 	text := fmt.Sprintf("%sPENDING: %s is still running after %s%s, past the call budget of %s; done so far: %s. It goes on in the background: %s to follow it.",
-		d.textPrefix(), tool, shortDuration(elapsed.Round(time.Second)), cancelled, shortDuration(d.CallBudget()), so, next)
+		d.textPrefix(), tool, fleet.ShortDuration(elapsed.Round(time.Second)), cancelled, fleet.ShortDuration(d.CallBudget()), so, next)
 	return &mcp.CallToolResult{Content: []mcp.Content{mcp.NewTextContent(text)}, StructuredContent: m}
 }

@@ -68,7 +68,7 @@ func saveImage(d *Deps) Tool {
 			}
 			timeout, _ := parseWait("wait_timeout", in.WaitTimeout)
 			if in.Wait {
-				plan.Effects = append(plan.Effects, fmt.Sprintf("waits up to %s for the image to be saved; past %s (GPU_MCP_CALL_BUDGET) the agent is handed a handle (operation_id) and the wait goes on in the background", shortDuration(timeout), shortDuration(d.CallBudget())))
+				plan.Effects = append(plan.Effects, fmt.Sprintf("waits up to %s for the image to be saved; past %s (GPU_MCP_CALL_BUDGET) the agent is handed a handle (operation_id) and the wait goes on in the background", fleet.ShortDuration(timeout), fleet.ShortDuration(d.CallBudget())))
 			}
 			return &prepared[SaveImageResult]{plan: plan, run: func(ctx context.Context) (SaveImageResult, string, error) {
 				if err := noteOp(ctx, func(r *opRecord) { r.Plan, r.Deadline = plan, time.Now().Add(timeout) }); err != nil {

@@ -128,7 +128,7 @@ func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, curren
 			return nil, nil, inst.ID + " has no auto-stop; nothing was done.", nil
 		}
 		if ceiling > 0 {
-			return nil, nil, "", limitError("this server keeps every instance on a lease of at most %s (GPU_MCP_MAX_LEASE), so an auto-stop can be moved but not cleared", shortDuration(ceiling))
+			return nil, nil, "", limitError("this server keeps every instance on a lease of at most %s (GPU_MCP_MAX_LEASE), so an auto-stop can be moved but not cleared", fleet.ShortDuration(ceiling))
 		}
 		plan.Summary = "Clear the auto-stop of " + what + "."
 		plan.Effects = []string{fmt.Sprintf("the instance is no longer stopped automatically at %s: it bills until someone stops it, with no end (%s)",
@@ -139,7 +139,7 @@ func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, curren
 		return plan, longer(noEndHours, "24 h, as nothing stops it any more"), "", nil
 	}
 	if ceiling > 0 && after > ceiling {
-		return nil, nil, "", limitError("an auto-stop %s from now is beyond the longest lease allowed, %s (GPU_MCP_MAX_LEASE)", shortDuration(after), shortDuration(ceiling))
+		return nil, nil, "", limitError("an auto-stop %s from now is beyond the longest lease allowed, %s (GPU_MCP_MAX_LEASE)", fleet.ShortDuration(after), fleet.ShortDuration(ceiling))
 	}
 	verb := "Stop"
 	if action == state.ActionDestroy {
@@ -148,19 +148,19 @@ func autoStopPlan(d *Deps, p providers.Provider, inst providers.Instance, curren
 		}
 		verb = "Destroy"
 	}
-	plan.Summary = fmt.Sprintf("%s %s automatically %s after this is approved.", verb, what, shortDuration(after))
+	plan.Summary = fmt.Sprintf("%s %s automatically %s after this is approved.", verb, what, fleet.ShortDuration(after))
 	var spend *spending
 	if current == nil {
-		plan.Effects = append(plan.Effects, fmt.Sprintf("it has no auto-stop now; from then on it bills at most %s more: %s", shortDuration(after), price(after)))
+		plan.Effects = append(plan.Effects, fmt.Sprintf("it has no auto-stop now; from then on it bills at most %s more: %s", fleet.ShortDuration(after), price(after)))
 	} else {
 		delta := time.Until(current.Add(-after)) // > 0: the new stop is earlier
 		rounded := time.Duration(math.Round(float64(delta)/float64(billingDeltaStep))) * billingDeltaStep
 		switch {
 		case rounded < 0:
-			plan.Effects = append(plan.Effects, fmt.Sprintf("its auto-stop moves later than the current one (%s): it may bill about %s longer, %s more", timeCell(current), shortDuration(-rounded), price(-rounded)))
-			spend = longer((-rounded).Hours(), "the "+shortDuration(-rounded)+" its auto-stop moves later")
+			plan.Effects = append(plan.Effects, fmt.Sprintf("its auto-stop moves later than the current one (%s): it may bill about %s longer, %s more", timeCell(current), fleet.ShortDuration(-rounded), price(-rounded)))
+			spend = longer((-rounded).Hours(), "the "+fleet.ShortDuration(-rounded)+" its auto-stop moves later")
 		case rounded > 0:
-			plan.Effects = append(plan.Effects, fmt.Sprintf("its auto-stop moves earlier than the current one (%s): it bills about %s less, %s saved; running work is interrupted then", timeCell(current), shortDuration(rounded), price(rounded)))
+			plan.Effects = append(plan.Effects, fmt.Sprintf("its auto-stop moves earlier than the current one (%s): it bills about %s less, %s saved; running work is interrupted then", timeCell(current), fleet.ShortDuration(rounded), price(rounded)))
 		default:
 			plan.Effects = append(plan.Effects, fmt.Sprintf("its auto-stop moves to about when the current one is due (%s)", timeCell(current)))
 		}

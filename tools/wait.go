@@ -26,7 +26,7 @@ func parseWait(name, s string) (time.Duration, error) {
 	}
 	w, err := time.ParseDuration(s)
 	if err != nil || w < minWait || w > maxWait {
-		return 0, badArg(name, s, fmt.Sprintf(`a duration from %s to %s, e.g. "5m" or "90s"`, shortDuration(minWait), shortDuration(maxWait)))
+		return 0, badArg(name, s, fmt.Sprintf(`a duration from %s to %s, e.g. "5m" or "90s"`, fleet.ShortDuration(minWait), fleet.ShortDuration(maxWait)))
 	}
 	return w, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/vendors"
 )
 
@@ -445,14 +446,7 @@ func shortDuration(s string) string {
 	if err != nil {
 		return s
 	}
-	out := d.String()
-	if strings.HasSuffix(out, "m0s") {
-		out = strings.TrimSuffix(out, "0s")
-	}
-	if strings.HasSuffix(out, "h0m") {
-		out = strings.TrimSuffix(out, "0m")
-	}
-	return out
+	return fleet.ShortDuration(d)
 }
 
 func upperFirst(s string) string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/providers"
 	"github.com/gpu-mcp/gpu-mcp/providers/redact"
 	"github.com/gpu-mcp/gpu-mcp/tools"
@@ -224,19 +225,6 @@ func envError(err error) error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
-// shortDur writes 10s, 1m or 24h rather than 1m0s or 24h0m0s.
-func shortDur(d time.Duration) string {
-	s := d.String()
-	s = strings.TrimSuffix(s, "m0s")
-	if s != d.String() {
-		s += "m"
-	}
-	if t := strings.TrimSuffix(s, "h0m"); t != s {
-		s = t + "h"
-	}
-	return s
-}
-
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
@@ -285,7 +273,7 @@ func (c *Config) validate() error {
 		{"", "GPU_MCP_DEMO_STEP_DELAY", &c.DemoStepDelay, 0, time.Hour, "0: each step at the next request; default 2s"},
 	} {
 		if *r.d < r.min || *r.d > r.max {
-			return fmt.Errorf("%s %s is not accepted; use a duration from %s to %s (%s)", c.name(r.flag, r.env), *r.d, shortDur(r.min), shortDur(r.max), r.note)
+			return fmt.Errorf("%s %s is not accepted; use a duration from %s to %s (%s)", c.name(r.flag, r.env), *r.d, fleet.ShortDuration(r.min), fleet.ShortDuration(r.max), r.note)
 		}
 	}
 	switch strings.ToLower(strings.TrimSpace(c.Elicitation)) {
@@ -316,7 +304,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("GPU_MCP_MAX_GPUS %d is not accepted; use a whole number of GPUs, 1 or more (0: no limit)", c.MaxGPUs)
 	}
 	if c.CallBudget < tools.MinCallBudget || c.CallBudget > tools.MaxCallBudget {
-		return fmt.Errorf("%s %s is not accepted; use a duration from %s to %s (default 45s): the longest a tool call blocks before it answers with a handle to follow", c.name("", "GPU_MCP_CALL_BUDGET"), c.CallBudget, shortDur(tools.MinCallBudget), shortDur(tools.MaxCallBudget))
+		return fmt.Errorf("%s %s is not accepted; use a duration from %s to %s (default 45s): the longest a tool call blocks before it answers with a handle to follow", c.name("", "GPU_MCP_CALL_BUDGET"), c.CallBudget, fleet.ShortDuration(tools.MinCallBudget), fleet.ShortDuration(tools.MaxCallBudget))
 	}
 	if err := c.validateLeases(); err != nil {
 		return err
