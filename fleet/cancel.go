@@ -53,16 +53,9 @@ func (f *Fleet) CancelLaunch(ctx context.Context, key string) (bool, error) {
 // Launched is what the ledger holds of the launch under key: nil when there is none (it
 // never reached the ledger, so nothing was bought).
 func (f *Fleet) Launched(ctx context.Context, key string) (*Prior, error) {
-	l, err := f.o.Store.GetLaunch(ctx, key)
-	if errors.Is(err, state.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, storeError("look up the launch ledger", err)
-	}
-	r, err := decodeRecord(&l)
-	if err != nil {
-		return nil, storeError("look up the launch ledger", err)
+	l, r, err := f.ledgerEntry(ctx, key)
+	if l == nil || err != nil {
+		return nil, err
 	}
 	return &Prior{Status: l.Status, Outcome: r.Outcome, Error: l.Error, InFlight: slices.Contains(inFlight, l.Status)}, nil
 }

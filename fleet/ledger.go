@@ -144,21 +144,31 @@ type Prior struct {
 	InFlight bool
 }
 
-// Lookup finds the launch under key, for a repeat of it: nil when the key is new (or free
-// again, because nothing was bought under it). The same key with other arguments is refused.
-func (f *Fleet) Lookup(ctx context.Context, key, argsHash string) (*Prior, error) {
+// ledgerEntry reads the launch under key and its record: nil, with no error, when the ledger
+// has none.
+func (f *Fleet) ledgerEntry(ctx context.Context, key string) (*state.Launch, *record, error) {
 	l, err := f.o.Store.GetLaunch(ctx, key)
 	if errors.Is(err, state.ErrNotFound) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, storeError("look up the launch ledger", err)
+		return nil, nil, storeError("look up the launch ledger", err)
 	}
 	r, err := decodeRecord(&l)
 	if err != nil {
-		return nil, storeError("look up the launch ledger", err)
+		return nil, nil, storeError("look up the launch ledger", err)
 	}
-	if freed(&l, r) {
+	return &l, r, nil
+}
+
+// Lookup finds the launch under key, for a repeat of it: nil when the key is new (or free
+// again, because nothing was bought under it). The same key with other arguments is refused.
+func (f *Fleet) Lookup(ctx context.Context, key, argsHash string) (*Prior, error) {
+	l, r, err := f.ledgerEntry(ctx, key)
+	if l == nil || err != nil {
+		return nil, err
+	}
+	if freed(l, r) {
 		return nil, nil
 	}
 	if l.ArgsHash != argsHash {
