@@ -39,29 +39,14 @@ func reportProgress(ctx context.Context, total int, message string) {
 	p.send(total, message)
 }
 
-func (p *progress) send(total int, message string) {
-	if p == nil {
-		return
-	}
-	s := server.ServerFromContext(p.ctx)
-	if s == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.n++
-	params := map[string]any{"progressToken": p.token, "progress": p.n, "message": message}
-	if total > 0 {
-		params["total"] = float64(total)
-	}
-	_ = s.SendNotificationToClient(p.ctx, "notifications/progress", params)
-}
+func (p *progress) send(total int, message string) { p.sendAt(nextStep, float64(total), message) }
 
-// reportProgressAt is reportProgress with the progress given: done of total (total 0 when
-// unknown), such as bytes copied. A value that does not advance is dropped: MCP requires the
-// progress a client sees to increase.
-func reportProgressAt(ctx context.Context, done, total float64, message string) {
-	p, _ := ctx.Value(progressKey{}).(*progress)
+// nextStep, as sendAt's done, is one step on from the last progress sent.
+const nextStep = -1
+
+// sendAt sends done of total (total 0 when unknown; done nextStep for one step on). A value
+// that does not advance is dropped: MCP requires the progress a client sees to increase.
+func (p *progress) sendAt(done, total float64, message string) {
 	if p == nil {
 		return
 	}
@@ -71,6 +56,9 @@ func reportProgressAt(ctx context.Context, done, total float64, message string) 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if done == nextStep {
+		done = p.n + 1
+	}
 	if done <= p.n {
 		return
 	}
@@ -80,4 +68,11 @@ func reportProgressAt(ctx context.Context, done, total float64, message string) 
 		params["total"] = total
 	}
 	_ = s.SendNotificationToClient(p.ctx, "notifications/progress", params)
+}
+
+// reportProgressAt is reportProgress with the progress given: done of total (total 0 when
+// unknown), such as bytes copied; a value that does not advance is dropped.
+func reportProgressAt(ctx context.Context, done, total float64, message string) {
+	p, _ := ctx.Value(progressKey{}).(*progress)
+	p.sendAt(done, total, message)
 }
