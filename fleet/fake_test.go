@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -13,29 +12,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 	"github.com/gpu-mcp/gpu-mcp/state"
 	"github.com/gpu-mcp/gpu-mcp/state/statetest"
 )
 
 // fakeSSH is a loopback SSH endpoint for every fake instance: it sends the banner an sshd
-// sends first.
-var fakeSSH = func() *net.TCPAddr {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("SSH-2.0-fake\r\n"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr)
-}()
+// sends first. It starts with the package, so that leak checks see it as always there.
+var fakeSSH = machinetest.BannerEndpoint()
 
 // fakeProvider is an in-memory provider that records every change it is asked for, so that a
 // test can count buys and stops.

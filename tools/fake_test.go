@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,28 +12,13 @@ import (
 
 	"github.com/gpu-mcp/gpu-mcp/fleet"
 	"github.com/gpu-mcp/gpu-mcp/providers"
+	"github.com/gpu-mcp/gpu-mcp/providers/machinetest"
 	"github.com/gpu-mcp/gpu-mcp/state"
 )
 
 // fakeSSH is a loopback SSH endpoint for every fake instance: it sends the banner an sshd
 // sends first. It starts with the package, so that leak checks see it as always there.
-var fakeSSH = func() *net.TCPAddr {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("SSH-2.0-fake\r\n"))
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr)
-}()
+var fakeSSH = machinetest.BannerEndpoint()
 
 // fakeProvider is an in-memory provider for the tools' unit tests. It counts every mutation so
 // that a test can prove nothing changed.

@@ -147,6 +147,28 @@ func ReadBanner(addr string, timeout time.Duration) (string, error) {
 	return string(line), err
 }
 
+// BannerEndpoint listens on 127.0.0.1 and answers every connection with an SSH banner
+// ("SSH-2.0-fake"), then closes it: the SSH endpoint of fake instances that tests probe but
+// never log in to. It runs for the life of the process; call it at a package's initialisation,
+// so that leak checks see it as always there.
+func BannerEndpoint() *net.TCPAddr {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-fake\r\n"))
+			c.Close()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr)
+}
+
 // New starts a machine listening on 127.0.0.1:0. It starts not ready.
 func New(o Options) (m *Machine, err error) {
 	if o.Password == "" && len(o.AuthorizedKeys) == 0 {
