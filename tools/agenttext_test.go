@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/gpu-mcp/gpu-mcp/providers"
@@ -179,19 +178,5 @@ func TestTheTokenHasOneName(t *testing.T) {
 // harnessFor is a client of a server on d.
 func harnessFor(t *testing.T, d *Deps) *harness {
 	t.Helper()
-	c, err := client.NewInProcessClient(NewServer(d, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "test", Version: "1"}
-	if _, err := c.Initialize(context.Background(), init); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &harness{t: t, deps: d, c: c}
+	return &harness{t: t, deps: d, c: inProcessClient(t, d, "test", nil)}
 }

@@ -50,21 +50,7 @@ func benchClient(b *testing.B, tune func(*Deps)) *client.Client {
 	if tune != nil {
 		tune(d)
 	}
-	c, err := client.NewInProcessClient(NewServer(d, "bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "bench", Version: "1"}
-	if _, err := c.Initialize(context.Background(), init); err != nil {
-		b.Fatal(err)
-	}
-	return c
+	return inProcessClient(b, d, "bench", nil)
 }
 
 // benchCall calls a tool and returns its structured content; a protocol error or a tool

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
 
@@ -57,21 +56,7 @@ func depsOn(t *testing.T, ps ...providers.Provider) *Deps {
 // clientOf is an initialized MCP client of a server on d.
 func clientOf(t *testing.T, d *Deps) *harness {
 	t.Helper()
-	c, err := client.NewInProcessClient(NewServer(d, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "lists-test", Version: "1"}
-	if _, err := c.Initialize(t.Context(), init); err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, deps: d, c: c}
+	return &harness{t: t, deps: d, c: inProcessClient(t, d, "lists-test", nil)}
 }
 
 // ok calls a tool that must not fail and returns its text and structured content.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
 
@@ -56,21 +55,7 @@ func newBudgetHarness(t *testing.T, store state.Store, owner string, budget time
 	ops.Start()
 	t.Cleanup(ops.Close)
 	h.deps = d
-	c, err := client.NewInProcessClient(NewServer(d, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "test", Version: "1"}
-	if _, err := c.Initialize(context.Background(), init); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	h.c = c
+	h.c = inProcessClient(t, d, "test", nil)
 	return h
 }
 

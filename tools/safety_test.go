@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
 
@@ -39,23 +38,7 @@ func (p *person) Elicit(ctx context.Context, req mcp.ElicitationRequest) (*mcp.E
 
 func newElicitingHarness(t *testing.T, p *person, d *Deps) *harness {
 	t.Helper()
-	c, err := client.NewInProcessClientWithOptions(NewServer(d, "test"), client.WithElicitationHandler(p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "eliciting-test", Version: "1"}
-	init.Params.Capabilities.Elicitation = &mcp.ElicitationCapability{}
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &harness{t: t, deps: d, c: c}
+	return &harness{t: t, deps: d, c: inProcessClient(t, d, "eliciting-test", p)}
 }
 
 func depsFor(t *testing.T, fakes ...*fakeProvider) *Deps {
@@ -279,19 +262,8 @@ func TestLimitCheckedAgainWhenTheTokenComes(t *testing.T) {
 func TestReadOnlyModeRegistersOnlyReadOnlyTools(t *testing.T) {
 	d := depsFor(t, newFake("alpha"))
 	d.ReadOnly = true
-	c, err := client.NewInProcessClient(NewServer(d, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	c.Start(ctx)
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
-	res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	c := inProcessClient(t, d, "test", nil)
+	res, err := c.ListTools(context.Background(), mcp.ListToolsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +285,7 @@ func TestReadOnlyModeRegistersOnlyReadOnlyTools(t *testing.T) {
 	req := mcp.CallToolRequest{}
 	req.Params.Name = "launch_instance"
 	req.Params.Arguments = map[string]any{"offer_id": "alpha:o1", "image_id": "alpha:img1"}
-	if r, err := c.CallTool(ctx, req); err == nil && !r.IsError {
+	if r, err := c.CallTool(context.Background(), req); err == nil && !r.IsError {
 		t.Error("launch_instance ran in read-only mode")
 	}
 }

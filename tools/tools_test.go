@@ -41,23 +41,36 @@ func newHarness(t *testing.T, fakes ...*fakeProvider) *harness {
 		t.Fatal(err)
 	}
 	h.deps = &Deps{Providers: reg, Confirmer: testConfirmer(t, "test-secret"), Log: zerolog.New(io.Discard), Fleet: newTestFleet(t, reg)}
-	c, err := client.NewInProcessClient(NewServer(h.deps, "test"))
+	h.c = inProcessClient(t, h.deps, "test", nil)
+	return h
+}
+
+// inProcessClient is an initialized MCP client, named name, of a server on d, closed when t
+// ends. With p it declares elicitation and lets p answer the server's questions.
+func inProcessClient(t testing.TB, d *Deps, name string, p *person) *client.Client {
+	t.Helper()
+	var opts []client.ClientOption
+	if p != nil {
+		opts = append(opts, client.WithElicitationHandler(p))
+	}
+	c, err := client.NewInProcessClientWithOptions(NewServer(d, "test"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "test", Version: "1"}
-	if _, err := c.Initialize(ctx, init); err != nil {
+	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	h.c = c
-	return h
+	init := mcp.InitializeRequest{}
+	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	init.Params.ClientInfo = mcp.Implementation{Name: name, Version: "1"}
+	if p != nil {
+		init.Params.Capabilities.Elicitation = &mcp.ElicitationCapability{}
+	}
+	if _, err := c.Initialize(context.Background(), init); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // call runs a tool and returns the result with its structured content decoded into a map.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
@@ -77,21 +76,7 @@ func newVendorEnv(t *testing.T, o envOptions) *vendorEnv {
 	if o.deps != nil {
 		o.deps(d)
 	}
-	c, err := client.NewInProcessClient(NewServer(d, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
-	init.Params.ClientInfo = mcp.Implementation{Name: "vendors-test", Version: "1"}
-	if _, err := c.Initialize(context.Background(), init); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	e.harness = &harness{t: t, deps: d, c: c}
+	e.harness = &harness{t: t, deps: d, c: inProcessClient(t, d, "vendors-test", nil)}
 	return e
 }
 
