@@ -155,13 +155,22 @@ func dueText(l *state.Lease) string {
 	if l.Action == state.ActionDestroy {
 		what = "auto-destroy"
 	}
-	switch l.Kind {
-	case state.LeaseJobEnd:
-		return what + " when its jobs end"
-	case state.LeaseGPUIdle:
-		return what + " when its GPUs stay idle"
+	if due := WorkDue(l.Kind); due != "" {
+		return what + " " + due
 	}
 	return what + " due " + utc(l.DueAt)
+}
+
+// WorkDue says when a lease on work is due ("when its jobs end", "when its GPUs stay idle");
+// "" for a lease of another kind.
+func WorkDue(k state.LeaseKind) string {
+	switch k {
+	case state.LeaseJobEnd:
+		return "when its jobs end"
+	case state.LeaseGPUIdle:
+		return "when its GPUs stay idle"
+	}
+	return ""
 }
 
 // fire carries out a lease this process claimed, one step at a time (a destroy that needs the

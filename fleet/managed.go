@@ -13,25 +13,21 @@ import (
 // by gpu-mcp, its ledger key, its lease, orphan or not), and shows a pending auto-stop as
 // StopsAt where the vendor reports none.
 func (f *Fleet) Annotate(ctx context.Context, insts []providers.Instance) error {
-	leases, err := f.o.Store.ListLeases(ctx, state.LeaseFilter{Kind: state.LeaseTime})
+	// One read: an instance's lease in time (done or not), and its pending leases on work.
+	leases, err := f.o.Store.ListLeases(ctx, state.LeaseFilter{})
 	if err != nil {
 		return storeError("read the leases", err)
 	}
 	byInstance := map[string]state.Lease{}
-	for _, l := range leases {
-		byInstance[l.InstanceID] = l
-	}
-	pending, err := f.o.Store.ListLeases(ctx, state.LeaseFilter{Pending: true})
-	if err != nil {
-		return storeError("read the leases", err)
-	}
 	work := map[string][]providers.ManagedWork{}
-	for _, l := range pending {
-		if l.Kind == state.LeaseTime {
-			continue
+	for _, l := range leases {
+		switch {
+		case l.Kind == state.LeaseTime:
+			byInstance[l.InstanceID] = l
+		case l.FiredAt.IsZero():
+			work[l.InstanceID] = append(work[l.InstanceID], providers.ManagedWork{Kind: string(l.Kind), Action: string(l.Action),
+				When: WorkDue(l.Kind), LastError: l.LastError})
 		}
-		work[l.InstanceID] = append(work[l.InstanceID], providers.ManagedWork{Kind: string(l.Kind), Action: string(l.Action),
-			WaitsFor: workWaitsFor(&l), LastError: l.LastError})
 	}
 	now := f.now()
 	for i := range insts {
@@ -204,15 +200,4 @@ func (f *Fleet) Orphans(ctx context.Context) ([]Orphan, []ProviderFailure, error
 		}
 	}
 	return out, failed, nil
-}
-
-// workWaitsFor says what a lease on work waits for, as gpu-mcp leases says it.
-func workWaitsFor(l *state.Lease) string {
-	switch l.Kind {
-	case state.LeaseJobEnd:
-		return "the end of its jobs"
-	case state.LeaseGPUIdle:
-		return "its GPUs to stay idle"
-	}
-	return string(l.Kind)
 }

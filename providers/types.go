@@ -207,7 +207,7 @@ type Managed struct {
 type ManagedWork struct {
 	Kind      string `json:"kind" jsonschema:"enum=job_end,enum=gpu_idle"`
 	Action    string `json:"action" jsonschema:"enum=stop,enum=destroy"`
-	WaitsFor  string `json:"waits_for" jsonschema_description:"what it waits for"`
+	When      string `json:"when" jsonschema_description:"when it is due, e.g. when its jobs end"`
 	LastError string `json:"last_error,omitempty" jsonschema_description:"why the last look at the machine failed"`
 }
 

@@ -138,7 +138,7 @@ func managedText(m *providers.Managed) string {
 		}
 	}
 	for _, w := range m.Work {
-		fmt.Fprintf(&b, "\nauto-%s on its work: waits for %s", w.Action, w.WaitsFor)
+		fmt.Fprintf(&b, "\nauto-%s %s", w.Action, w.When)
 		if w.LastError != "" {
 			b.WriteString("; the last look failed: " + w.LastError)
 		}

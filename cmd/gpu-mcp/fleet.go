@@ -109,11 +109,8 @@ func leases(app *App, stdout, stderr io.Writer) int {
 
 // leaseDue is when a lease is due: its time, or for a lease on work what it waits for.
 func leaseDue(l state.Lease) string {
-	switch l.Kind {
-	case state.LeaseJobEnd:
-		return "when its jobs end"
-	case state.LeaseGPUIdle:
-		return "when its GPUs stay idle"
+	if due := fleet.WorkDue(l.Kind); due != "" {
+		return due
 	}
 	return l.DueAt.UTC().Format(time.RFC3339)
 }
